@@ -1,0 +1,1 @@
+"""The kopf operator that reconciles a CulturePlatform custom resource."""

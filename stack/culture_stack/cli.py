@@ -1,0 +1,85 @@
+"""`culture stack ...`: the command-line face of the local stack."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+
+from culture_stack import registry, stack
+from culture_stack.server import Context, StackError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `stack` and its verbs to the top-level `culture` parser."""
+    p = subparsers.add_parser(
+        "stack",
+        help="run the local stack of real servers (PostgreSQL, Redis, Kafka, Cassandra, Neo4j, "
+        "a MongoDB-compatible server, a Kubernetes control plane) on 127.0.0.1",
+        description="Manage the local stack. State lives in $CULTURE_STATE_DIR "
+        "(default ~/.local/state/culture-platform), downloads and builds in $CULTURE_CACHE_DIR "
+        "(default ~/.cache/culture-platform).",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    up = verbs.add_parser("up", help="install what is missing and start what is not running")
+    up.add_argument("servers", nargs="*", help="only these servers (and what they depend on)")
+    up.add_argument("--clean", action="store_true", help="stop and wipe the data first")
+    up.set_defaults(func=_up)
+    down = verbs.add_parser("down", help="stop the servers this stack started (by pid)")
+    down.add_argument("servers", nargs="*", help="only these servers")
+    down.add_argument("--clean", action="store_true", help="also wipe their data")
+    down.set_defaults(func=_down)
+    st = verbs.add_parser("status", help="per server: self-reported version, port, pid, health")
+    st.add_argument("servers", nargs="*")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=_status)
+    logs = verbs.add_parser("logs", help="show a server's log")
+    logs.add_argument("name")
+    logs.add_argument("-n", "--lines", type=int, default=60)
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.set_defaults(func=_logs)
+    inst = verbs.add_parser("install", help="only fetch/build the servers into the cache")
+    inst.add_argument("servers", nargs="*")
+    inst.set_defaults(func=_install)
+
+
+def _up(args: argparse.Namespace) -> int:
+    ctx = Context.default()
+    servers = registry.select(args.servers)
+    if args.clean:
+        stack.down(ctx, servers, clean=True)
+    stack.up(ctx, servers)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stack.down(Context.default(), registry.select(args.servers), clean=args.clean)
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    stack.install_all(Context.default(), registry.select(args.servers))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    rows = stack.status(Context.default(), registry.select(args.servers))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+    else:
+        print(f"{'SERVER':<24} {'STATE':<10} {'PORT':>6} {'PID':>8}  VERSION / DETAIL")
+        for r in rows:
+            state = "healthy" if r.healthy else ("unhealthy" if r.running else "stopped")
+            print(f"{r.name:<24} {state:<10} {r.port:>6} {r.pid or '-':>8}  {r.version or r.detail}")
+    return 0 if all(r.healthy for r in rows) else 1
+
+
+def _logs(args: argparse.Namespace) -> int:
+    ctx = Context.default()
+    log = ctx.log(args.name)
+    if not log.exists():
+        raise StackError(f"no log for {args.name!r} at {log}")
+    cmd = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(log)]
+    return subprocess.call(cmd, stdout=sys.stdout)

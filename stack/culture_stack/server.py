@@ -1,0 +1,155 @@
+"""The shape every server of the local stack has, and the shared context they run in.
+
+A server recipe (one module under `servers/`) says how to install the server into the cache, how to
+initialise its data once, which foreground command runs it, how to tell it is healthy and which
+version the RUNNING server reports about itself, over its own protocol.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from culture_stack import paths, process
+from culture_stack.ports import HOST
+
+
+class StackError(RuntimeError):
+    """A stack step failed; the message says what and what to do about it."""
+
+
+def say(message: str) -> None:
+    """Progress output: one line, flushed at once so long steps are visible as they happen."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Where a server keeps its data, logs and caches."""
+
+    state: Path
+    cache: Path
+
+    @classmethod
+    def default(cls) -> Context:
+        return cls(state=paths.state_dir(), cache=paths.cache_dir())
+
+    def data(self, name: str) -> Path:
+        return self.state / "data" / name
+
+    def conf(self, name: str) -> Path:
+        return self.state / "conf" / name
+
+    def log(self, name: str) -> Path:
+        return self.state / "logs" / f"{name}.log"
+
+    def pidfile(self, name: str) -> Path:
+        return self.state / "run" / f"{name}.pid"
+
+    def tool(self, *parts: str) -> Path:
+        return self.cache.joinpath(*parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """How to run a server in the foreground."""
+
+    argv: list[str]
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    cwd: Path | None = None
+
+
+@dataclasses.dataclass
+class Status:
+    """What `culture stack status` prints for one server."""
+
+    name: str
+    port: int
+    pid: int | None
+    running: bool
+    healthy: bool
+    version: str = ""
+    detail: str = ""
+
+
+class Server(abc.ABC):
+    """One server of the local stack."""
+
+    #: short name used in commands (`culture stack logs NAME`), file names and the settings file
+    name: str
+    #: the port clients use; checked for conflicts before start
+    port: int
+    #: other servers that must be healthy before this one starts
+    depends_on: tuple[str, ...] = ()
+    #: how long start-up may take before it counts as failed
+    start_timeout: float = 120.0
+    #: how long a graceful stop may take before SIGKILL
+    stop_timeout: float = 60.0
+
+    @abc.abstractmethod
+    def install(self, ctx: Context) -> None:
+        """Fetch or build the server into the cache (idempotent, fast when already cached)."""
+
+    def init_data(self, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """Create the data directory on first start (idempotent); keep existing data."""
+
+    @abc.abstractmethod
+    def launch(self, ctx: Context) -> Launch:
+        """The foreground command that runs the server."""
+
+    @abc.abstractmethod
+    def healthy(self, ctx: Context) -> bool:
+        """True when the server answers its own protocol (quick: a second or two at most)."""
+
+    @abc.abstractmethod
+    def version(self, ctx: Context) -> str:
+        """The version the running server reports about itself, asked over its own protocol."""
+
+    @abc.abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """Connection settings for clients (written to `<state>/stack.json`)."""
+
+    def ports(self) -> tuple[int, ...]:
+        """Every port the server binds, checked for conflicts before it starts."""
+        return (self.port,)
+
+    def after_start(self, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """One-time set-up that needs the running server (users, buckets...), idempotent."""
+
+    # -- process bookkeeping shared by every server -------------------------------------------------
+
+    def pid(self, ctx: Context) -> int | None:
+        """The pid of the process we started, if it is still alive."""
+        pid = process.read_pid(ctx.pidfile(self.name))
+        return pid if pid is not None and process.pid_alive(pid) else None
+
+    def wait_healthy(self, ctx: Context, pid: int, timeout: float | None = None) -> None:
+        """Wait for health with a deadline, printing progress; on failure show the log's tail."""
+        timeout = timeout or self.start_timeout
+        start = time.monotonic()
+        next_note = start + 15
+        while time.monotonic() - start < timeout:
+            if not process.pid_alive(pid):
+                raise StackError(
+                    f"{self.name} exited during start-up.\n"
+                    f"--- last lines of {ctx.log(self.name)} ---\n{process.tail(ctx.log(self.name))}"
+                )
+            try:
+                if self.healthy(ctx):
+                    say(f"  {self.name}: healthy after {time.monotonic() - start:.0f}s")
+                    return
+            except Exception:  # noqa: BLE001 - any failure means "not yet"
+                pass
+            if time.monotonic() >= next_note:
+                say(f"  {self.name}: waiting for health ({time.monotonic() - start:.0f}s)...")
+                next_note += 15
+            time.sleep(0.5)
+        raise StackError(
+            f"{self.name} did not become healthy within {timeout:.0f}s on {HOST}:{self.port}.\n"
+            f"--- last lines of {ctx.log(self.name)} ---\n{process.tail(ctx.log(self.name))}"
+        )
