@@ -1,0 +1,85 @@
+"""The message: an id, string metadata and opaque payload bytes, acked or nacked exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import uuid
+from collections.abc import Mapping
+
+
+class Meta:
+    """Standard metadata keys every event carries (Kafka headers, Redis stream fields)."""
+
+    EVENT_ID = "event_id"
+    EVENT_TYPE = "event_type"
+    CORRELATION_ID = "correlation_id"
+    CAUSATION_ID = "causation_id"
+    OCCURRED_AT = "occurred_at"  # RFC 3339, UTC
+    SCHEMA_VERSION = "schema_version"
+    #: messages with the same partition key keep their order (Kafka message key, router lanes)
+    PARTITION_KEY = "partition_key"
+
+
+class Settlement(enum.Enum):
+    PENDING = "pending"
+    ACKED = "acked"
+    NACKED = "nacked"
+
+
+class Message:
+    """One message. `ack()` and `nack()` are idempotent and exclude each other.
+
+    A subscriber hands a message out and awaits `settled()` to learn what the handler decided:
+    ack -> the backend commits past it; nack -> the backend redelivers it.
+    """
+
+    __slots__ = ("_settled", "_state", "id", "metadata", "payload")
+
+    def __init__(self, payload: bytes = b"", metadata: Mapping[str, str] | None = None,
+                 id: str | None = None) -> None:
+        self.id: str = id or str(uuid.uuid4())
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.payload: bytes = payload
+        self._state = Settlement.PENDING
+        self._settled: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"Message(id={self.id!r}, metadata={self.metadata!r}, payload={len(self.payload)} bytes)"
+
+    @property
+    def key(self) -> str | None:
+        """The partition key, if any."""
+        return self.metadata.get(Meta.PARTITION_KEY)
+
+    @property
+    def state(self) -> Settlement:
+        return self._state
+
+    def ack(self) -> bool:
+        """Mark as processed. True when acked (now or before); False when it was already nacked."""
+        return self._settle(Settlement.ACKED)
+
+    def nack(self) -> bool:
+        """Ask for redelivery. True when nacked (now or before); False when it was already acked."""
+        return self._settle(Settlement.NACKED)
+
+    def _settle(self, to: Settlement) -> bool:
+        if self._state is Settlement.PENDING:
+            self._state = to
+            if self._settled is not None:
+                self._settled.set()
+            return True
+        return self._state is to
+
+    async def settled(self) -> Settlement:
+        """Wait until the message is acked or nacked; returns which."""
+        if self._state is Settlement.PENDING:
+            if self._settled is None:
+                self._settled = asyncio.Event()
+            await self._settled.wait()
+        return self._state
+
+    def copy(self) -> Message:
+        """A fresh, unsettled message with the same id, metadata and payload (for redelivery/republish)."""
+        return Message(self.payload, self.metadata, id=self.id)
