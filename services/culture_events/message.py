@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 class Meta:
@@ -34,7 +34,7 @@ class Message:
     ack -> the backend commits past it; nack -> the backend redelivers it.
     """
 
-    __slots__ = ("_settled", "_state", "id", "metadata", "payload")
+    __slots__ = ("_callbacks", "_settled", "_state", "id", "metadata", "payload")
 
     def __init__(self, payload: bytes = b"", metadata: Mapping[str, str] | None = None,
                  id: str | None = None) -> None:
@@ -43,6 +43,7 @@ class Message:
         self.payload: bytes = payload
         self._state = Settlement.PENDING
         self._settled: asyncio.Event | None = None
+        self._callbacks: list[Callable[[Settlement], None]] | None = None
 
     def __repr__(self) -> str:
         return f"Message(id={self.id!r}, metadata={self.metadata!r}, payload={len(self.payload)} bytes)"
@@ -69,8 +70,22 @@ class Message:
             self._state = to
             if self._settled is not None:
                 self._settled.set()
+            for callback in self._callbacks or ():
+                callback(to)
+            self._callbacks = None
             return True
         return self._state is to
+
+    def on_settled(self, callback: Callable[[Settlement], None]) -> None:
+        """Call `callback(state)` once, synchronously, when the message is acked or nacked.
+
+        Backends use it to learn a settlement without a task per message; a callback must not block.
+        Called at once when the message is already settled.
+        """
+        if self._state is Settlement.PENDING:
+            self._callbacks = [*(self._callbacks or ()), callback]
+        else:
+            callback(self._state)
 
     async def settled(self) -> Settlement:
         """Wait until the message is acked or nacked; returns which."""

@@ -1,0 +1,67 @@
+"""Offset bookkeeping for one partition of a consumer group: pure code, shared by the backends.
+
+A partition's messages are handed out concurrently. The tracker remembers which offsets are in
+flight and which were acked, so the committed offset only ever moves over a contiguous run of acked
+offsets, and a nack rewinds the read position to the nacked offset. When a rewind re-reads offsets
+that are still in flight or already acked, `should_deliver` says to skip them: only the nacked
+message (and what was never acked) is delivered again.
+"""
+
+from __future__ import annotations
+
+
+class PartitionTracker:
+    """Committed offset, in-flight and acked offsets, and the rewind position of one partition."""
+
+    __slots__ = ("acked", "committed", "in_flight", "reported", "rewind_to")
+
+    def __init__(self, committed: int) -> None:
+        #: the next offset to consume after a restart (Kafka semantics: last processed + 1)
+        self.committed = committed
+        #: the committed offset last handed to the broker
+        self.reported = committed
+        self.in_flight: set[int] = set()
+        self.acked: set[int] = set()
+        #: set by a nack: the reader must seek here before reading further
+        self.rewind_to: int | None = None
+
+    def should_deliver(self, offset: int) -> bool:
+        """Whether a freshly read offset must be handed out (not committed, in flight or acked)."""
+        return offset >= self.committed and offset not in self.in_flight and offset not in self.acked
+
+    def delivered(self, offset: int) -> None:
+        """Record an offset handed out."""
+        self.in_flight.add(offset)
+
+    def ack(self, offset: int) -> None:
+        """Record an ack and move the committed offset over the contiguous acked run."""
+        self.in_flight.discard(offset)
+        if offset < self.committed:
+            return
+        self.acked.add(offset)
+        while self.committed in self.acked:
+            self.acked.discard(self.committed)
+            self.committed += 1
+
+    def nack(self, offset: int) -> None:
+        """Record a nack: the offset must be read again, so the reader rewinds to it."""
+        self.in_flight.discard(offset)
+        if offset >= self.committed:
+            self.rewind_to = offset if self.rewind_to is None else min(self.rewind_to, offset)
+
+    def take_rewind(self) -> int | None:
+        """The offset to seek to, once (None when no nack happened since the last call)."""
+        rewind, self.rewind_to = self.rewind_to, None
+        return rewind
+
+    def take_commit(self) -> int | None:
+        """The new committed offset when it moved since the last call, else None."""
+        if self.committed == self.reported:
+            return None
+        self.reported = self.committed
+        return self.committed
+
+    @property
+    def busy(self) -> bool:
+        """Whether messages of this partition are still in flight."""
+        return bool(self.in_flight)
