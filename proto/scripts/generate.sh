@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Generates the Python code of the contracts into services/culture/ (one package for every
+# service: messages, gRPC stubs, .pyi type stubs, __init__.py files).
+#   proto/scripts/generate.sh           regenerate services/culture/ in place
+#   proto/scripts/generate.sh --check   regenerate into a temporary directory and fail if it
+#                                       differs from services/culture/ (stale generated code)
+# Offline: buf runs only local plugins, all backed by grpcio-tools from the project's venv.
+set -euo pipefail
+
+mode="${1:-write}"
+case "$mode" in
+  write|--check) ;;
+  -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+buf="$(proto/scripts/ensure-buf.sh)"
+# The plugins run `python3`; make it the project's venv, which has the pinned grpcio-tools.
+if [[ -x "$root/.venv/bin/python3" ]]; then
+  export PATH="$root/.venv/bin:$PATH"
+fi
+if ! python3 -c 'import grpc_tools' 2>/dev/null; then
+  echo "error: grpcio-tools is not importable by $(command -v python3): run 'make venv' first" >&2
+  exit 1
+fi
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+echo "==> buf generate (proto/ -> services/culture/)" >&2
+"$buf" generate proto --template proto/buf.gen.yaml --output "$tmp"
+generated="$tmp/services/culture"
+# Make every generated directory a regular package, so `pip install -e .` finds `culture`.
+find "$generated" -type d -exec touch {}/__init__.py \;
+
+if [[ "$mode" == "--check" ]]; then
+  if ! diff -r -u services/culture "$generated" >"$tmp/diff" 2>&1; then
+    head -n 60 "$tmp/diff" >&2
+    echo "error: services/culture/ is stale: run proto/scripts/generate.sh and commit the result" >&2
+    exit 1
+  fi
+  echo "==> services/culture/ is up to date" >&2
+else
+  rm -rf services/culture
+  cp -r "$generated" services/culture
+  echo "==> wrote services/culture/ ($(find services/culture -name '*.py' | wc -l) Python files)" >&2
+fi

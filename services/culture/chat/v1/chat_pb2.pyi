@@ -1,0 +1,131 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PresenceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRESENCE_STATUS_UNSPECIFIED: _ClassVar[PresenceStatus]
+    PRESENCE_STATUS_ONLINE: _ClassVar[PresenceStatus]
+    PRESENCE_STATUS_AWAY: _ClassVar[PresenceStatus]
+    PRESENCE_STATUS_OFFLINE: _ClassVar[PresenceStatus]
+PRESENCE_STATUS_UNSPECIFIED: PresenceStatus
+PRESENCE_STATUS_ONLINE: PresenceStatus
+PRESENCE_STATUS_AWAY: PresenceStatus
+PRESENCE_STATUS_OFFLINE: PresenceStatus
+
+class ChatMessage(_message.Message):
+    __slots__ = ("message_id", "conversation_id", "sender_user_id", "recipient_user_id", "body", "send_time", "client_message_id")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SEND_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    conversation_id: str
+    sender_user_id: str
+    recipient_user_id: str
+    body: str
+    send_time: _timestamp_pb2.Timestamp
+    client_message_id: str
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sender_user_id: _Optional[str] = ..., recipient_user_id: _Optional[str] = ..., body: _Optional[str] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_message_id: _Optional[str] = ...) -> None: ...
+
+class Presence(_message.Message):
+    __slots__ = ("user_id", "status", "last_seen_time", "expire_time")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    status: PresenceStatus
+    last_seen_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., status: _Optional[_Union[PresenceStatus, str]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SendMessageRequest(_message.Message):
+    __slots__ = ("sender_user_id", "recipient_user_id", "body", "client_message_id")
+    SENDER_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    sender_user_id: str
+    recipient_user_id: str
+    body: str
+    client_message_id: str
+    def __init__(self, sender_user_id: _Optional[str] = ..., recipient_user_id: _Optional[str] = ..., body: _Optional[str] = ..., client_message_id: _Optional[str] = ...) -> None: ...
+
+class SendMessageResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: ChatMessage
+    def __init__(self, message: _Optional[_Union[ChatMessage, _Mapping]] = ...) -> None: ...
+
+class HistoryRequest(_message.Message):
+    __slots__ = ("conversation_id", "before", "limit")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    before: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, conversation_id: _Optional[str] = ..., before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class HistoryResponse(_message.Message):
+    __slots__ = ("messages", "has_more")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    has_more: bool
+    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class StreamMessagesRequest(_message.Message):
+    __slots__ = ("user_id", "conversation_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    conversation_id: str
+    def __init__(self, user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+
+class StreamMessagesResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: ChatMessage
+    def __init__(self, message: _Optional[_Union[ChatMessage, _Mapping]] = ...) -> None: ...
+
+class SetPresenceRequest(_message.Message):
+    __slots__ = ("user_id", "status", "ttl")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    status: PresenceStatus
+    ttl: _duration_pb2.Duration
+    def __init__(self, user_id: _Optional[str] = ..., status: _Optional[_Union[PresenceStatus, str]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class SetPresenceResponse(_message.Message):
+    __slots__ = ("presence",)
+    PRESENCE_FIELD_NUMBER: _ClassVar[int]
+    presence: Presence
+    def __init__(self, presence: _Optional[_Union[Presence, _Mapping]] = ...) -> None: ...
+
+class GetPresenceRequest(_message.Message):
+    __slots__ = ("user_ids",)
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetPresenceResponse(_message.Message):
+    __slots__ = ("presences",)
+    PRESENCES_FIELD_NUMBER: _ClassVar[int]
+    presences: _containers.RepeatedCompositeFieldContainer[Presence]
+    def __init__(self, presences: _Optional[_Iterable[_Union[Presence, _Mapping]]] = ...) -> None: ...
