@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import dataclasses
 import json
+import re
 import socket
 import struct
 import subprocess
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from culture_stack import process, tools
 from culture_stack.ports import HOST, KAFKA, KAFKA_CONTROLLER
@@ -34,6 +37,7 @@ LOG4J_VERSION = "2.25.3"
 SLF4J_VERSION = "2.0.17"
 NODE_ID = 1
 BOOTSTRAP = f"{HOST}:{KAFKA}"
+T = TypeVar("T")
 
 #: Maven artifacts: the broker (kafka_2.13 pulls server, raft, metadata, storage, coordinators and
 #: clients), the command-line tools (ProducerPerformance, topics...), and a log4j2 backend for slf4j.
@@ -115,7 +119,9 @@ def log4j2_properties(level: str = "INFO", target: str = "SYSTEM_OUT") -> str:
         "appender.console.layout.pattern = [%d] %p %m (%c)%n\n"
         f"rootLogger.level = {level}\n"
         "rootLogger.appenderRef.console.ref = STDOUT\n"
-        # the per-request and state-change chatter is of no use on a dev stack
+        # the per-request and state-change chatter is of no use on a dev stack, nor are the ~2000
+        # lines of config dumps per start (the effective server.properties is in the conf dir)
+        "logger.config.name = org.apache.kafka.common.config.AbstractConfig\nlogger.config.level = WARN\n"
         "logger.request.name = kafka.request.logger\nlogger.request.level = WARN\n"
         "logger.statechange.name = state.change.logger\nlogger.statechange.level = WARN\n"
     )
@@ -244,6 +250,14 @@ def decode_api_versions_response(payload: bytes, correlation_id: int) -> ApiVers
     return ApiVersionsInfo(error_code, api_keys, supported, finalized, epoch)
 
 
+def build_from_log(log_text: str) -> str | None:
+    """The "Kafka version: X" that the LAST start recorded in a log (the framework marks starts
+    with "==== ... starting:" lines), or None when that start has not logged it (yet)."""
+    last_start = log_text.rfind("==== ")
+    match = re.search(r"INFO Kafka version: (\S+)", log_text[max(last_start, 0):])
+    return match.group(1) if match else None
+
+
 def describe_release(info: ApiVersionsInfo, metadata_versions: dict[int, str]) -> str:
     """A one-line description of the broker's release from its feature levels.
 
@@ -257,8 +271,9 @@ def describe_release(info: ApiVersionsInfo, metadata_versions: dict[int, str]) -
         name = metadata_versions.get(top, f"level {top}")
         parts.append(f"Kafka {name.split('-')[0]}.x")
     if "metadata.version" in info.finalized_features:
+        # a finalized metadata.version exists only in KRaft mode (ZooKeeper brokers have none)
         level = info.finalized_features["metadata.version"][1]
-        parts.append(f"KRaft, metadata.version {metadata_versions.get(level, level)}")
+        parts.append(f"(metadata.version {metadata_versions.get(level, level)}) KRaft")
     return " ".join(parts) if parts else "Kafka (no feature levels reported: not a KRaft broker?)"
 
 
@@ -271,6 +286,28 @@ def api_versions(host: str = HOST, port: int = KAFKA, timeout: float = 3.0) -> A
         sock.sendall(encode_api_versions_request(correlation_id=7))
         size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
         return decode_api_versions_response(_recv_exactly(sock, size), correlation_id=7)
+
+
+def started_build(log: Path) -> str | None:
+    """The build version the running broker logged at its latest start (see build_from_log)."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4 * 1024 * 1024))  # a start's lines fit well within this
+            return build_from_log(fh.read().decode(errors="replace"))
+    except OSError:
+        return None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when called inside a running event loop
+    (e.g. from an async test): then it runs on a short-lived thread with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -407,19 +444,30 @@ class Kafka(Server):
         ], cwd=ctx.data(self.name))
 
     def healthy(self, ctx: Context) -> bool:
-        # ApiVersions answers only once the broker has finished starting and opened its listener
+        # the PLAINTEXT listener accepts requests only once the broker has finished starting, and a
+        # finalized metadata.version means it has caught up with the KRaft metadata log
         info = api_versions(timeout=2.0)
         if info.error_code != 0 or "metadata.version" not in info.finalized_features:
             return False
-        cluster = asyncio.run(_describe_cluster(timeout_ms=2000))
+        cluster = _run(_describe_cluster(timeout_ms=2000))
         return bool(cluster.get("brokers"))
 
     def version(self, ctx: Context) -> str:
+        """E.g. "Kafka 4.3.x (metadata.version 4.3-IV0) KRaft, cluster id X, controller 1; build 4.3.1".
+
+        Release line and metadata.version: the broker's ApiVersions feature levels (the highest
+        metadata.version its software supports, and the finalized one), named with the jars'
+        MetadataVersion enum. Cluster id and controller: DescribeCluster. The protocol carries no
+        software version string (KIP-511 only goes client -> broker), so the exact build comes from
+        the "Kafka version:" line the running process logged at start-up, and says so.
+        """
         ctx = self._context(ctx)
         info = api_versions()
         release = describe_release(info, metadata_version_names(ctx))
-        cluster = asyncio.run(_describe_cluster(timeout_ms=3000))
-        return f"{release}, cluster id {cluster['cluster_id']}, controller {cluster['controller_id']}"
+        cluster = _run(_describe_cluster(timeout_ms=3000))
+        text = f"{release}, cluster id {cluster['cluster_id']}, controller {cluster['controller_id']}"
+        build = started_build(ctx.log(self.name))
+        return f"{text}; build {build} (start-up log)" if build else text
 
     def settings(self) -> dict[str, Any]:
         ctx = self._context()
