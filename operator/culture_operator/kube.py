@@ -1,0 +1,217 @@
+"""The one module that talks to the Kubernetes API: list, server-side apply, prune, events, secrets.
+
+Synchronous (the official client); the async handlers call it through `asyncio.to_thread`. Every
+write goes through `_request`, which counts writes, so a benchmark can prove a no-op reconcile
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client, config
+
+from culture_operator.builders import STRIMZI_API_VERSION, child_key, owner_selector
+from culture_operator.spec import GROUP, KIND, PLURAL, VERSION
+
+FIELD_MANAGER = "culture-operator"
+
+
+@dataclasses.dataclass(frozen=True)
+class KindInfo:
+    """Where one kind of child lives in the API."""
+
+    api_version: str
+    kind: str
+    plural: str
+
+    def collection(self, namespace: str) -> str:
+        """The namespaced collection path."""
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{base}/namespaces/{quote(namespace)}/{self.plural}"
+
+
+#: Every kind of child, in apply order; deletion (pruning) runs in reverse.
+CHILD_KINDS: tuple[KindInfo, ...] = (
+    KindInfo("v1", "ConfigMap", "configmaps"),
+    KindInfo("v1", "Secret", "secrets"),
+    KindInfo("v1", "Service", "services"),
+    KindInfo("apps/v1", "StatefulSet", "statefulsets"),
+    KindInfo(STRIMZI_API_VERSION, "Kafka", "kafkas"),
+    KindInfo(STRIMZI_API_VERSION, "KafkaNodePool", "kafkanodepools"),
+    KindInfo(STRIMZI_API_VERSION, "KafkaTopic", "kafkatopics"),
+    KindInfo("apps/v1", "Deployment", "deployments"),
+    KindInfo("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+)
+KINDS_BY_KEY = {(k.api_version, k.kind): k for k in CHILD_KINDS}
+PLATFORM_KIND = KindInfo(f"{GROUP}/{VERSION}", KIND, PLURAL)
+
+
+class KubeError(RuntimeError):
+    """An API call failed; carries the HTTP status and the server's message."""
+
+    def __init__(self, status: int, method: str, path: str, message: str) -> None:
+        super().__init__(f"{method} {path} -> {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def load_api_client() -> client.ApiClient:
+    """An API client: in-cluster credentials when running in a pod, else KUBECONFIG / ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    """Thin, counted access to the API server for the operator's children."""
+
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self.api = api or load_api_client()
+        self._lock = threading.Lock()
+        self.writes = 0
+        self.reads = 0
+
+    # -- transport -----------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Iterable[tuple[str, str]] = (),
+        content_type: str = "application/json",
+    ) -> dict[str, Any] | None:
+        with self._lock:
+            if method == "GET":
+                self.reads += 1
+            else:
+                self.writes += 1
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        ser = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        resp = self.api.call_api(*ser, _request_timeout=30)
+        data = resp.read()
+        if resp.status == 404 and method in ("GET", "DELETE"):
+            return None
+        if not 200 <= resp.status < 300:
+            try:
+                message = json.loads(data).get("message", data.decode(errors="replace"))
+            except ValueError:
+                message = data.decode(errors="replace")
+            raise KubeError(resp.status, method, path, message)
+        return json.loads(data) if data else {}
+
+    # -- children ------------------------------------------------------------------------------------
+
+    def list_children(self, kind: KindInfo, namespace: str, platform: str) -> list[dict[str, Any]] | None:
+        """The children of one kind carrying the platform's labels; None when the kind is not served."""
+        try:
+            out = self._request(
+                "GET", kind.collection(namespace), query=[("labelSelector", owner_selector(platform))]
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if out is None:  # the collection itself 404s: the CRD is not installed
+            return None
+        items = out.get("items", [])
+        for item in items:  # list items come without apiVersion/kind
+            item.setdefault("apiVersion", kind.api_version)
+            item.setdefault("kind", kind.kind)
+        return items
+
+    def get(self, kind: KindInfo, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or None."""
+        return self._request("GET", f"{kind.collection(namespace)}/{quote(name)}")
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with the operator's field manager (force: the operator owns these fields)."""
+        kind = KINDS_BY_KEY[(manifest["apiVersion"], manifest["kind"])]
+        meta = manifest["metadata"]
+        path = f"{kind.collection(meta['namespace'])}/{quote(meta['name'])}"
+        out = self._request(
+            "PATCH",
+            path,
+            body=dict(manifest),
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return out or {}
+
+    def delete(self, manifest: Mapping[str, Any]) -> None:
+        """Delete one child (only that exact object: uid precondition), in the background."""
+        kind = KINDS_BY_KEY[(manifest["apiVersion"], manifest["kind"])]
+        meta = manifest["metadata"]
+        self._request(
+            "DELETE",
+            f"{kind.collection(meta['namespace'])}/{quote(meta['name'])}",
+            body={
+                "kind": "DeleteOptions",
+                "apiVersion": "v1",
+                "propagationPolicy": "Background",
+                "preconditions": {"uid": meta["uid"]},
+            },
+        )
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's base64 data, or None when it does not exist."""
+        obj = self._request("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}")
+        return None if obj is None else (obj.get("data") or {})
+
+    # -- the CulturePlatform itself ------------------------------------------------------------------
+
+    def post_event(self, owner: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the CulturePlatform (what `kubectl describe cp` shows)."""
+        meta = owner["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/events", body=body)
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the CulturePlatform's status subresource."""
+        self._request(
+            "PATCH",
+            f"{PLATFORM_KIND.collection(namespace)}/{quote(name)}/status",
+            body={"status": dict(status)},
+            content_type="application/merge-patch+json",
+        )
+
+
+def index_children(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], Mapping[str, Any]]:
+    """Live children keyed like the desired ones."""
+    return {child_key(i): i for i in items}

@@ -1,0 +1,237 @@
+"""One level-based reconcile of a CulturePlatform: build, compare, apply, prune, report.
+
+Glue between the pure parts (spec, builders, compare, status) and the I/O (kube, kafka_admin). No kopf
+import: the handlers translate `RetryLater` into kopf's TemporaryError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+
+from culture_operator import builders as b
+from culture_operator import status as st
+from culture_operator.compare import needs_apply
+from culture_operator.kafka_admin import sync_topics
+from culture_operator.kube import CHILD_KINDS, KINDS_BY_KEY, Kube, KubeError
+from culture_operator.spec import CulturePlatformSpec, parse_spec
+
+
+class RetryLater(Exception):
+    """The reconcile could not finish; try again after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float = 10.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+@dataclasses.dataclass
+class ChildSync:
+    """What syncing the children found and did."""
+
+    live: dict[tuple[str, str, str], dict[str, Any]]
+    desired: list[dict[str, Any]]
+    applied: list[str] = dataclasses.field(default_factory=list)
+    pruned: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+    strimzi_served: bool = True
+    shrink_refused: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+
+#: uid -> the status this process last wrote: newer than a watch cache that has not caught up yet
+#: (only the operator writes the status), so a timer tick right after a write does not write it again.
+_written: dict[str, dict[str, Any]] = {}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _label(m: Mapping[str, Any]) -> str:
+    return f"{m['kind']}/{m['metadata']['name']}"
+
+
+def _passwords(
+    spec: CulturePlatformSpec, owner: b.Owner, live: Mapping[tuple[str, str, str], Any]
+) -> dict[str, str]:
+    """Keep each managed database's existing password; generate one for a new database."""
+    out = {}
+    for db in b.managed_databases(spec):
+        secret = live.get(("v1", "Secret", f"{owner.name}-{db}-credentials"))
+        encoded = ((secret or {}).get("data") or {}).get("password")
+        out[db] = base64.b64decode(encoded).decode() if encoded else secrets.token_urlsafe(24)
+    return out
+
+
+def _keep_partitions(
+    desired: list[dict[str, Any]], live: Mapping[tuple[str, str, str], Any]
+) -> dict[str, tuple[int, int]]:
+    """Never lower a KafkaTopic's partitions: keep the live count in the manifest, report the topic."""
+    refused = {}
+    for m in desired:
+        if m["kind"] != "KafkaTopic":
+            continue
+        have = ((live.get(b.child_key(m)) or {}).get("spec") or {}).get("partitions")
+        if isinstance(have, int) and have > m["spec"]["partitions"]:
+            refused[m["spec"]["topicName"]] = (have, m["spec"]["partitions"])
+            m["spec"]["partitions"] = have
+    return refused
+
+
+def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> ChildSync:
+    """List the children, apply those missing or drifted, delete those the spec no longer asks for."""
+    live: dict[tuple[str, str, str], dict[str, Any]] = {}
+    served: dict[tuple[str, str], bool] = {}
+    for kind in CHILD_KINDS:
+        items = kube.list_children(kind, owner.namespace, owner.name)
+        served[(kind.api_version, kind.kind)] = items is not None
+        for item in items or []:
+            refs = item["metadata"].get("ownerReferences") or []
+            if any(r.get("uid") == owner.uid for r in refs):  # labels can be copied; the owner uid cannot
+                live[b.child_key(item)] = item
+    desired = b.build_children(owner, spec, _passwords(spec, owner, live))
+    result = ChildSync(live=live, desired=desired)
+    result.strimzi_served = served[(b.STRIMZI_API_VERSION, "Kafka")]
+    result.shrink_refused = _keep_partitions(desired, live)
+    for m in desired:
+        if not served[(m["apiVersion"], m["kind"])]:
+            continue
+        key = b.child_key(m)
+        if needs_apply(m, live.get(key)):
+            try:
+                live[key] = kube.apply(m)
+                result.applied.append(_label(m))
+            except KubeError as exc:
+                result.errors.append(f"{_label(m)}: {exc.message}")
+    wanted = {b.child_key(m) for m in desired}
+    order = {(k.api_version, k.kind): i for i, k in enumerate(CHILD_KINDS)}
+    stale = sorted((k for k in live if k not in wanted), key=lambda k: -order[(k[0], k[1])])
+    for key in stale:
+        try:
+            kube.delete(live.pop(key))
+            result.pruned.append(f"{key[1]}/{key[2]}")
+        except KubeError as exc:
+            result.errors.append(f"delete {key[1]}/{key[2]}: {exc.message}")
+    return result
+
+
+def _checks(
+    kube: Kube,
+    owner: b.Owner,
+    spec: CulturePlatformSpec,
+    sync: ChildSync,
+    kafka_outcome: st.ExternalKafkaOutcome | None,
+) -> tuple[st.Check, st.Check, st.Check]:
+    live = sync.live
+    by_kind: dict[str, dict[str, Any]] = {}
+    for m in sync.desired:
+        by_kind.setdefault(m["kind"], {})[m["metadata"]["name"]] = live.get(b.child_key(m))
+    if spec.kafka.mode == "external":
+        assert kafka_outcome is not None
+        kafka = st.check_external(kafka_outcome)
+    elif sync.shrink_refused:
+        kafka = st.check_external(st.ExternalKafkaOutcome(reachable=True, refused=sync.shrink_refused))
+    else:
+        kafka_obj = next(iter(by_kind.get("Kafka", {}).values()), None)
+        kafka = st.check_strimzi(kafka_obj, by_kind.get("KafkaTopic", {}), sync.strimzi_served)
+    managed = {
+        db: live.get(("apps/v1", "StatefulSet", b.database_name(owner, db)))
+        for db in b.managed_databases(spec)
+    }
+    external = {
+        db: kube.secret_data(owner.namespace, b.database_secret_name(owner, spec, db)) is not None
+        for db in spec.databases_in_use()
+        if spec.database(db).mode == "external"
+    }
+    databases = st.check_databases(managed, external)
+    services = st.check_services(by_kind.get("Deployment", {}))
+    return kafka, databases, services
+
+
+async def reconcile(kube: Kube, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Bring one CulturePlatform's children in line with its spec and write its status.
+
+    Returns the new status. Raises RetryLater when something must be tried again.
+    """
+    meta = body["metadata"]
+    owner = b.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    generation = int(meta.get("generation") or 0)
+    old_status = _written.get(owner.uid) or body.get("status") or {}
+    try:
+        spec = parse_spec(body.get("spec"))
+    except pydantic.ValidationError as exc:
+        # the CRD's schema should have refused it; say so instead of guessing
+        bad = st.Check(False, "InvalidSpec", str(exc).replace("\n", " ")[:500])
+        new = st.compute_status(old_status, generation, bad, bad, bad, _now())
+        await _write_status(kube, body, old_status, new)
+        return new
+
+    try:
+        sync = await asyncio.to_thread(sync_children, kube, owner, spec)
+    except KubeError as exc:
+        await asyncio.to_thread(kube.post_event, body, "Warning", "ListFailed", str(exc))
+        raise RetryLater(f"cannot read the children: {exc}", delay=5) from exc
+
+    kafka_outcome = None
+    if spec.kafka.mode == "external":
+        kafka_outcome = await sync_topics(spec.kafka.bootstrapServers, b.wanted_topics(spec))
+
+    checks = await asyncio.to_thread(_checks, kube, owner, spec, sync, kafka_outcome)
+    extra = {"kafkaBootstrapServers": b.kafka_bootstrap(owner, spec), "children": len(sync.live)}
+    new = st.compute_status(old_status, generation, *checks, now=_now(), extra=extra)
+
+    events: list[tuple[str, str, str]] = []
+    if sync.applied:
+        events.append(
+            ("Normal", "Applied", f"applied {len(sync.applied)} child(ren): " + ", ".join(sync.applied))
+        )
+    if sync.pruned:
+        events.append(
+            ("Normal", "Pruned", "deleted children the spec no longer asks for: " + ", ".join(sync.pruned))
+        )
+    if kafka_outcome and kafka_outcome.created:
+        events.append(("Normal", "TopicsCreated", "created topics: " + ", ".join(kafka_outcome.created)))
+    if kafka_outcome and kafka_outcome.grown:
+        events.append(
+            (
+                "Normal",
+                "PartitionsIncreased",
+                ", ".join(f"{t} -> {n}" for t, n in kafka_outcome.grown.items()),
+            )
+        )
+    for c in st.flipped(old_status, new):
+        kind = "Normal" if c["status"] == "True" else "Warning"
+        events.append((kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}"))
+    if sync.errors:
+        events.append(("Warning", "ApplyFailed", "; ".join(sync.errors)))
+    for event in events:
+        await asyncio.to_thread(kube.post_event, body, *event)
+    await _write_status(kube, body, old_status, new)
+    if sync.errors:
+        raise RetryLater("some children could not be applied: " + "; ".join(sync.errors), delay=10)
+    return new
+
+
+async def _write_status(
+    kube: Kube, body: Mapping[str, Any], old: Mapping[str, Any], new: dict[str, Any]
+) -> None:
+    changes = st.status_changes(old, new)
+    if changes:  # no write when nothing changed: a no-op reconcile costs reads only
+        meta = body["metadata"]
+        await asyncio.to_thread(kube.patch_status, meta["namespace"], meta["name"], changes)
+        _written[meta["uid"]] = new
+
+
+def forget(uid: str) -> None:
+    """Drop what is remembered about a deleted CulturePlatform."""
+    _written.pop(uid, None)
+
+
+__all__ = ["KINDS_BY_KEY", "RetryLater", "reconcile", "sync_children"]
