@@ -1,0 +1,218 @@
+"""Unit tests of the operator's pure parts: spec, CRD generation, builders, compare, status."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from culture_operator import builders as b
+from culture_operator import crd
+from culture_operator import status as st
+from culture_operator.compare import contains, needs_apply
+from culture_operator.spec import EVENT_TOPICS, SERVICE_ROLES, parse_spec
+
+pytestmark = pytest.mark.unit
+
+OWNER = b.Owner(name="demo", namespace="ns1", uid="uid-1")
+
+
+def children(raw: dict | None = None) -> list[dict]:
+    spec = parse_spec(raw or {})
+    return b.build_children(OWNER, spec, {db: "pw" for db in b.managed_databases(spec)})
+
+
+def by_name(items: list[dict], kind: str) -> dict[str, dict]:
+    return {m["metadata"]["name"]: m for m in items if m["kind"] == kind}
+
+
+def test_spec_defaults_and_validation() -> None:
+    spec = parse_spec({})
+    assert spec.kafka.mode == "strimzi"
+    assert spec.role("feed", "api-read").replicas == 1
+    with pytest.raises(pydantic.ValidationError, match="bootstrapServers"):
+        parse_spec({"kafka": {"mode": "external"}})
+    with pytest.raises(pydantic.ValidationError):
+        parse_spec({"services": {"feed": {"api-read": {"replicas": -1}}}})
+    with pytest.raises(pydantic.ValidationError):
+        parse_spec({"kafka": {"mode": "zookeeper"}})
+    with pytest.raises(pydantic.ValidationError, match="secretRef"):
+        parse_spec({"databases": {"postgres": {"mode": "external"}}})
+
+
+def test_crd_files_are_current_and_structural() -> None:
+    for path in crd.CRD_PATHS:
+        assert path.read_text() == crd.render(), (
+            f"{path} is stale: run python -m culture_operator.crd --write"
+        )
+    schema = crd.build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    def walk(node: dict, where: str) -> None:
+        assert "x-kubernetes-preserve-unknown-fields" not in node, where
+        assert "$ref" not in node and "anyOf" not in node, where
+        if where.count(".") > 1 and not where.endswith(("[]", "{}")):
+            assert node.get("description"), f"{where} has no description"
+        for name, child in (node.get("properties") or {}).items():
+            walk(child, f"{where}.{name}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], where + "[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], where + "{}")
+
+    walk(schema["properties"]["spec"], ".spec")
+    roles = schema["properties"]["spec"]["properties"]["services"]["properties"]["feed"]["properties"]
+    assert set(roles) == {"enabled", "api-read", "worker"}
+    assert roles["api-read"]["properties"]["replicas"]["minimum"] == 0
+
+
+def test_children_have_owner_labels_and_hardening() -> None:
+    items = children()
+    for m in items:
+        assert m["metadata"]["ownerReferences"] == [OWNER.reference()]
+        assert m["metadata"]["labels"][b.LABEL_INSTANCE] == "demo"
+        assert m["metadata"]["labels"][b.LABEL_MANAGED_BY] == b.MANAGER
+    deployments = by_name(items, "Deployment")
+    assert len(deployments) == sum(len(r) for r in SERVICE_ROLES.values())
+    dep = deployments["demo-feed-api-read"]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["args"] == ["serve", "feed", "--role", "api-read"]
+    assert c["readinessProbe"]["grpc"]["port"] == 50051 and c["livenessProbe"]["grpc"]["port"] == 50051
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {"configMapRef": {"name": "demo-wiring"}} in c["envFrom"]
+
+
+def test_pdb_only_for_multi_replica_roles_and_disabled_service_is_gone() -> None:
+    items = children({"services": {"feed": {"api-read": {"replicas": 3}}, "chat": {"enabled": False}}})
+    assert set(by_name(items, "PodDisruptionBudget")) == {"demo-feed-api-read"}
+    assert not [n for n in by_name(items, "Deployment") if "-chat-" in n]
+    # identity still uses postgres; chat's cassandra is still used by feed, redis by notifier
+    assert {"demo-postgres", "demo-cassandra", "demo-redis"} <= set(by_name(items, "StatefulSet"))
+    items = children({"services": {"notifier": {"enabled": False}, "chat": {"enabled": False}}})
+    assert "demo-redis" not in by_name(items, "StatefulSet")
+
+
+def test_strimzi_children_and_topic_overrides() -> None:
+    items = children(
+        {
+            "kafka": {
+                "topics": {"partitions": 6, "config": {"retention.ms": "1000"}},
+                "topicOverrides": {"chat.message-sent": {"partitions": 12}},
+                "strimzi": {"replicas": 3},
+            }
+        }
+    )
+    kafka = by_name(items, "Kafka")["demo-kafka"]
+    assert kafka["apiVersion"] == b.STRIMZI_API_VERSION == "kafka.strimzi.io/v1"
+    assert kafka["spec"]["entityOperator"]["topicOperator"] == {}
+    pool = by_name(items, "KafkaNodePool")["demo-dual-role"]
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "demo-kafka"
+    assert pool["spec"]["roles"] == ["controller", "broker"] and pool["spec"]["replicas"] == 3
+    topics = {t["spec"]["topicName"]: t for t in by_name(items, "KafkaTopic").values()}
+    assert set(topics) == set(EVENT_TOPICS)
+    assert topics["chat.message-sent"]["spec"]["partitions"] == 12
+    assert topics["feed.feed-created"]["spec"]["partitions"] == 6
+    assert topics["feed.feed-created"]["spec"]["config"] == {"retention.ms": "1000"}
+    assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == "demo-kafka" for t in topics.values())
+
+
+def test_external_modes() -> None:
+    items = children(
+        {
+            "kafka": {"mode": "external", "bootstrapServers": ["k:9092"], "topicPrefix": "x."},
+            "databases": {"postgres": {"mode": "external", "secretRef": {"name": "pg"}}},
+        }
+    )
+    assert not by_name(items, "Kafka") and not by_name(items, "KafkaTopic")
+    assert "demo-postgres" not in by_name(items, "StatefulSet")
+    wiring = by_name(items, "ConfigMap")["demo-wiring"]["data"]
+    assert wiring["CULTURE_KAFKA_BOOTSTRAP_SERVERS"] == "k:9092"
+    assert wiring["CULTURE_TOPIC_IDENTITY_USER_REGISTERED"] == "x.identity.user-registered"
+    env = by_name(items, "Deployment")["demo-identity-api-write"]["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
+    assert {
+        "name": "CULTURE_POSTGRES_URL",
+        "valueFrom": {"secretKeyRef": {"name": "pg", "key": "url"}},
+    } in env
+
+
+def test_plan_topics_never_shrinks() -> None:
+    wanted = b.wanted_topics(parse_spec({"kafka": {"topics": {"partitions": 4}}}))
+    plan = b.plan_topics(wanted, {wanted[0].name: 2, wanted[1].name: 4, wanted[2].name: 8})
+    assert {t.name for t in plan.create} == {t.name for t in wanted[3:]}
+    assert plan.grow == {wanted[0].name: 4}
+    assert plan.refused == {wanted[2].name: (8, 4)}
+
+
+def test_compare_ignores_server_defaults_and_quantity_spelling() -> None:
+    want = {
+        "spec": {"replicas": 2, "template": {"c": [{"resources": {"limits": {"cpu": "1000m"}}}]}},
+        "metadata": {"labels": {"a": "b"}},
+    }
+    have = {
+        "spec": {
+            "replicas": 2,
+            "progressDeadlineSeconds": 600,
+            "template": {"c": [{"resources": {"limits": {"cpu": "1"}}, "x": 1}]},
+        },
+        "metadata": {"labels": {"a": "b", "extra": "y"}},
+    }
+    assert not needs_apply(want, have)
+    have["spec"]["replicas"] = 5
+    assert needs_apply(want, have)
+    assert needs_apply(want, None)
+    assert contains({"emptyDir": {}}, {"emptyDir": {}})
+    assert contains({"emptyDir": {}}, {"emptyDir": {}, "name": "tmp"})
+
+
+def test_children_are_stable_for_the_same_input() -> None:
+    assert children({"image": "x:1"}) == children({"image": "x:1"})
+
+
+def _dep(ready: int, want: int = 1, gen: int = 1, observed: int = 1) -> dict:
+    return {
+        "metadata": {"generation": gen},
+        "spec": {"replicas": want},
+        "status": {"observedGeneration": observed, "readyReplicas": ready, "updatedReplicas": ready},
+    }
+
+
+def test_status_conditions_and_transition_times() -> None:
+    ok = st.Check(True, "Fine", "fine")
+    services_waiting = st.check_services({"a": _dep(0), "b": _dep(1)})
+    assert not services_waiting.ok and "a" in services_waiting.message
+    s1 = st.compute_status(None, 3, ok, ok, services_waiting, now="T1")
+    conds = {c["type"]: c for c in s1["conditions"]}
+    assert s1["observedGeneration"] == 3 and s1["phase"] == "Progressing"
+    assert conds["Ready"]["status"] == "False" and conds["ServicesReady"]["reason"] == "DeploymentsNotReady"
+    s2 = st.compute_status(
+        s1, 3, ok, ok, st.check_services({"a": _dep(0, gen=2, observed=1), "b": _dep(1)}), now="T2"
+    )
+    assert {c["type"]: c for c in s2["conditions"]}["Ready"]["lastTransitionTime"] == "T1"
+    s3 = st.compute_status(s2, 4, ok, ok, st.check_services({"a": _dep(1), "b": _dep(1)}), now="T3")
+    c3 = {c["type"]: c for c in s3["conditions"]}
+    assert (
+        s3["phase"] == "Ready"
+        and c3["Ready"]["status"] == "True"
+        and c3["Ready"]["lastTransitionTime"] == "T3"
+    )
+    assert c3["KafkaReady"]["lastTransitionTime"] == "T1"
+    assert st.status_changes(s3, s3) == {}
+    assert [c["type"] for c in st.flipped(s2, s3)] == ["Ready", "ServicesReady"]
+
+
+def test_kafka_checks() -> None:
+    refused = st.check_external(st.ExternalKafkaOutcome(reachable=True, refused={"t": (8, 4)}))
+    assert refused.reason == "PartitionShrinkRefused" and "t has 8 partitions, spec asks 4" in refused.message
+    assert (
+        st.check_external(st.ExternalKafkaOutcome(reachable=False, error="boom")).reason == "KafkaUnreachable"
+    )
+    assert st.check_strimzi(None, {}, strimzi_installed=False).reason == "StrimziNotInstalled"
+    ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    assert st.check_strimzi(ready, {"t1": ready, "t2": None}).reason == "TopicsNotReady"
+    assert st.check_strimzi(ready, {"t1": ready}).ok
