@@ -150,7 +150,7 @@ class Kube:
             "PATCH",
             path,
             body=dict(manifest),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Strict")],
             content_type="application/apply-patch+yaml",
         )
         return out or {}

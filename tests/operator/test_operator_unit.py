@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pydantic
 import pytest
 
@@ -216,3 +219,10 @@ def test_kafka_checks() -> None:
     ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     assert st.check_strimzi(ready, {"t1": ready, "t2": None}).reason == "TopicsNotReady"
     assert st.check_strimzi(ready, {"t1": ready}).ok
+
+
+def test_cli_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "culture_operator", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--standalone" in out.stdout and "--peering" in out.stdout

@@ -1,0 +1,363 @@
+"""The operator against the REAL local control plane, driven with kubectl and helm as a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiokafka.admin import AIOKafkaAdminClient
+from conftest import KAFKA_BOOTSTRAP, REPO, Kubectl, Operator, wait_for
+
+from culture_operator import builders as b
+from culture_operator.spec import EVENT_TOPICS, SERVICE_ROLES, parse_spec
+
+pytestmark = pytest.mark.e2e
+
+CHART = REPO / "charts" / "culture-operator"
+EXAMPLE = REPO / "examples" / "cultureplatform-external.yaml"
+ONLY = ("feed", "gateway")  # a small platform: fewer children, faster tests
+
+
+def small_spec(prefix: str, **over: Any) -> dict[str, Any]:
+    """External Kafka (the stack's), external databases, only feed and gateway enabled."""
+    spec: dict[str, Any] = {
+        "kafka": {"mode": "external", "bootstrapServers": [KAFKA_BOOTSTRAP], "topicPrefix": f"{prefix}.",
+                  "topics": {"partitions": 2}},
+        "databases": {"cassandra": {"mode": "external", "secretRef": {"name": "cassandra-conn"}}},
+        "services": {s: {"enabled": s in ONLY} for s in SERVICE_ROLES},
+    }
+    spec.update(over)
+    return spec
+
+
+def platform(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "platform.culture.dev/v1alpha1", "kind": "CulturePlatform",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def expected(k: Kubectl, namespace: str, name: str) -> set[tuple[str, str]]:
+    """(kind, name) of every child the pure builders say the stored object asks for."""
+    cp = k.json("cp", name, "-n", namespace)
+    owner = b.Owner(name, namespace, cp["metadata"]["uid"])
+    spec = parse_spec(cp["spec"])
+    return {(m["kind"], m["metadata"]["name"])
+            for m in b.build_children(owner, spec, dict.fromkeys(b.managed_databases(spec), "x"))}
+
+
+KINDS = "configmaps,secrets,services,statefulsets,deployments,poddisruptionbudgets"
+
+
+def children(k: Kubectl, namespace: str, name: str, kinds: str = KINDS) -> dict[tuple[str, str], dict]:
+    out = k.json(kinds, "-n", namespace, "-l", b.owner_selector(name))
+    return {(i["kind"], i["metadata"]["name"]): i for i in out["items"]}
+
+
+def condition(cp: dict | None, ctype: str) -> dict:
+    for c in ((cp or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype:
+            return c
+    return {}
+
+
+def wait_children(k: Kubectl, namespace: str, name: str, kinds: str = KINDS, timeout: float = 30) -> dict:
+    want = {c for c in expected(k, namespace, name) if c[0].lower() + "s" in kinds or c[0] == "PodDisruptionBudget"}
+    return wait_for(f"children of {name}",
+                    lambda: (got := children(k, namespace, name, kinds)) if want <= set(got) else None,
+                    timeout=timeout)
+
+
+def reconcile_passes(op: Operator) -> int:
+    return op.log.read_text(errors="replace").count("reconciled: phase")
+
+
+def wait_passes(op: Operator, n: int = 2, timeout: float = 30) -> None:
+    start = reconcile_passes(op)
+    wait_for(f"{n} more reconcile passes", lambda: reconcile_passes(op) >= start + n, timeout=timeout)
+
+
+def secret(k: Kubectl, namespace: str, name: str, url: str) -> None:
+    k.run("create", "secret", "generic", name, "-n", namespace, f"--from-literal=url={url}")
+
+
+def make_pods_ready(k: Kubectl, namespace: str, name: str) -> int:
+    """Play the kubelet: mark every pod of the platform Running and Ready (no kubelet runs here)."""
+    pods = k.json("pods", "-n", namespace, "-l", b.owner_selector(name))["items"]
+    now = "2025-01-01T00:00:00Z"
+    for pod in pods:
+        conds = [{"type": t, "status": "True", "lastTransitionTime": now}
+                 for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
+        k.run("patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status", "--type=merge",
+              "-p", json.dumps({"status": {"phase": "Running", "conditions": conds}}))
+    return len(pods)
+
+
+async def partitions(names: list[str]) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    await admin.start()
+    try:
+        present = set(await admin.list_topics()) & set(names)
+        described = await admin.describe_topics(sorted(present)) if present else []
+        return {d["topic"]: len(d["partitions"]) for d in described}
+    finally:
+        await admin.close()
+
+
+# -- tests -------------------------------------------------------------------------------------------
+
+
+def test_helm_chart_lints_renders_valid_and_installs(k: Kubectl, namespace: str, unique: str) -> None:
+    import kubernetes_validate
+
+    lint = k.helm_run("lint", str(CHART), "--strict")
+    assert "0 chart(s) failed" in lint.stdout
+    rendered = k.helm_run("template", unique, str(CHART), "-n", namespace, "--include-crds").stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = {d["kind"] for d in docs}
+    assert {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Deployment"} <= kinds
+    for doc in docs:
+        if doc["apiVersion"].startswith("kopf.dev"):
+            continue  # a custom resource: validated by the API server at install below
+        kubernetes_validate.validate(doc, "1.34.0", strict=True)
+    k.helm_run("install", unique, str(CHART), "-n", namespace, "--set", f"peeringName={unique}",
+               "--set", f"watchNamespaces={{{namespace}}}", "--wait=false")
+    try:
+        dep = k.json("deployment", f"{unique}-culture-operator", "-n", namespace)
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        assert f"--namespace={namespace}" in container["args"] and container["livenessProbe"]["httpGet"]
+        assert k.json("clusterkopfpeering", unique)
+        assert k.run("auth", "can-i", "patch", "deployments", "-n", namespace,
+                     f"--as=system:serviceaccount:{namespace}:{unique}-culture-operator").stdout.strip() == "yes"
+        assert k.run("auth", "can-i", "delete", "nodes", check=False,
+                     f"--as=system:serviceaccount:{namespace}:{unique}-culture-operator").stdout.strip() == "no"
+        crd = k.json("crd", "cultureplatforms.platform.culture.dev")
+        assert {c["type"]: c["status"] for c in crd["status"]["conditions"]}["Established"] == "True"
+        assert "cultureplatforms" in k.run("api-resources", "--api-group=platform.culture.dev").stdout
+    finally:
+        k.helm_run("uninstall", unique, "-n", namespace, check=False)
+
+
+def test_invalid_specs_are_rejected_naming_the_field(k: Kubectl, namespace: str) -> None:
+    cases = {
+        "spec.services.feed.api-read.replicas": {"services": {"feed": {"api-read": {"replicas": -1}}}},
+        "spec.kafka.mode": {"kafka": {"mode": "zookeeper"}},
+        "spec.kafka.bootstrapServers": {"kafka": {"mode": "external"}},
+        "spec.databases.postgres.secretRef": {"databases": {"postgres": {"mode": "external"}}},
+    }
+    for field, spec in cases.items():
+        proc = k.run("apply", "-f", "-", stdin=json.dumps(platform("bad", namespace, spec)), check=False)
+        assert proc.returncode != 0, f"{field}: accepted"
+        assert field in proc.stderr, proc.stderr
+    assert k.json("cp", "-n", namespace)["items"] == []
+
+
+def test_example_creates_every_child_with_owner_labels_and_columns(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"]["namespace"] = namespace
+    doc["spec"]["kafka"]["topicPrefix"] = f"{unique}."
+    k.apply(doc)
+    cp = k.json("cp", "demo", "-n", namespace)
+    got = wait_children(k, namespace, "demo", timeout=30)
+    assert set(got) == {c for c in expected(k, namespace, "demo") if c[0] != "KafkaTopic"}
+    for (_kind, _name), obj in got.items():
+        refs = obj["metadata"]["ownerReferences"]
+        assert refs == [{"apiVersion": "platform.culture.dev/v1alpha1", "kind": "CulturePlatform", "name": "demo",
+                         "uid": cp["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "culture-platform"
+    dep = got[("Deployment", "demo-feed-api-read")]
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m",
+                                                                                        "memory": "128Mi"}
+    assert ("PodDisruptionBudget", "demo-feed-api-read") in got
+    sts = got[("StatefulSet", "demo-postgres")]
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    table = wait_for("printer columns with a phase",
+                     lambda: (out := k.run("get", "cp", "-n", namespace).stdout) if "demo" in out
+                     and "external" in out else None)
+    header = table.splitlines()[0].split()
+    assert header == ["NAME", "READY", "PHASE", "KAFKA", "AGE"]
+    explain = k.run("explain", "cp.spec.services.feed").stdout
+    assert "api-read" in explain and "worker" in explain and "The feed service" in explain
+    assert "bootstrapServers" in k.run("explain", "cp.spec.kafka").stdout
+    events = k.run("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=demo").stdout
+    assert "Applied" in events
+
+
+def test_patching_read_replicas_changes_only_that_deployment(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    k.apply(platform("p1", namespace, small_spec(unique)))
+    wait_children(k, namespace, "p1")
+    # let the deployment controller settle the Deployments' status, then snapshot
+    wait_passes(operator, 2)
+    before = {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p1").items()}
+    wait_passes(operator, 2)
+    settled = {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p1").items()}
+    assert before == settled, "children changed without a spec change"
+    k.run("patch", "cp", "p1", "-n", namespace, "--type=merge",
+          "-p", json.dumps({"spec": {"services": {"feed": {"api-read": {"replicas": 3}}}}}))
+    wait_for("feed api-read at 3 replicas",
+             lambda: k.json("deployment", "p1-feed-api-read", "-n", namespace)["spec"]["replicas"] == 3)
+    wait_passes(operator, 2)
+    after = children(k, namespace, "p1")
+    changed = {key for key, rv in settled.items() if after[key]["metadata"]["resourceVersion"] != rv}
+    assert changed == {("Deployment", "p1-feed-api-read")}
+    assert set(after) - set(settled) == {("PodDisruptionBudget", "p1-feed-api-read")}
+
+
+def test_deleted_child_is_recreated_and_hand_edits_corrected(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    k.apply(platform("p2", namespace, small_spec(unique)))
+    got = wait_children(k, namespace, "p2")
+    old_uid = got[("Service", "p2-gateway-api")]["metadata"]["uid"]
+    k.run("delete", "service", "p2-gateway-api", "-n", namespace)
+    k.run("delete", "configmap", "p2-wiring", "-n", namespace)
+    wait_for("Service recreated", lambda: (s := k.json("service", "p2-gateway-api", "-n", namespace))
+             and s["metadata"]["uid"] != old_uid)
+    wait_for("wiring recreated", lambda: k.json("configmap", "p2-wiring", "-n", namespace))
+    k.run("scale", "deployment", "p2-feed-worker", "-n", namespace, "--replicas=5")
+    wait_for("replicas corrected to 1",
+             lambda: k.json("deployment", "p2-feed-worker", "-n", namespace)["spec"]["replicas"] == 1)
+
+
+def test_readiness_moves_conditions_and_observed_generation(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    k.apply(platform("p3", namespace, small_spec(unique)))
+    wait_children(k, namespace, "p3")
+    cp = wait_for("status written", lambda: (c := k.json("cp", "p3", "-n", namespace)).get("status") and c)
+    assert cp["status"]["observedGeneration"] == cp["metadata"]["generation"]
+    assert condition(cp, "ServicesReady")["status"] == "False"
+    assert condition(cp, "Ready")["status"] == "False"
+    assert condition(cp, "KafkaReady")["status"] == "True", condition(cp, "KafkaReady")
+    assert condition(cp, "DatabasesReady")["status"] == "True", condition(cp, "DatabasesReady")
+    n_deps = len([c for c in expected(k, namespace, "p3") if c[0] == "Deployment"])
+    wait_for("pods created by the ReplicaSets",
+             lambda: len(k.json("pods", "-n", namespace, "-l", b.owner_selector("p3"))["items"]) >= n_deps)
+    ready_since = condition(cp, "KafkaReady")["lastTransitionTime"]
+    make_pods_ready(k, namespace, "p3")
+    cp = wait_for("Ready=True", lambda: condition(c := k.json("cp", "p3", "-n", namespace), "Ready").get("status")
+                  == "True" and c, timeout=30)
+    assert condition(cp, "ServicesReady")["status"] == "True"
+    assert cp["status"]["phase"] == "Ready"
+    assert condition(cp, "KafkaReady")["lastTransitionTime"] == ready_since  # no flip, no new time
+    assert "Ready" in k.run("get", "cp", "p3", "-n", namespace).stdout.splitlines()[1]
+    k.run("patch", "cp", "p3", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"image": "x/culture:2"}}))
+    gen = k.json("cp", "p3", "-n", namespace)["metadata"]["generation"]
+    wait_for("observedGeneration follows",
+             lambda: k.json("cp", "p3", "-n", namespace)["status"]["observedGeneration"] == gen)
+
+
+def test_external_kafka_topics_grow_and_never_shrink(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    spec = small_spec(unique)
+    spec["kafka"]["topicOverrides"] = {"chat.message-sent": {"partitions": 4}}
+    k.apply(platform("p4", namespace, spec))
+    names = [f"{unique}.{t}" for t in EVENT_TOPICS]
+    got = wait_for("topics created", lambda: (p := asyncio.run(partitions(names))) if len(p) == len(names)
+                   else None, timeout=30)
+    assert got[f"{unique}.chat.message-sent"] == 4
+    assert all(n == 2 for t, n in got.items() if not t.endswith("chat.message-sent"))
+    grow = copy.deepcopy(spec)
+    grow["kafka"]["topicOverrides"]["chat.message-sent"]["partitions"] = 6
+    k.apply(platform("p4", namespace, grow))
+    wait_for("partitions raised", lambda: asyncio.run(partitions(names))[f"{unique}.chat.message-sent"] == 6)
+    shrink = copy.deepcopy(spec)
+    shrink["kafka"]["topicOverrides"]["chat.message-sent"]["partitions"] = 3
+    k.apply(platform("p4", namespace, shrink))
+    cond = wait_for("shrink refused", lambda: (c := condition(k.json("cp", "p4", "-n", namespace), "KafkaReady"))
+                    .get("reason") == "PartitionShrinkRefused" and c)
+    assert cond["status"] == "False"
+    assert f"{unique}.chat.message-sent has 6 partitions, spec asks 3" in cond["message"]
+    assert k.json("cp", "p4", "-n", namespace)["status"]["phase"] == "Failed"
+    assert asyncio.run(partitions(names))[f"{unique}.chat.message-sent"] == 6
+
+
+def test_strimzi_children_validate_against_the_strimzi_schema(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    spec = small_spec(unique)
+    spec["kafka"] = {"mode": "strimzi", "strimzi": {"replicas": 3},
+                     "topicOverrides": {"feed.feed-created": {"partitions": 8, "config": {"retention.ms": "1000"}}}}
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    k.apply(platform("p5", namespace, spec))
+    kinds = "kafkas.kafka.strimzi.io,kafkanodepools.kafka.strimzi.io,kafkatopics.kafka.strimzi.io"
+    got = wait_for("Strimzi children", lambda: (c := children(k, namespace, "p5", kinds)) if len(c) == 2 + len(
+        EVENT_TOPICS) else None)
+    kafka = got[("Kafka", "p5-kafka")]
+    assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
+    assert kafka["spec"]["entityOperator"]["topicOperator"] == {}
+    pool = got[("KafkaNodePool", "p5-dual-role")]
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "p5-kafka"
+    assert pool["spec"]["roles"] == ["controller", "broker"] and pool["spec"]["replicas"] == 3
+    topic = got[("KafkaTopic", "p5-feed.feed-created")]
+    assert topic["spec"] == {"topicName": f"{unique}.feed.feed-created", "partitions": 8, "replicas": 1,
+                             "config": {"retention.ms": "1000"}}
+    # every object passes the fixture's schema again, strictly (unknown fields are errors)
+    for obj in got.values():
+        clean = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                 "metadata": {"name": obj["metadata"]["name"], "namespace": namespace}, "spec": obj["spec"]}
+        k.run("apply", "--dry-run=server", "--validate=strict", "--server-side", "--field-manager=check",
+              "-f", "-", stdin=json.dumps(clean))
+    cond = wait_for("KafkaReady reported", lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady"))
+    assert cond["status"] == "False" and cond["reason"] in ("KafkaPending", "KafkaNotReady")
+    # play Strimzi: the Kafka and its topics become Ready
+    ready = json.dumps({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    k.run("patch", "kafka", "p5-kafka", "-n", namespace, "--subresource=status", "--type=merge", "-p", ready)
+    for _kind, name in got:
+        if _kind == "KafkaTopic":
+            k.run("patch", "kafkatopic", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", ready)
+    wait_for("KafkaReady=True",
+             lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady").get("status") == "True")
+
+
+def test_delete_platform_garbage_collects_children(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    k.apply(platform("p6", namespace, small_spec(unique)))
+    wait_children(k, namespace, "p6")
+    wait_for("finalizer added", lambda: k.json("cp", "p6", "-n", namespace)["metadata"].get("finalizers"))
+    k.run("delete", "cp", "p6", "-n", namespace, "--wait=true", "--timeout=60s")
+    assert k.json("cp", "p6", "-n", namespace) is None
+    wait_for("children garbage-collected", lambda: not children(k, namespace, "p6"), timeout=60)
+    assert k.json("secret", "cassandra-conn", "-n", namespace)  # not ours: left alone
+
+
+def test_operator_killed_mid_reconcile_converges(k: Kubectl, namespace: str, unique: str, tmp_path: Path) -> None:
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    k.apply(platform("p7", namespace, small_spec(unique)))
+    op = Operator(k, [namespace], tmp_path / "op1.log").start()
+    try:
+        wait_for("the first child", lambda: children(k, namespace, "p7"), interval=0.05)
+        op.stop(kill=True)  # SIGKILL in the middle of applying
+        partial = children(k, namespace, "p7")
+    finally:
+        op.stop()
+    op2 = Operator(k, [namespace], tmp_path / "op2.log").start()
+    try:
+        got = wait_children(k, namespace, "p7")
+        assert set(got) == expected(k, namespace, "p7")
+        assert set(partial) <= set(got)
+        cp = wait_for("status after restart", lambda: (c := k.json("cp", "p7", "-n", namespace)).get("status") and c)
+        assert cp["status"]["observedGeneration"] == cp["metadata"]["generation"]
+        wait_passes(op2, 2)
+        stable = {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p7").items()}
+        wait_passes(op2, 2)
+        assert stable == {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p7").items()}
+    finally:
+        op2.stop()
+        print(op2.tail())
