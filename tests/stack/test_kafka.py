@@ -263,5 +263,37 @@ def test_kafka_tool_argv_runs_kafkas_own_tools(kafka_settings: dict[str, Any], u
         assert perf.returncode == 0, perf.stdout + perf.stderr
         assert "2000 records sent" in perf.stdout, perf.stdout
     finally:
-        tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bootstrap, "--delete",
-             "--topic", unique)
+        asyncio.run(_delete_topic(bootstrap, unique))  # not a third JVM start: they are slow
+
+
+async def _delete_topic(bootstrap: str, name: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+@pytest.mark.integration
+async def test_broker_runs_with_the_single_node_settings(kafka_settings: dict[str, Any]) -> None:
+    """The live broker's own view of its config (DescribeConfigs), not just what we wrote."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings["bootstrap_servers"])
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+    finally:
+        await admin.close()
+    [resource] = response.to_object()["resources"]
+    config = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+    assert config["process.roles"] == "broker,controller"
+    assert config["auto.create.topics.enable"] == "false"
+    assert config["num.partitions"] == "3"
+    assert config["offsets.topic.replication.factor"] == "1"
+    assert config["transaction.state.log.min.isr"] == "1"
+    assert config["group.initial.rebalance.delay.ms"] == "0"

@@ -53,7 +53,8 @@ ARTIFACTS = [
 BROKER_JVM = [
     "-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
     "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-    "-Djava.awt.headless=true",
+    # a broker out of memory is broken for good: better dead (and visible) than half alive
+    "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
 ]
 
 
