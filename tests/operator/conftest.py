@@ -1,4 +1,4 @@
-"""Fixtures of the operator's e2e tests: the local control plane, kubectl, a namespace and a running operator."""
+"""Fixtures of the operator e2e tests: the control plane, kubectl, a namespace, a running operator."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,20 @@ EXAMPLE = REPO / "examples" / "cultureplatform-external.yaml"
 ONLY = ("feed", "gateway")  # a small platform: fewer children, faster tests
 
 
+def keep_if(value: Any, ok: Any) -> Any:
+    """`value` when ok(value), else None: for wait_for conditions that return what they found."""
+    return value if ok(value) else None
+
+
 def small_spec(prefix: str, **over: Any) -> dict[str, Any]:
     """External Kafka (the stack's), external databases, only feed and gateway enabled."""
     spec: dict[str, Any] = {
-        "kafka": {"mode": "external", "bootstrapServers": [KAFKA_BOOTSTRAP], "topicPrefix": f"{prefix}.",
-                  "topics": {"partitions": 2}},
+        "kafka": {
+            "mode": "external",
+            "bootstrapServers": [KAFKA_BOOTSTRAP],
+            "topicPrefix": f"{prefix}.",
+            "topics": {"partitions": 2},
+        },
         "databases": {"cassandra": {"mode": "external", "secretRef": {"name": "cassandra-conn"}}},
         "services": {s: {"enabled": s in ONLY} for s in SERVICE_ROLES},
     }
@@ -37,8 +45,12 @@ def small_spec(prefix: str, **over: Any) -> dict[str, Any]:
 
 
 def platform(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "platform.culture.dev/v1alpha1", "kind": "CulturePlatform",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    return {
+        "apiVersion": "platform.culture.dev/v1alpha1",
+        "kind": "CulturePlatform",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
 
 
 def expected(k: Kubectl, namespace: str, name: str) -> set[tuple[str, str]]:
@@ -46,8 +58,10 @@ def expected(k: Kubectl, namespace: str, name: str) -> set[tuple[str, str]]:
     cp = k.json("cp", name, "-n", namespace)
     owner = b.Owner(name, namespace, cp["metadata"]["uid"])
     spec = parse_spec(cp["spec"])
-    return {(m["kind"], m["metadata"]["name"])
-            for m in b.build_children(owner, spec, dict.fromkeys(b.managed_databases(spec), "x"))}
+    return {
+        (m["kind"], m["metadata"]["name"])
+        for m in b.build_children(owner, spec, dict.fromkeys(b.managed_databases(spec), "x"))
+    }
 
 
 KINDS = "configmaps,secrets,services,statefulsets,deployments,poddisruptionbudgets"
@@ -66,10 +80,16 @@ def condition(cp: dict | None, ctype: str) -> dict:
 
 
 def wait_children(k: Kubectl, namespace: str, name: str, kinds: str = KINDS, timeout: float = 30) -> dict:
-    want = {c for c in expected(k, namespace, name) if c[0].lower() + "s" in kinds or c[0] == "PodDisruptionBudget"}
-    return wait_for(f"children of {name}",
-                    lambda: (got := children(k, namespace, name, kinds)) if want <= set(got) else None,
-                    timeout=timeout)
+    want = {
+        c
+        for c in expected(k, namespace, name)
+        if c[0].lower() + "s" in kinds or c[0] == "PodDisruptionBudget"
+    }
+    return wait_for(
+        f"children of {name}",
+        lambda: keep_if(children(k, namespace, name, kinds), lambda got: want <= set(got)),
+        timeout=timeout,
+    )
 
 
 def reconcile_passes(op: Operator) -> int:
@@ -90,10 +110,21 @@ def make_pods_ready(k: Kubectl, namespace: str, name: str) -> int:
     pods = k.json("pods", "-n", namespace, "-l", b.owner_selector(name))["items"]
     now = "2025-01-01T00:00:00Z"
     for pod in pods:
-        conds = [{"type": t, "status": "True", "lastTransitionTime": now}
-                 for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
-        k.run("patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status", "--type=merge",
-              "-p", json.dumps({"status": {"phase": "Running", "conditions": conds}}))
+        conds = [
+            {"type": t, "status": "True", "lastTransitionTime": now}
+            for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ]
+        k.run(
+            "patch",
+            "pod",
+            pod["metadata"]["name"],
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": {"phase": "Running", "conditions": conds}}),
+        )
     return len(pods)
 
 
@@ -119,22 +150,57 @@ def test_helm_chart_lints_renders_valid_and_installs(k: Kubectl, namespace: str,
     rendered = k.helm_run("template", unique, str(CHART), "-n", namespace, "--include-crds").stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = {d["kind"] for d in docs}
-    assert {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Deployment"} <= kinds
+    assert {
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ServiceAccount",
+        "Deployment",
+    } <= kinds
     for doc in docs:
         if doc["apiVersion"].startswith("kopf.dev"):
             continue  # a custom resource: validated by the API server at install below
         kubernetes_validate.validate(doc, "1.34.0", strict=True)
-    k.helm_run("install", unique, str(CHART), "-n", namespace, "--set", f"peeringName={unique}",
-               "--set", f"watchNamespaces={{{namespace}}}", "--wait=false")
+    k.helm_run(
+        "install",
+        unique,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        f"peeringName={unique}",
+        "--set",
+        f"watchNamespaces={{{namespace}}}",
+        "--wait=false",
+    )
     try:
         dep = k.json("deployment", f"{unique}-culture-operator", "-n", namespace)
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert f"--namespace={namespace}" in container["args"] and container["livenessProbe"]["httpGet"]
         assert k.json("clusterkopfpeering", unique)
-        assert k.run("auth", "can-i", "patch", "deployments", "-n", namespace,
-                     f"--as=system:serviceaccount:{namespace}:{unique}-culture-operator").stdout.strip() == "yes"
-        assert k.run("auth", "can-i", "delete", "nodes", check=False,
-                     f"--as=system:serviceaccount:{namespace}:{unique}-culture-operator").stdout.strip() == "no"
+        assert (
+            k.run(
+                "auth",
+                "can-i",
+                "patch",
+                "deployments",
+                "-n",
+                namespace,
+                f"--as=system:serviceaccount:{namespace}:{unique}-culture-operator",
+            ).stdout.strip()
+            == "yes"
+        )
+        assert (
+            k.run(
+                "auth",
+                "can-i",
+                "delete",
+                "nodes",
+                f"--as=system:serviceaccount:{namespace}:{unique}-culture-operator",
+                check=False,
+            ).stdout.strip()
+            == "no"
+        )
         crd = k.json("crd", "cultureplatforms.platform.culture.dev")
         assert {c["type"]: c["status"] for c in crd["status"]["conditions"]}["Established"] == "True"
         assert "cultureplatforms" in k.run("api-resources", "--api-group=platform.culture.dev").stdout
@@ -168,19 +234,32 @@ def test_example_creates_every_child_with_owner_labels_and_columns(
     assert set(got) == {c for c in expected(k, namespace, "demo") if c[0] != "KafkaTopic"}
     for (_kind, _name), obj in got.items():
         refs = obj["metadata"]["ownerReferences"]
-        assert refs == [{"apiVersion": "platform.culture.dev/v1alpha1", "kind": "CulturePlatform", "name": "demo",
-                         "uid": cp["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+        assert refs == [
+            {
+                "apiVersion": "platform.culture.dev/v1alpha1",
+                "kind": "CulturePlatform",
+                "name": "demo",
+                "uid": cp["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "culture-platform"
     dep = got[("Deployment", "demo-feed-api-read")]
     assert dep["spec"]["replicas"] == 2
-    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m",
-                                                                                        "memory": "128Mi"}
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "100m",
+        "memory": "128Mi",
+    }
     assert ("PodDisruptionBudget", "demo-feed-api-read") in got
     sts = got[("StatefulSet", "demo-postgres")]
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
-    table = wait_for("printer columns with a phase",
-                     lambda: (out := k.run("get", "cp", "-n", namespace).stdout) if "demo" in out
-                     and "external" in out else None)
+    table = wait_for(
+        "printer columns with a phase",
+        lambda: keep_if(
+            k.run("get", "cp", "-n", namespace).stdout, lambda out: "demo" in out and "external" in out
+        ),
+    )
     header = table.splitlines()[0].split()
     assert header == ["NAME", "READY", "PHASE", "KAFKA", "AGE"]
     explain = k.run("explain", "cp.spec.services.feed").stdout
@@ -202,10 +281,20 @@ def test_patching_read_replicas_changes_only_that_deployment(
     wait_passes(operator, 2)
     settled = {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p1").items()}
     assert before == settled, "children changed without a spec change"
-    k.run("patch", "cp", "p1", "-n", namespace, "--type=merge",
-          "-p", json.dumps({"spec": {"services": {"feed": {"api-read": {"replicas": 3}}}}}))
-    wait_for("feed api-read at 3 replicas",
-             lambda: k.json("deployment", "p1-feed-api-read", "-n", namespace)["spec"]["replicas"] == 3)
+    k.run(
+        "patch",
+        "cp",
+        "p1",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"services": {"feed": {"api-read": {"replicas": 3}}}}}),
+    )
+    wait_for(
+        "feed api-read at 3 replicas",
+        lambda: k.json("deployment", "p1-feed-api-read", "-n", namespace)["spec"]["replicas"] == 3,
+    )
     wait_passes(operator, 2)
     after = children(k, namespace, "p1")
     changed = {key for key, rv in settled.items() if after[key]["metadata"]["resourceVersion"] != rv}
@@ -222,12 +311,18 @@ def test_deleted_child_is_recreated_and_hand_edits_corrected(
     old_uid = got[("Service", "p2-gateway-api")]["metadata"]["uid"]
     k.run("delete", "service", "p2-gateway-api", "-n", namespace)
     k.run("delete", "configmap", "p2-wiring", "-n", namespace)
-    wait_for("Service recreated", lambda: (s := k.json("service", "p2-gateway-api", "-n", namespace))
-             and s["metadata"]["uid"] != old_uid)
+    wait_for(
+        "Service recreated",
+        lambda: (
+            (s := k.json("service", "p2-gateway-api", "-n", namespace)) and s["metadata"]["uid"] != old_uid
+        ),
+    )
     wait_for("wiring recreated", lambda: k.json("configmap", "p2-wiring", "-n", namespace))
     k.run("scale", "deployment", "p2-feed-worker", "-n", namespace, "--replicas=5")
-    wait_for("replicas corrected to 1",
-             lambda: k.json("deployment", "p2-feed-worker", "-n", namespace)["spec"]["replicas"] == 1)
+    wait_for(
+        "replicas corrected to 1",
+        lambda: k.json("deployment", "p2-feed-worker", "-n", namespace)["spec"]["replicas"] == 1,
+    )
 
 
 def test_readiness_moves_conditions_and_observed_generation(
@@ -243,20 +338,36 @@ def test_readiness_moves_conditions_and_observed_generation(
     assert condition(cp, "KafkaReady")["status"] == "True", condition(cp, "KafkaReady")
     assert condition(cp, "DatabasesReady")["status"] == "True", condition(cp, "DatabasesReady")
     n_deps = len([c for c in expected(k, namespace, "p3") if c[0] == "Deployment"])
-    wait_for("pods created by the ReplicaSets",
-             lambda: len(k.json("pods", "-n", namespace, "-l", b.owner_selector("p3"))["items"]) >= n_deps)
+    wait_for(
+        "pods created by the ReplicaSets",
+        lambda: len(k.json("pods", "-n", namespace, "-l", b.owner_selector("p3"))["items"]) >= n_deps,
+    )
     ready_since = condition(cp, "KafkaReady")["lastTransitionTime"]
     make_pods_ready(k, namespace, "p3")
-    cp = wait_for("Ready=True", lambda: condition(c := k.json("cp", "p3", "-n", namespace), "Ready").get("status")
-                  == "True" and c, timeout=30)
+    cp = wait_for(
+        "Ready=True",
+        lambda: condition(c := k.json("cp", "p3", "-n", namespace), "Ready").get("status") == "True" and c,
+        timeout=30,
+    )
     assert condition(cp, "ServicesReady")["status"] == "True"
     assert cp["status"]["phase"] == "Ready"
     assert condition(cp, "KafkaReady")["lastTransitionTime"] == ready_since  # no flip, no new time
     assert "Ready" in k.run("get", "cp", "p3", "-n", namespace).stdout.splitlines()[1]
-    k.run("patch", "cp", "p3", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"image": "x/culture:2"}}))
+    k.run(
+        "patch",
+        "cp",
+        "p3",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"image": "x/culture:2"}}),
+    )
     gen = k.json("cp", "p3", "-n", namespace)["metadata"]["generation"]
-    wait_for("observedGeneration follows",
-             lambda: k.json("cp", "p3", "-n", namespace)["status"]["observedGeneration"] == gen)
+    wait_for(
+        "observedGeneration follows",
+        lambda: k.json("cp", "p3", "-n", namespace)["status"]["observedGeneration"] == gen,
+    )
 
 
 def test_external_kafka_topics_grow_and_never_shrink(
@@ -267,8 +378,11 @@ def test_external_kafka_topics_grow_and_never_shrink(
     spec["kafka"]["topicOverrides"] = {"chat.message-sent": {"partitions": 4}}
     k.apply(platform("p4", namespace, spec))
     names = [f"{unique}.{t}" for t in EVENT_TOPICS]
-    got = wait_for("topics created", lambda: (p := asyncio.run(partitions(names))) if len(p) == len(names)
-                   else None, timeout=30)
+    got = wait_for(
+        "topics created",
+        lambda: keep_if(asyncio.run(partitions(names)), lambda p: len(p) == len(names)),
+        timeout=30,
+    )
     assert got[f"{unique}.chat.message-sent"] == 4
     assert all(n == 2 for t, n in got.items() if not t.endswith("chat.message-sent"))
     grow = copy.deepcopy(spec)
@@ -278,8 +392,14 @@ def test_external_kafka_topics_grow_and_never_shrink(
     shrink = copy.deepcopy(spec)
     shrink["kafka"]["topicOverrides"]["chat.message-sent"]["partitions"] = 3
     k.apply(platform("p4", namespace, shrink))
-    cond = wait_for("shrink refused", lambda: (c := condition(k.json("cp", "p4", "-n", namespace), "KafkaReady"))
-                    .get("reason") == "PartitionShrinkRefused" and c)
+    cond = wait_for(
+        "shrink refused",
+        lambda: (
+            (c := condition(k.json("cp", "p4", "-n", namespace), "KafkaReady")).get("reason")
+            == "PartitionShrinkRefused"
+            and c
+        ),
+    )
     assert cond["status"] == "False"
     assert f"{unique}.chat.message-sent has 6 partitions, spec asks 3" in cond["message"]
     assert k.json("cp", "p4", "-n", namespace)["status"]["phase"] == "Failed"
@@ -290,13 +410,18 @@ def test_strimzi_children_validate_against_the_strimzi_schema(
     k: Kubectl, namespace: str, operator: Operator, unique: str
 ) -> None:
     spec = small_spec(unique)
-    spec["kafka"] = {"mode": "strimzi", "strimzi": {"replicas": 3},
-                     "topicOverrides": {"feed.feed-created": {"partitions": 8, "config": {"retention.ms": "1000"}}}}
+    spec["kafka"] = {
+        "mode": "strimzi",
+        "strimzi": {"replicas": 3},
+        "topicOverrides": {"feed.feed-created": {"partitions": 8, "config": {"retention.ms": "1000"}}},
+    }
     secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
     k.apply(platform("p5", namespace, spec))
     kinds = "kafkas.kafka.strimzi.io,kafkanodepools.kafka.strimzi.io,kafkatopics.kafka.strimzi.io"
-    got = wait_for("Strimzi children", lambda: (c := children(k, namespace, "p5", kinds)) if len(c) == 2 + len(
-        EVENT_TOPICS) else None)
+    got = wait_for(
+        "Strimzi children",
+        lambda: keep_if(children(k, namespace, "p5", kinds), lambda c: len(c) == 2 + len(EVENT_TOPICS)),
+    )
     kafka = got[("Kafka", "p5-kafka")]
     assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
     assert kafka["spec"]["entityOperator"]["topicOperator"] == {}
@@ -304,24 +429,54 @@ def test_strimzi_children_validate_against_the_strimzi_schema(
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "p5-kafka"
     assert pool["spec"]["roles"] == ["controller", "broker"] and pool["spec"]["replicas"] == 3
     topic = got[("KafkaTopic", "p5-feed.feed-created")]
-    assert topic["spec"] == {"topicName": f"{unique}.feed.feed-created", "partitions": 8, "replicas": 1,
-                             "config": {"retention.ms": "1000"}}
+    assert topic["spec"] == {
+        "topicName": f"{unique}.feed.feed-created",
+        "partitions": 8,
+        "replicas": 1,
+        "config": {"retention.ms": "1000"},
+    }
     # every object passes the fixture's schema again, strictly (unknown fields are errors)
     for obj in got.values():
-        clean = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
-                 "metadata": {"name": obj["metadata"]["name"], "namespace": namespace}, "spec": obj["spec"]}
-        k.run("apply", "--dry-run=server", "--validate=strict", "--server-side", "--field-manager=check",
-              "-f", "-", stdin=json.dumps(clean))
-    cond = wait_for("KafkaReady reported", lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady"))
+        clean = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "metadata": {"name": obj["metadata"]["name"], "namespace": namespace},
+            "spec": obj["spec"],
+        }
+        k.run(
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "--server-side",
+            "--field-manager=check",
+            "-f",
+            "-",
+            stdin=json.dumps(clean),
+        )
+    cond = wait_for(
+        "KafkaReady reported", lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady")
+    )
     assert cond["status"] == "False" and cond["reason"] in ("KafkaPending", "KafkaNotReady")
     # play Strimzi: the Kafka and its topics become Ready
     ready = json.dumps({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
     k.run("patch", "kafka", "p5-kafka", "-n", namespace, "--subresource=status", "--type=merge", "-p", ready)
     for _kind, name in got:
         if _kind == "KafkaTopic":
-            k.run("patch", "kafkatopic", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", ready)
-    wait_for("KafkaReady=True",
-             lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady").get("status") == "True")
+            k.run(
+                "patch",
+                "kafkatopic",
+                name,
+                "-n",
+                namespace,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                ready,
+            )
+    wait_for(
+        "KafkaReady=True",
+        lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady").get("status") == "True",
+    )
 
 
 def test_delete_platform_garbage_collects_children(
@@ -337,7 +492,9 @@ def test_delete_platform_garbage_collects_children(
     assert k.json("secret", "cassandra-conn", "-n", namespace)  # not ours: left alone
 
 
-def test_operator_killed_mid_reconcile_converges(k: Kubectl, namespace: str, unique: str, tmp_path: Path) -> None:
+def test_operator_killed_mid_reconcile_converges(
+    k: Kubectl, namespace: str, unique: str, tmp_path: Path
+) -> None:
     secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
     k.apply(platform("p7", namespace, small_spec(unique)))
     op = Operator(k, [namespace], tmp_path / "op1.log").start()
@@ -352,12 +509,16 @@ def test_operator_killed_mid_reconcile_converges(k: Kubectl, namespace: str, uni
         got = wait_children(k, namespace, "p7")
         assert set(got) == expected(k, namespace, "p7")
         assert set(partial) <= set(got)
-        cp = wait_for("status after restart", lambda: (c := k.json("cp", "p7", "-n", namespace)).get("status") and c)
+        cp = wait_for(
+            "status after restart", lambda: (c := k.json("cp", "p7", "-n", namespace)).get("status") and c
+        )
         assert cp["status"]["observedGeneration"] == cp["metadata"]["generation"]
         wait_passes(op2, 2)
         stable = {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p7").items()}
         wait_passes(op2, 2)
-        assert stable == {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p7").items()}
+        assert stable == {
+            key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p7").items()
+        }
     finally:
         op2.stop()
         print(op2.tail())
