@@ -411,8 +411,17 @@ class Kafka(Server):
 
     def cluster_id(self, ctx: Context | None = None) -> str | None:
         """The id this stack formatted its storage with (None before the first start)."""
-        path = self._cluster_id_file(self._context(ctx))
-        return path.read_text().strip() if path.exists() else None
+        ctx = self._context(ctx)
+        path = self._cluster_id_file(ctx)
+        if path.exists():
+            return path.read_text().strip()
+        # formatted storage knows its id even if our copy went missing
+        meta = ctx.data(self.name) / "logs" / "meta.properties"
+        if meta.exists():
+            for line in meta.read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.split("=", 1)[1].strip()
+        return None
 
     def init_data(self, ctx: Context) -> None:
         self._context(ctx)
