@@ -7,6 +7,7 @@ writes nothing.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime
 import json
@@ -51,6 +52,10 @@ CHILD_KINDS: tuple[KindInfo, ...] = (
     KindInfo("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
 )
 KINDS_BY_KEY = {(k.api_version, k.kind): k for k in CHILD_KINDS}
+#: per-reconcile request counts ({"reads": n, "writes": n}); set by the caller, shared with its threads
+REQUEST_COUNTS: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
+    "culture_operator_request_counts", default=None
+)
 PLATFORM_KIND = KindInfo(f"{GROUP}/{VERSION}", KIND, PLURAL)
 
 
@@ -91,11 +96,12 @@ class Kube:
         query: Iterable[tuple[str, str]] = (),
         content_type: str = "application/json",
     ) -> dict[str, Any] | None:
+        kind = "reads" if method == "GET" else "writes"
         with self._lock:
-            if method == "GET":
-                self.reads += 1
-            else:
-                self.writes += 1
+            setattr(self, kind, getattr(self, kind) + 1)
+            counts = REQUEST_COUNTS.get()
+            if counts is not None:
+                counts[kind] += 1
         headers = {"Accept": "application/json", "Content-Type": content_type}
         ser = self.api.param_serialize(
             method=method,
