@@ -226,3 +226,22 @@ def test_cli_help() -> None:
         [sys.executable, "-m", "culture_operator", "--help"], capture_output=True, text=True, check=True
     )
     assert "--standalone" in out.stdout and "--peering" in out.stdout
+
+
+def test_pure_modules_do_no_io() -> None:
+    """The builders, status arithmetic, compare, spec and CRD modules import neither kopf nor API clients."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(crd.__file__).parent
+    for name in ("builders", "status", "compare", "spec", "crd"):
+        tree = ast.parse((pkg / f"{name}.py").read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        bad = {
+            m
+            for m in imported
+            if m.split(".")[0] in ("kopf", "aiokafka", "urllib3", "requests")
+            or m.startswith(("kubernetes.client", "kubernetes.config", "culture_operator.kube"))
+        }
+        assert not bad, f"{name}.py imports {bad}"
