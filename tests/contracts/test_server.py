@@ -1,0 +1,250 @@
+"""The shared server bootstrap, exercised with real grpc clients over loopback (no stack servers).
+
+A trivial servicer stands in for a service: health, reflection, correlation ids, error mapping,
+the default deadline and server streaming must all work through the standard interceptor chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from culture.identity.v1 import identity_pb2, identity_pb2_grpc
+from culture.notifier.v1 import notifier_pb2, notifier_pb2_grpc
+from culture_events import correlation
+from culture_grpc import (
+    CORRELATION_ID_KEY,
+    GrpcServer,
+    GrpcServerSettings,
+    field_violations_of,
+    insecure_channel,
+    invalid_argument,
+    not_found,
+    status_details_of,
+)
+
+pytestmark = pytest.mark.unit
+
+IDENTITY = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"]
+NOTIFIER = notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+LEAKY_SECRET = "hunter2"
+
+
+class TrivialIdentity(identity_pb2_grpc.IdentityServiceServicer):
+    """Answers from memory; each RPC exercises one path of the interceptor chain."""
+
+    async def GetUser(self, request: identity_pb2.GetUserRequest, context: grpc.aio.ServicerContext):
+        if request.user_id == "missing":
+            raise not_found("user", request.user_id)
+        # Echo the correlation id in effect, so the test sees what the servicer saw.
+        return identity_pb2.GetUserResponse(
+            user=identity_pb2.User(user_id=request.user_id, display_name=correlation.current() or "")
+        )
+
+    async def Register(self, request: identity_pb2.RegisterRequest, context: grpc.aio.ServicerContext):
+        violations = {}
+        if "@" not in request.email:
+            violations["email"] = "must contain @"
+        if len(request.password) < 8:
+            violations["password"] = "at least 8 characters"
+        if violations:
+            raise invalid_argument(violations)
+        return identity_pb2.RegisterResponse(
+            user=identity_pb2.User(username=request.username), job_id="job-1"
+        )
+
+    async def Login(self, request: identity_pb2.LoginRequest, context: grpc.aio.ServicerContext):
+        raise RuntimeError(f"cannot connect: password {LEAKY_SECRET} rejected")  # a bug, not a domain error
+
+    async def ValidateToken(
+        self, request: identity_pb2.ValidateTokenRequest, context: grpc.aio.ServicerContext
+    ):
+        await asyncio.Event().wait()  # never answers: only the server's default timeout ends it
+
+
+class TrivialNotifier(notifier_pb2_grpc.NotifierServiceServicer):
+    """Streams two snapshots of a job, or fails before the first for an unknown job."""
+
+    async def WatchJob(
+        self, request: notifier_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[notifier_pb2.WatchJobResponse]:
+        if request.job_id == "missing":
+            raise not_found("job", request.job_id)
+        for state in (notifier_pb2.JOB_STATE_RUNNING, notifier_pb2.JOB_STATE_SUCCEEDED):
+            yield notifier_pb2.WatchJobResponse(job=notifier_pb2.Job(job_id=request.job_id, state=state))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[GrpcServer]:
+    settings = GrpcServerSettings(
+        host="127.0.0.1", port=0, default_timeout_seconds=0.5, drain_seconds=0.2, grace_seconds=2
+    )
+    server = GrpcServer("trivial", settings)
+    server.add_service(IDENTITY, TrivialIdentity(), identity_pb2_grpc.add_IdentityServiceServicer_to_server)
+    server.add_service(NOTIFIER, TrivialNotifier(), notifier_pb2_grpc.add_NotifierServiceServicer_to_server)
+    await server.start()
+    yield server
+    await server.stop(grace=0)
+
+
+@pytest.fixture
+async def channel(server: GrpcServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        yield channel
+
+
+async def check(channel: grpc.aio.Channel, service: str = "") -> int:
+    response = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=service), timeout=5
+    )
+    return response.status
+
+
+async def test_health_is_not_serving_until_ready_and_again_during_shutdown(
+    server: GrpcServer, channel: grpc.aio.Channel
+) -> None:
+    assert server.port > 0
+    assert await check(channel) == NOT_SERVING
+    assert await check(channel, IDENTITY.full_name) == NOT_SERVING
+
+    await server.set_ready()
+    assert await check(channel) == SERVING
+    assert await check(channel, IDENTITY.full_name) == SERVING
+    assert await check(channel, NOTIFIER.full_name) == SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await check(channel, "culture.nope.v1.NopeService")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # A watcher (what a load balancer or probe sees) learns about the shutdown before it happens.
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+    assert (await watch.read()).status == SERVING
+    stopping = asyncio.create_task(server.stop())
+    assert (await asyncio.wait_for(watch.read(), timeout=5)).status == NOT_SERVING
+    watch.cancel()  # as a probe would; an open stream would hold the shutdown for the whole grace period
+    await asyncio.wait_for(stopping, timeout=10)
+    await server.set_ready()  # too late: a stopping server stays NOT_SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await check(channel)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def reflect(channel: grpc.aio.Channel, request: reflection_pb2.ServerReflectionRequest):
+    call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(iter([request]), timeout=5)
+    async for response in call:
+        return response
+    raise AssertionError("no reflection response")
+
+
+async def test_reflection_lists_services_and_serves_their_descriptors(channel: grpc.aio.Channel) -> None:
+    listed = await reflect(channel, reflection_pb2.ServerReflectionRequest(list_services=""))
+    names = {service.name for service in listed.list_services_response.service}
+    assert {IDENTITY.full_name, NOTIFIER.full_name, "grpc.health.v1.Health"} <= names
+
+    found = await reflect(
+        channel, reflection_pb2.ServerReflectionRequest(file_containing_symbol=IDENTITY.full_name)
+    )
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in found.file_descriptor_response.file_descriptor_proto
+    ]
+    identity_file = next(f for f in files if f.name == "culture/identity/v1/identity.proto")
+    (service,) = identity_file.service
+    assert {m.name for m in service.method} == {"Register", "Login", "Refresh", "ValidateToken", "GetUser"}
+
+
+async def test_correlation_id_reaches_the_servicer_and_comes_back(
+    server: GrpcServer, channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
+    caplog.set_level(logging.INFO, logger="culture_grpc.access")
+
+    call = stub.GetUser(
+        identity_pb2.GetUserRequest(user_id="u1"), metadata=((CORRELATION_ID_KEY, "cid-123"),)
+    )
+    assert (await call).user.display_name == "cid-123"
+    assert (CORRELATION_ID_KEY, "cid-123") in tuple(await call.trailing_metadata())
+    assert any(
+        "/culture.identity.v1.IdentityService/GetUser OK" in r.getMessage() and "cid-123" in r.getMessage()
+        for r in caplog.records
+    )
+
+    # Without one, the server makes one up and says which.
+    call = stub.GetUser(identity_pb2.GetUserRequest(user_id="u1"))
+    generated = (await call).user.display_name
+    assert len(generated) == 32
+    assert (CORRELATION_ID_KEY, generated) in tuple(await call.trailing_metadata())
+
+    # A call made while a correlation id is in effect carries it (the client-side interceptor).
+    async with insecure_channel(server.address) as propagating:
+        with correlation.bound("cid-from-an-event"):
+            response = await identity_pb2_grpc.IdentityServiceStub(propagating).GetUser(
+                identity_pb2.GetUserRequest(user_id="u1"), timeout=5
+            )
+    assert response.user.display_name == "cid-from-an-event"
+
+
+async def test_domain_errors_map_to_statuses_with_details(channel: grpc.aio.Channel) -> None:
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
+
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await stub.Register(
+            identity_pb2.RegisterRequest(username="ada", email="nope", password="short"),
+            metadata=((CORRELATION_ID_KEY, "cid-err"),),
+            timeout=5,
+        )
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations_of(invalid.value) == {
+        "email": "must contain @",
+        "password": "at least 8 characters",
+    }
+    assert (CORRELATION_ID_KEY, "cid-err") in tuple(invalid.value.trailing_metadata())
+
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetUser(identity_pb2.GetUserRequest(user_id="missing"), timeout=5)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    (info,) = status_details_of(missing.value, error_details_pb2.ResourceInfo)
+    assert (info.resource_type, info.resource_name) == ("user", "missing")
+
+    # An unexpected exception is INTERNAL, and its message (which may hold secrets) stays in the log.
+    with pytest.raises(grpc.aio.AioRpcError) as internal:
+        await stub.Login(identity_pb2.LoginRequest(login="ada", password="x"), timeout=5)
+    assert internal.value.code() == grpc.StatusCode.INTERNAL
+    assert LEAKY_SECRET not in internal.value.details()
+    assert "correlation id" in internal.value.details()
+
+
+async def test_calls_without_a_deadline_get_the_default_timeout(channel: grpc.aio.Channel) -> None:
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(grpc.aio.AioRpcError) as timed_out:
+        await stub.ValidateToken(identity_pb2.ValidateTokenRequest(access_token="t"))
+    assert timed_out.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "default timeout" in timed_out.value.details()
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_server_streaming_goes_through_the_interceptors(channel: grpc.aio.Channel) -> None:
+    stub = notifier_pb2_grpc.NotifierServiceStub(channel)
+    states = [r.job.state async for r in stub.WatchJob(notifier_pb2.WatchJobRequest(job_id="job-1"))]
+    assert states == [notifier_pb2.JOB_STATE_RUNNING, notifier_pb2.JOB_STATE_SUCCEEDED]
+
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        async for _ in stub.WatchJob(notifier_pb2.WatchJobRequest(job_id="missing")):
+            pass
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_unimplemented_methods_stay_unimplemented(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as unimplemented:
+        await identity_pb2_grpc.IdentityServiceStub(channel).Refresh(identity_pb2.RefreshRequest(), timeout=5)
+    assert unimplemented.value.code() == grpc.StatusCode.UNIMPLEMENTED
