@@ -1,0 +1,1 @@
+"""What every service process shares: `culture serve`, common settings, shutdown on signals."""
