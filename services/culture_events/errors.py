@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 class EventsError(RuntimeError):
     """Base of every error raised by culture_events."""
@@ -29,3 +31,14 @@ class HandlerCrashed(EventsError):
 
 class HandlerTimeout(EventsError, TimeoutError):
     """A handler did not finish within the Timeout middleware's limit."""
+
+
+def attempts(exc: BaseException) -> int:
+    """How many times the handler ran before failing with `exc` (set by Retry; 1 without it)."""
+    return int(getattr(exc, "_culture_attempts", 1))
+
+
+def set_attempts(exc: BaseException, count: int) -> None:
+    """Record on `exc` how many attempts were made (read back by PoisonQueue and Metrics)."""
+    with contextlib.suppress(AttributeError):  # exceptions with __slots__ cannot carry it
+        exc._culture_attempts = count  # type: ignore[attr-defined]

@@ -244,3 +244,25 @@ class RedisSubscriber:
         self._closing.set()
         await asyncio.gather(*(c.finish() for c in self._consumers))
         await self._redis.aclose()
+
+
+class RedisProcessedStore:
+    """Deduplicator store in Redis: `SET <prefix><key> 1 NX EX <ttl>`, `EXISTS` to check."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, prefix: str = "processed:",
+                 ttl: int = 7 * 24 * 3600) -> None:
+        self.prefix = prefix
+        self.ttl = ttl
+        self._redis = aioredis.Redis.from_url(url)
+
+    async def seen(self, key: str) -> bool:
+        """Whether the key was marked within the TTL."""
+        return bool(await self._redis.exists(self.prefix + key))
+
+    async def mark(self, key: str) -> None:
+        """Record the key for the TTL; the first mark wins."""
+        await self._redis.set(self.prefix + key, b"1", nx=True, ex=self.ttl)
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await self._redis.aclose()

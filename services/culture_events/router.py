@@ -1,0 +1,251 @@
+"""The router: subscribes handlers to topics, runs them through middleware, publishes their outputs.
+
+    router = Router(concurrency=8)
+    router.add_middleware(*default_middleware(...))
+    router.add_handler("feed.fan-out", "catalog.review-created", subscriber, fan_out,
+                       publish_topic="feed.feed-created", publisher=publisher)
+    router.add_consumer_handler("mailer.welcome", "identity.user-registered", subscriber, send_welcome)
+    await router.run()        # returns after close(); router.running is set while it consumes
+    await router.close()      # stop taking messages, finish in-flight ones, close subscribers
+
+Each handler consumes in `concurrency` lanes; a message goes to the lane of its partition key, so
+messages with one key are handled one after the other, in order, while other keys run in parallel.
+A handler's result decides the message's fate: success -> outputs published, then ack; exception ->
+nack (redelivery). Middleware added first runs outermost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import itertools
+import logging
+import zlib
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from culture_events import handling
+from culture_events.backends._signal import Signal
+from culture_events.errors import ClosedError, EventsError
+from culture_events.handling import Handler, Middleware
+from culture_events.message import Message, Settlement
+from culture_events.ports import Publisher, Subscriber
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Optional for middleware: started when the router starts, stopped when it closes (Throttle)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclasses.dataclass
+class HandlerConfig:
+    """One handler as registered: where it reads, what it runs, where its outputs go."""
+
+    name: str
+    topic: str
+    subscriber: Subscriber
+    handler: Handler
+    publish_topic: str | None = None
+    publisher: Publisher | None = None
+    middleware: Sequence[Middleware] = ()
+    concurrency: int = 8
+
+
+class _Lane:
+    """A bounded FIFO of messages handled one after the other."""
+
+    def __init__(self, capacity: int) -> None:
+        self.queue: collections.deque[Message | None] = collections.deque()
+        self.capacity = capacity
+        self.changed = Signal()
+
+    async def put(self, msg: Message | None) -> None:
+        while msg is not None and len(self.queue) >= self.capacity:
+            await self.changed.wait(1.0)
+        self.queue.append(msg)
+        self.changed.notify()
+
+    async def get(self) -> Message | None:
+        while not self.queue:
+            await self.changed.wait(1.0)
+        msg = self.queue.popleft()
+        self.changed.notify()
+        return msg
+
+    def nack_key(self, key: str | None) -> None:
+        """Nack the waiting messages with this key: they must follow the nacked one, not overtake it."""
+        if key is not None:
+            for msg in self.queue:
+                if msg is not None and msg.key == key:
+                    msg.nack()
+            self.queue = collections.deque(
+                m for m in self.queue if m is None or m.state is Settlement.PENDING)
+            self.changed.notify()
+
+
+class Router:
+    """Runs handlers over subscriptions with middleware, bounded concurrency and graceful shutdown."""
+
+    def __init__(self, *, concurrency: int = 8, close_timeout: float = 60.0) -> None:
+        self.concurrency = concurrency
+        self.close_timeout = close_timeout
+        self.handlers: dict[str, HandlerConfig] = {}
+        self._middleware: list[Middleware] = []
+        #: set while the router consumes (after run() started every handler), cleared on close()
+        self.running = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._started = False
+        self._closer: asyncio.Future[None] | None = None
+
+    def add_middleware(self, *middleware: Middleware) -> None:
+        """Add router-wide middleware; the first added runs outermost, around per-handler middleware."""
+        self._check_not_started()
+        self._middleware.extend(middleware)
+
+    def add_handler(self, name: str, subscribe_topic: str, subscriber: Subscriber, handler: Handler,
+                    publish_topic: str | None = None, publisher: Publisher | None = None, *,
+                    middleware: Sequence[Middleware] = (), concurrency: int | None = None) -> HandlerConfig:
+        """Register a handler; its outputs are published to `publish_topic` with `publisher`."""
+        self._check_not_started()
+        if name in self.handlers:
+            raise ValueError(f"a handler named {name!r} is already registered")
+        if (publish_topic is None) != (publisher is None):
+            raise ValueError(f"handler {name!r}: give both publish_topic and publisher, or neither")
+        config = HandlerConfig(name, subscribe_topic, subscriber, handler, publish_topic, publisher,
+                               tuple(middleware), concurrency or self.concurrency)
+        self.handlers[name] = config
+        return config
+
+    def add_consumer_handler(self, name: str, subscribe_topic: str, subscriber: Subscriber,
+                             handler: Handler, *, middleware: Sequence[Middleware] = (),
+                             concurrency: int | None = None) -> HandlerConfig:
+        """Register a handler without outputs (it may return None or [])."""
+        return self.add_handler(name, subscribe_topic, subscriber, handler, middleware=middleware,
+                                concurrency=concurrency)
+
+    def _check_not_started(self) -> None:
+        if self._started:
+            raise EventsError("the router is already running: add handlers and middleware before run()")
+
+    def is_ready(self) -> bool:
+        """True while the router consumes (for health checks / readiness probes)."""
+        return self.running.is_set() and not self._closing.is_set()
+
+    def _lifecycles(self) -> list[Lifecycle]:
+        found: list[Lifecycle] = []
+        for mw in [*self._middleware, *(m for h in self.handlers.values() for m in h.middleware)]:
+            if isinstance(mw, Lifecycle) and all(mw is not f for f in found):
+                found.append(mw)
+        return found
+
+    def _chain(self, config: HandlerConfig) -> Handler:
+        handler = config.handler
+        for mw in reversed([*self._middleware, *config.middleware]):
+            handler = mw(handler)
+        return handler
+
+    async def run(self) -> None:
+        """Consume with every handler until close(); raises when a subscription fails for good."""
+        if self._started:
+            raise EventsError("Router.run() was already called; a router runs once")
+        if self._closing.is_set():
+            raise ClosedError("the router was closed before it ran")
+        if not self.handlers:
+            raise EventsError("the router has no handlers: add_handler() before run()")
+        self._started = True
+        lifecycles = self._lifecycles()
+        for lc in lifecycles:
+            await lc.start()
+        tasks = [asyncio.create_task(self._consume(cfg, self._chain(cfg)), name=f"router:{cfg.name}")
+                 for cfg in self.handlers.values()]
+        self.running.set()
+        log.info("router running %d handler(s): %s", len(tasks), ", ".join(self.handlers))
+        failure: BaseException | None = None
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                try:
+                    await next_done
+                except Exception as exc:  # noqa: BLE001 - one subscription died: stop the others, then fail
+                    log.error("router: a subscription failed: %s", exc)
+                    failure = failure or exc
+                    self._closer = asyncio.ensure_future(self.close())
+        finally:
+            self.running.clear()
+            for lc in lifecycles:
+                with contextlib.suppress(Exception):
+                    await lc.stop()
+            self._stopped.set()
+        if failure is not None:
+            raise failure
+
+    async def _consume(self, config: HandlerConfig, chain: Handler) -> None:
+        lanes = [_Lane(capacity=4) for _ in range(config.concurrency)]
+        workers = [asyncio.create_task(self._work(config, chain, lane)) for lane in lanes]
+        spread = itertools.count()
+        try:
+            async for msg in config.subscriber.subscribe(config.topic):
+                key = msg.key
+                index = zlib.crc32(key.encode()) if key is not None else next(spread)
+                await lanes[index % len(lanes)].put(msg)
+        finally:
+            for lane in lanes:
+                await lane.put(None)
+            await asyncio.gather(*workers)
+
+    async def _work(self, config: HandlerConfig, chain: Handler, lane: _Lane) -> None:
+        while (msg := await lane.get()) is not None:
+            await self._handle(config, chain, msg)
+            if msg.state is Settlement.NACKED:
+                lane.nack_key(msg.key)
+
+    async def _handle(self, config: HandlerConfig, chain: Handler, msg: Message) -> None:
+        token = handling.bind(handling.Handling(config.name, config.topic))
+        try:
+            outputs = await chain(msg) or []
+            if outputs:
+                if config.publisher is None or config.publish_topic is None:
+                    raise EventsError(f"handler {config.name!r} returned {len(outputs)} message(s) but has "
+                                      "no publish_topic; use add_handler(..., publish_topic, publisher)")
+                await config.publisher.publish(config.publish_topic, *outputs)
+            msg.ack()
+        except asyncio.CancelledError:
+            msg.nack()
+            raise
+        except KeyboardInterrupt:
+            msg.nack()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the safety net: nothing a handler does stops the router
+            log.warning("handler %s failed on message %s: %r (nacked)", config.name, msg.id, exc)
+            msg.nack()
+        finally:
+            handling.unbind(token)
+
+    async def close(self) -> None:
+        """Stop taking messages, finish the in-flight ones, close the subscribers (idempotent)."""
+        if self._closing.is_set():
+            if self._started:
+                await self._stopped.wait()
+            return
+        self._closing.set()
+        self.running.clear()
+        subscribers: list[Subscriber] = []
+        for cfg in self.handlers.values():
+            if all(cfg.subscriber is not s for s in subscribers):
+                subscribers.append(cfg.subscriber)
+        log.info("router closing: finishing in-flight messages")
+        await asyncio.gather(*(s.close() for s in subscribers), return_exceptions=True)
+        if self._started:
+            try:
+                async with asyncio.timeout(self.close_timeout):
+                    await self._stopped.wait()
+            except TimeoutError:
+                log.warning("router: handlers still busy %.0fs after close()", self.close_timeout)
