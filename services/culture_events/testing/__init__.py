@@ -3,8 +3,10 @@
     from culture_events.testing import Backend, Features, SCENARIOS
 """
 
+from culture_events.testing.fakes import RecordingPublisher
 from culture_events.testing.features import Backend, Features
 from culture_events.testing.helpers import Collector, prepare_topic, wait_until
 from culture_events.testing.scenarios import SCENARIOS, scenario
 
-__all__ = ["SCENARIOS", "Backend", "Collector", "Features", "prepare_topic", "scenario", "wait_until"]
+__all__ = ["SCENARIOS", "Backend", "Collector", "Features", "RecordingPublisher", "prepare_topic", "scenario",
+           "wait_until"]
