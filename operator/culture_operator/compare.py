@@ -7,10 +7,16 @@ other managers' fields), so the check is "desired is contained in live", not equ
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
+
+#: annotation with a digest of the manifest last applied: a field the spec no longer sets (a removed
+#: ConfigMap key) is invisible to "desired contained in live", but it changes the digest
+APPLIED_DIGEST = "platform.culture.dev/applied-digest"
 
 QUANTITY_FIELDS = frozenset({"cpu", "memory", "storage", "ephemeral-storage", "size"})
 
@@ -40,12 +46,23 @@ def contains(want: Any, have: Any, key: str | None = None) -> bool:
     return _same_scalar(want, have, key)
 
 
+def stamp(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with its digest annotation (computed over everything else)."""
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:20]
+    meta = {**manifest["metadata"]}
+    meta["annotations"] = {**meta.get("annotations", {}), APPLIED_DIGEST: digest}
+    return {**manifest, "metadata": meta}
+
+
 def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
     """Whether the child must be (re)applied: it is missing, or a wanted field drifted."""
     if live is None:
         return True
     return not (
         contains(desired.get("metadata", {}).get("labels", {}), live.get("metadata", {}).get("labels"))
+        and contains(
+            desired.get("metadata", {}).get("annotations", {}), live.get("metadata", {}).get("annotations")
+        )
         and contains(
             desired.get("metadata", {}).get("ownerReferences", []),
             live.get("metadata", {}).get("ownerReferences"),

@@ -18,7 +18,7 @@ import pydantic
 
 from culture_operator import builders as b
 from culture_operator import status as st
-from culture_operator.compare import needs_apply
+from culture_operator.compare import needs_apply, stamp
 from culture_operator.kafka_admin import sync_topics
 from culture_operator.kube import CHILD_KINDS, KINDS_BY_KEY, Kube, KubeError
 from culture_operator.spec import CulturePlatformSpec, parse_spec
@@ -100,6 +100,8 @@ def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> Chil
     result = ChildSync(live=live, desired=desired)
     result.strimzi_served = served[(b.STRIMZI_API_VERSION, "Kafka")]
     result.shrink_refused = _keep_partitions(desired, live)
+    desired = [stamp(m) for m in desired]
+    result.desired = desired
     for m in desired:
         if not served[(m["apiVersion"], m["kind"])]:
             continue

@@ -1,0 +1,119 @@
+"""The reconcile loop against an in-memory API (an extra to the e2e tests: fast, no server)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import pytest
+
+from culture_operator import reconcile as rc
+from culture_operator.builders import child_key
+from culture_operator.kube import KindInfo
+
+pytestmark = pytest.mark.unit
+
+
+class FakeKube:
+    """Stores applied objects; counts writes like kube.Kube; no Strimzi CRDs unless asked."""
+
+    def __init__(self, strimzi: bool = False) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.strimzi = strimzi
+        self.writes = 0
+        self.events: list[tuple[str, str, str]] = []
+        self.status: dict[str, Any] = {}
+        self._rv = itertools.count(1)
+
+    def list_children(self, kind: KindInfo, namespace: str, platform: str) -> list[dict[str, Any]] | None:
+        if kind.api_version.startswith("kafka.strimzi.io") and not self.strimzi:
+            return None
+        return [
+            copy.deepcopy(o)
+            for (v, k, _), o in self.objects.items()
+            if (v, k) == (kind.api_version, kind.kind)
+        ]
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.writes += 1
+        obj = copy.deepcopy(manifest)
+        old = self.objects.get(child_key(manifest))
+        obj["metadata"]["uid"] = (old or {}).get("metadata", {}).get("uid") or f"u{next(self._rv)}"
+        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.objects[child_key(manifest)] = obj
+        return copy.deepcopy(obj)
+
+    def delete(self, manifest: dict[str, Any]) -> None:
+        self.writes += 1
+        self.objects.pop(child_key(manifest))
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        return {"url": "x"} if name == "pg" else None
+
+    def post_event(self, owner: Any, event_type: str, reason: str, message: str) -> None:
+        self.writes += 1
+        self.events.append((event_type, reason, message))
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.writes += 1
+        self.status.update(status)
+
+
+def body(spec: dict[str, Any], generation: int = 1, status: dict | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "cp-uid", "generation": generation},
+        "spec": spec,
+        "status": status or {},
+    }
+
+
+async def test_second_reconcile_writes_nothing_and_passwords_are_kept() -> None:
+    kube = FakeKube(strimzi=True)
+    spec = {"kafka": {"mode": "strimzi"}}
+    status = await rc.reconcile(kube, body(spec))  # type: ignore[arg-type]
+    assert status["phase"] == "Progressing" and kube.objects
+    secret = copy.deepcopy(kube.objects[("v1", "Secret", "demo-postgres-credentials")])
+    first_writes = kube.writes
+    await rc.reconcile(kube, body(spec, status=kube.status))  # type: ignore[arg-type]
+    assert kube.writes == first_writes, "a no-op reconcile wrote"
+    assert kube.objects[("v1", "Secret", "demo-postgres-credentials")]["data"] == secret["data"]
+
+
+async def test_spec_change_applies_one_child_and_prunes_disabled_service() -> None:
+    kube = FakeKube(strimzi=True)
+    await rc.reconcile(kube, body({}))  # type: ignore[arg-type]
+    rvs = {k: o["metadata"]["resourceVersion"] for k, o in kube.objects.items()}
+    await rc.reconcile(
+        kube,
+        body(
+            {
+                "services": {
+                    "feed": {"api-read": {"replicas": 1, "resources": {}}},
+                    "chat": {"enabled": False},
+                }
+            },
+            2,
+            kube.status,
+        ),
+    )  # type: ignore[arg-type]
+    assert not [k for k in kube.objects if "-chat-" in k[2]]
+    changed = {k for k, o in kube.objects.items() if o["metadata"]["resourceVersion"] != rvs.get(k)}
+    assert changed == {("v1", "ConfigMap", "demo-wiring")} | {
+        k for k in kube.objects if k[1] == "Deployment"
+    }  # wiring changed (chat addrs gone) -> pods roll
+    assert any(r == "Pruned" for _, r, _ in kube.events)
+
+
+async def test_strimzi_missing_and_topic_shrink() -> None:
+    kube = FakeKube(strimzi=False)
+    status = await rc.reconcile(kube, body({"kafka": {"mode": "strimzi"}}))  # type: ignore[arg-type]
+    kafka = {c["type"]: c for c in status["conditions"]}["KafkaReady"]
+    assert kafka["reason"] == "StrimziNotInstalled" and status["phase"] == "Failed"
+    kube = FakeKube(strimzi=True)
+    await rc.reconcile(kube, body({"kafka": {"topics": {"partitions": 6}}}))  # type: ignore[arg-type]
+    status = await rc.reconcile(kube, body({"kafka": {"topics": {"partitions": 2}}}, 2, kube.status))  # type: ignore[arg-type]
+    kafka = {c["type"]: c for c in status["conditions"]}["KafkaReady"]
+    assert kafka["reason"] == "PartitionShrinkRefused"
+    topic = kube.objects[("kafka.strimzi.io/v1", "KafkaTopic", "demo-feed.feed-created")]
+    assert topic["spec"]["partitions"] == 6
