@@ -1,0 +1,198 @@
+"""The relay: claim committed outbox entries, publish them, delete them. Store-independent.
+
+A store (PostgresStore, MongoStore) knows how to claim a batch so that concurrent relays never hold
+the same entry, which claimed entries may go out without overtaking an older entry of the same key
+(records.publishable), how to delete what was published and how to wait for new entries (LISTEN/NOTIFY,
+a change stream, or polling). The relay only loops: claim, publish, confirm; on a publish failure
+it rolls the claim back (the entries stay in the store), backs off, and starts a fresh publisher.
+
+Delivery is at-least-once: a relay that dies after the broker accepted a batch but before the delete
+committed leaves the batch to be published again. Consumers deduplicate on the event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from culture_events.outbox.records import Entry, by_topic
+from culture_events.ports import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class Claim(Protocol):
+    """A batch held by one relay until the claim ends (commit of the deletes, or rollback)."""
+
+    #: entries that may be published now, in store order
+    entries: list[Entry]
+    #: how many entries were claimed in all (the rest wait behind an older entry of their key)
+    held: int
+
+    async def done(self) -> None:
+        """Delete (or mark) the published entries; called once, after every entry was published."""
+
+
+class OutboxStore(Protocol):
+    """Where outbox entries live, seen from the relay."""
+
+    #: a short description for progress lines ("postgres culture.public.outbox")
+    describe: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def claim(self, limit: int) -> contextlib.AbstractAsyncContextManager[Claim]: ...
+
+    async def wait_for_new(self, at_most: float) -> None:
+        """Return when new entries may have been committed, or after `at_most` seconds."""
+
+    async def pending(self) -> int:
+        """How many entries wait in the store (for progress output)."""
+
+
+@dataclasses.dataclass
+class RelayStats:
+    """What a relay did so far (read by tests, benchmarks and the CLI's progress lines)."""
+
+    published: int = 0
+    batches: int = 0
+    failures: int = 0
+    blocked_rounds: int = 0
+    last_error: str | None = None
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+class Relay:
+    """Publishes a store's outbox entries through a publisher, forever or until `stop` is set.
+
+    `publisher` is a Publisher or a zero-argument factory; with a factory the relay starts a fresh
+    publisher after each failure (a Kafka producer that lost its broker is best replaced).
+    """
+
+    def __init__(self, store: OutboxStore, publisher: Publisher | Callable[[], Publisher], *,
+                 batch_size: int = 500, poll_interval: float = 1.0, max_backoff: float = 5.0,
+                 report: Callable[[str], None] = _noop, report_every: float = 10.0) -> None:
+        self.store = store
+        is_factory = isinstance(publisher, type) or not isinstance(publisher, Publisher)
+        self._factory: Callable[[], Publisher] | None = publisher if is_factory else None  # type: ignore[assignment]
+        self._publisher: Publisher | None = None if is_factory else publisher  # type: ignore[assignment]
+        self._held = 0  # entries claimed in the last round
+        self._blocked = 0  # of which waited behind another relay's older entry of their key
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self.stats = RelayStats()
+        self._report = report
+        self._report_every = report_every
+
+    def _current_publisher(self) -> Publisher:
+        if self._publisher is None:
+            assert self._factory is not None
+            self._publisher = self._factory()
+        return self._publisher
+
+    async def _drop_publisher(self) -> None:
+        """Close a failed publisher (bounded: a producer without a broker may hang in its flush)."""
+        if self._factory is None or self._publisher is None:
+            return
+        publisher, self._publisher = self._publisher, None
+        with contextlib.suppress(Exception, TimeoutError):
+            async with asyncio.timeout(10):
+                await publisher.close()
+
+    async def relay_once(self) -> int:
+        """Claim one batch, publish what may go out, confirm it. Returns how many were published.
+
+        Raises what the publisher raised; the claim is then rolled back and nothing is lost.
+        """
+        async with self.store.claim(self.batch_size) as claim:
+            self._held, self._blocked = claim.held, claim.held - len(claim.entries)
+            if self._blocked:
+                self.stats.blocked_rounds += 1
+            if not claim.entries:
+                return 0
+            publisher = self._current_publisher()
+            # topics are independent partitions: publish them concurrently; inside a topic the
+            # publisher keeps the given order per key
+            await asyncio.gather(*(publisher.publish(topic, *messages)
+                                   for topic, messages in by_topic(claim.entries).items()))
+            await claim.done()
+        self.stats.published += len(claim.entries)
+        self.stats.batches += 1
+        return len(claim.entries)
+
+    async def _rounds(self, stop: asyncio.Event) -> AsyncIterator[int]:
+        backoff = 0.2
+        failing = False
+        while not stop.is_set():
+            try:
+                n = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a relay outlives any broker or store failure
+                self.stats.failures += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                if not failing:
+                    self._report(f"relay: publishing failed, entries kept, retrying: {self.stats.last_error}")
+                log.warning("outbox relay: %s (retry in %.1fs)", self.stats.last_error, backoff)
+                failing = True
+                await self._drop_publisher()
+                await self._sleep(stop, backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if failing:
+                self._report("relay: publishing works again")
+                failing, backoff = False, 0.2
+            yield n
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await stop.wait()
+
+    async def _wait(self, stop: asyncio.Event, at_most: float) -> None:
+        """Wait for new entries, or stop, or the poll interval (the fallback if a wake-up is lost)."""
+        waiter = asyncio.ensure_future(self.store.wait_for_new(at_most))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, stopper):
+                task.cancel()
+            await asyncio.gather(waiter, stopper, return_exceptions=True)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Relay until `stop` is set (or the task is cancelled); closes the store and publisher."""
+        stop = stop or asyncio.Event()
+        await self.store.open()
+        self._report(f"relay: watching {self.store.describe} ({await self.store.pending()} pending)")
+        last_report, reported = time.monotonic(), 0
+        try:
+            async for n in self._rounds(stop):
+                if time.monotonic() - last_report >= self._report_every and self.stats.published > reported:
+                    pending = await self.store.pending()
+                    self._report(f"relay: {self.stats.published} published "
+                                 f"(+{self.stats.published - reported}), {pending} pending")
+                    last_report, reported = time.monotonic(), self.stats.published
+                if self._blocked and not n:  # all of it waits behind another relay's batch: a moment
+                    await self._sleep(stop, 0.01)
+                elif not self._blocked and self._held < self.batch_size:  # drained: wait for a commit
+                    await self._wait(stop, self.poll_interval)
+        finally:
+            await self._drop_publisher()
+            await self.store.close()
+            self._report(f"relay: stopped after publishing {self.stats.published}")
+
+    async def close(self) -> None:
+        """Close the publisher the relay made (a publisher passed in is the caller's to close)."""
+        await self._drop_publisher()

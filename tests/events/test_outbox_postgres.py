@@ -1,0 +1,164 @@
+"""The PostgreSQL outbox on the real stack: transactional writes, LISTEN/NOTIFY wake-ups, per-key
+order, and several relays on one table publishing each row exactly once to a real Kafka topic."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, up, wait_for
+
+from culture_events import correlation
+from culture_events.backends.kafka import KafkaPublisher
+from culture_events.backends.memory import MemoryBroker, MemoryPublisher
+from culture_events.errors import EventsError
+from culture_events.message import Message, Meta
+from culture_events.outbox.postgres import OutboxPublisher, PostgresOutbox, PostgresStore
+from culture_events.outbox.relay import Relay
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pg_dsn() -> str:
+    return up("postgres")["dsn"]
+
+
+@pytest.fixture
+async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(pg_dsn)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def outbox(conn: asyncpg.Connection, unique: str) -> AsyncIterator[PostgresOutbox]:
+    box = PostgresOutbox(f"outbox_{unique}")
+    await box.ensure_schema(conn)
+    yield box
+    await conn.execute(f"DROP TABLE IF EXISTS {box.qtable}")
+
+
+async def _count(conn: asyncpg.Connection, box: PostgresOutbox) -> int:
+    return int(await conn.fetchval(f"SELECT count(*) FROM {box.qtable}"))
+
+
+async def test_ensure_schema_is_idempotent_and_safe_concurrently(pg_dsn: str, unique: str) -> None:
+    box = PostgresOutbox(f"outbox_{unique}")
+    conns = [await asyncpg.connect(pg_dsn) for _ in range(3)]
+    try:
+        await asyncio.gather(*(box.ensure_schema(c) for c in conns))
+        await box.ensure_schema(conns[0])
+        assert await _count(conns[0], box) == 0
+    finally:
+        await conns[0].execute(f"DROP TABLE IF EXISTS {box.qtable}")
+        for c in conns:
+            await c.close()
+
+
+async def test_publish_outside_a_transaction_is_refused(conn: asyncpg.Connection,
+                                                        outbox: PostgresOutbox) -> None:
+    with pytest.raises(EventsError, match="transaction"):
+        await OutboxPublisher(conn, outbox).publish("t", Message(b"x"))
+
+
+async def test_rows_follow_the_callers_transaction_and_carry_the_correlation_id(
+        conn: asyncpg.Connection, outbox: PostgresOutbox) -> None:
+    with pytest.raises(RuntimeError):
+        async with conn.transaction():
+            await outbox.publisher(conn).publish("t", Message(b"rolled back"))
+            raise RuntimeError("the service's own write failed")
+    assert await _count(conn, outbox) == 0
+
+    with correlation.bound("job-42"):
+        async with conn.transaction():
+            await outbox.publisher(conn).publish("t", Message(b"a", {Meta.PARTITION_KEY: "u1"}),
+                                                 Message(b"b"))
+    rows = await conn.fetch(f"SELECT partition_key, metadata->>'correlation_id' AS c, message_id, "
+                            f"metadata->>'event_id' AS e FROM {outbox.qtable} ORDER BY id")
+    assert [(r["partition_key"], r["c"]) for r in rows] == [("u1", "job-42"), (None, "job-42")]
+    assert all(r["message_id"] == r["e"] for r in rows)
+
+
+async def test_relay_wakes_on_notify_not_on_polling(pg_dsn: str, conn: asyncpg.Connection,
+                                                   outbox: PostgresOutbox) -> None:
+    broker = MemoryBroker()
+    # a 60 s poll interval: only the NOTIFY can explain a fast delivery
+    relay = Relay(PostgresStore(pg_dsn, outbox), MemoryPublisher(broker), poll_interval=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await wait_for(lambda: relay.store._listener is not None, 20, "the relay to LISTEN")  # type: ignore[attr-defined]
+        await asyncio.sleep(0)  # let the relay's first (empty) round finish
+        await wait_for(lambda: relay.stats.batches == 0 and relay._held == 0, 10, "the relay to idle")
+        with correlation.bound("job-1"):
+            async with conn.transaction():
+                await outbox.publisher(conn).publish("user-registered", Message(b"hello", id="m1"))
+        started = time.monotonic()
+        await wait_for(lambda: len(broker.messages("user-registered")) == 1, 10, "the relayed message")
+        assert time.monotonic() - started < 5
+        (msg,) = broker.messages("user-registered")
+        assert (msg.id, msg.payload, msg.metadata[Meta.CORRELATION_ID]) == ("m1", b"hello", "job-1")
+        assert await _count(conn, outbox) == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def _write(pg_dsn: str, box: PostgresOutbox, topic: str, keys: list[str], per_key: int,
+                 writers: int = 4) -> list[str]:
+    """Concurrent writers, each committing small transactions; returns the ids in write order."""
+    ids: list[str] = []
+
+    async def writer(w: int) -> None:
+        c = await asyncpg.connect(pg_dsn)
+        try:
+            for i in range(per_key):
+                for key in keys[w::writers]:
+                    async with c.transaction():
+                        msg = Message(f"{key}:{i}".encode(), {Meta.PARTITION_KEY: key})
+                        await box.publisher(c).publish(topic, msg)
+                    ids.append(msg.id)
+        finally:
+            await c.close()
+
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    return ids
+
+
+async def test_three_relays_publish_each_row_exactly_once_in_key_order(
+        pg_dsn: str, conn: asyncpg.Connection, outbox: PostgresOutbox, unique: str) -> None:
+    bootstrap = kafka_bootstrap()
+    topic = f"{unique}.outbox"
+    await create_topic(bootstrap, topic, partitions=3)
+    keys = [f"user-{k}" for k in range(12)]
+    per_key = 50  # 600 rows
+    # rows written while the relays run, in small batches so their claims interleave
+    relays = [Relay(PostgresStore(pg_dsn, outbox), lambda: KafkaPublisher(bootstrap),
+                    batch_size=16, poll_interval=0.5) for _ in range(3)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in relays]
+    try:
+        ids = await _write(pg_dsn, outbox, topic, keys, per_key)
+        await wait_for(lambda: _empty(conn, outbox), 120, "the relays to drain the outbox")
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    assert sum(r.stats.published for r in relays) == len(ids)
+    assert all(r.stats.published > 0 for r in relays), [r.stats for r in relays]
+    assert await records_on_topic(bootstrap, topic) == len(ids), "a row was published twice"
+    records = await read_topic(bootstrap, topic)
+    assert sorted(headers(r)[Meta.EVENT_ID] for r in records) == sorted(ids)
+    seen: dict[str, list[int]] = collections.defaultdict(list)
+    for r in records:  # partition by partition: the order within a key is the write order
+        key, i = r.value.decode().split(":")
+        seen[key].append(int(i))
+    assert all(seen[k] == list(range(per_key)) for k in keys), {k: v[:10] for k, v in seen.items()}
+
+
+async def _empty(conn: asyncpg.Connection, box: PostgresOutbox) -> bool:
+    return await _count(conn, box) == 0
