@@ -27,3 +27,9 @@ def kafka_bootstrap() -> str:
     """Bootstrap servers of the local stack's Kafka (started when down)."""
     settings = _up("kafka")
     return settings.get("bootstrap_servers") or f"{settings['host']}:{settings['port']}"
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the local stack's PostgreSQL (started when down)."""
+    return _up("postgres")["dsn"]
