@@ -6,8 +6,9 @@
 2. AccessLogInterceptor: one log line per call (method, code, duration, correlation id).
 3. DeadlineInterceptor: a default server-side timeout for unary-response calls that arrive
    without a deadline (streams are long-lived by design and exempt).
-4. ErrorMappingInterceptor: ServiceError -> its status with rich details; any other exception ->
-   INTERNAL without leaking internals (the traceback goes to the log).
+4. ErrorMappingInterceptor: ServiceError -> its status with rich details; NotImplementedError ->
+   UNIMPLEMENTED; TimeoutError -> UNAVAILABLE (retryable); any other exception -> INTERNAL without
+   leaking internals (the traceback goes to the log).
 
 Each one wraps the method handler's behavior, for unary and streaming responses alike.
 """
@@ -212,8 +213,16 @@ class ErrorMappingInterceptor(_AroundInterceptor):
                 status.details,
                 trailing_metadata=(*status.trailing_metadata, *_correlation_metadata()),
             )
-        except (grpc.aio.AbortError, asyncio.CancelledError, TimeoutError):
-            raise  # already a status, or handled by grpc / the deadline interceptor
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise  # already a status, or the call was cancelled (client gone, deadline, timeout)
+        except TimeoutError:
+            # Raised by the servicer's own I/O (our default timeout cancels instead): a dependency is
+            # slow, so the caller may retry.
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "a dependency did not answer in time; retry with backoff",
+                trailing_metadata=_correlation_metadata(),
+            )
         except NotImplementedError:
             # What the generated servicer base class raises for an RPC the service does not implement.
             await context.abort(

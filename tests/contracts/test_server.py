@@ -46,6 +46,8 @@ class TrivialIdentity(identity_pb2_grpc.IdentityServiceServicer):
     async def GetUser(self, request: identity_pb2.GetUserRequest, context: grpc.aio.ServicerContext):
         if request.user_id == "missing":
             raise not_found("user", request.user_id)
+        if request.user_id == "slow-store":
+            raise TimeoutError("the store did not answer")
         # Echo the correlation id in effect, so the test sees what the servicer saw.
         return identity_pb2.GetUserResponse(
             user=identity_pb2.User(user_id=request.user_id, display_name=correlation.current() or "")
@@ -214,6 +216,11 @@ async def test_domain_errors_map_to_statuses_with_details(channel: grpc.aio.Chan
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     (info,) = status_details_of(missing.value, error_details_pb2.ResourceInfo)
     assert (info.resource_type, info.resource_name) == ("user", "missing")
+
+    # A dependency's timeout is retryable.
+    with pytest.raises(grpc.aio.AioRpcError) as slow:
+        await stub.GetUser(identity_pb2.GetUserRequest(user_id="slow-store"), timeout=5)
+    assert slow.value.code() == grpc.StatusCode.UNAVAILABLE
 
     # An unexpected exception is INTERNAL, and its message (which may hold secrets) stays in the log.
     with pytest.raises(grpc.aio.AioRpcError) as internal:
