@@ -1,0 +1,104 @@
+"""The identity roles `culture serve identity --role ...` runs (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from culture.events.v1 import identity_events_pb2
+from culture.identity.v1 import identity_pb2, identity_pb2_grpc
+from culture_contracts.topics import topic_of
+from culture_events.backends.kafka import KafkaPublisher
+from culture_events.outbox.postgres import PostgresStore
+from culture_events.outbox.relay import Relay
+from culture_identity.ratelimit import LoginLimiter
+from culture_identity.service import IdentityServicer
+from culture_identity.settings import IdentitySettings
+from culture_identity.store import IdentityStore
+from culture_identity.tokens import TokenSigner
+from culture_runtime.service import run_grpc_service
+from culture_runtime.settings import PlatformSettings
+
+log = logging.getLogger("culture_identity")
+
+#: the topics identity publishes (created at relay start: auto topic creation is off)
+TOPICS = (topic_of(identity_events_pb2.UserRegistered),)
+
+
+def signer_of(settings: IdentitySettings) -> TokenSigner:
+    """The token signer configured by the settings."""
+    private = settings.private_key()
+    return TokenSigner(settings.signing_key_id, private, settings.public_keys(private),
+                       issuer=settings.issuer, ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds))
+
+
+async def _api(role: str, writes: bool) -> None:
+    platform, settings = PlatformSettings(), IdentitySettings()
+    store = IdentityStore(platform.postgres_dsn, settings.db_schema,
+                          min_size=settings.pool_min_size, max_size=settings.pool_max_size)
+    limiter = (LoginLimiter(platform.redis_url, max_failures=settings.login_max_failures,
+                            window=settings.login_failure_window_seconds) if writes else None)
+    servicer = IdentityServicer(settings, store, signer_of(settings), limiter, writes=writes)
+
+    async def start() -> None:
+        await store.connect()
+        if limiter is not None:
+            await limiter.ping()
+
+    async def stop() -> None:
+        await store.close()
+        if limiter is not None:
+            await limiter.close()
+
+    await run_grpc_service(
+        f"identity {role}",
+        [(identity_pb2.DESCRIPTOR.services_by_name["IdentityService"], servicer,
+          identity_pb2_grpc.add_IdentityServiceServicer_to_server)],
+        on_start=start, on_stop=stop)
+
+
+async def api_write() -> None:
+    """The whole IdentityService: Register, Login, Refresh, and the reads."""
+    await _api("api-write", writes=True)
+
+
+async def api_read() -> None:
+    """ValidateToken and GetUser only: the hot read path, scaled apart from the writes."""
+    await _api("api-read", writes=False)
+
+
+async def ensure_topics(bootstrap: str, partitions: int) -> None:
+    """Create identity's topics if missing (idempotent; Kafka's auto creation is off)."""
+    publisher = KafkaPublisher(bootstrap, client_id="culture-identity-admin")
+    try:
+        for topic in TOPICS:
+            await publisher.create_topic(topic, partitions)
+    finally:
+        await publisher.close()
+
+
+async def relay() -> None:
+    """Publish committed outbox rows (UserRegistered) to Kafka."""
+    platform, settings = PlatformSettings(), IdentitySettings()
+    store = IdentityStore(platform.postgres_dsn, settings.db_schema, min_size=1, max_size=1)
+    outbox_relay = Relay(
+        PostgresStore(platform.postgres_dsn, store.outbox, create_schema=False),
+        lambda: KafkaPublisher(platform.kafka_bootstrap, client_id="culture-identity-relay"),
+        batch_size=settings.relay_batch_size, poll_interval=settings.relay_poll_seconds,
+        report=lambda line: log.info("identity %s", line))
+
+    async def start() -> None:
+        await store.connect()  # migrations: the relay may start before the API
+        await store.close()
+        # Kafka may be down at start: the relay keeps the rows and retries, so only try briefly here
+        try:
+            await asyncio.wait_for(ensure_topics(platform.kafka_bootstrap, settings.topic_partitions), 30)
+        except Exception as exc:  # noqa: BLE001 - not fatal: the relay retries publishing until Kafka is back
+            log.warning("identity relay: could not ensure topics %s yet (%s); "
+                        "will publish when Kafka is back", TOPICS, exc)
+
+    await run_grpc_service("identity relay", on_start=start, background=[outbox_relay.run])
+
+
+ROLES = {"api-write": api_write, "api-read": api_read, "relay": relay}
