@@ -8,12 +8,14 @@ version the RUNNING server reports about itself, over its own protocol.
 from __future__ import annotations
 
 import abc
+import asyncio
+import concurrent.futures
 import dataclasses
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from culture_stack import paths, process
 from culture_stack.ports import HOST
@@ -21,6 +23,20 @@ from culture_stack.ports import HOST
 
 class StackError(RuntimeError):
     """A stack step failed; the message says what and what to do about it."""
+
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when called inside a running event loop
+    (e.g. from an async test): then it runs on a short-lived thread with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def say(message: str) -> None:

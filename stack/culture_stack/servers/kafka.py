@@ -11,9 +11,7 @@ request (its tagged fields carry the supported and finalized feature levels, e.g
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import dataclasses
 import json
 import re
@@ -21,13 +19,12 @@ import socket
 import struct
 import subprocess
 import uuid
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from culture_stack import process, tools
 from culture_stack.ports import HOST, KAFKA, KAFKA_CONTROLLER
-from culture_stack.server import Context, Launch, Server, StackError, say
+from culture_stack.server import Context, Launch, Server, StackError, run_sync, say
 
 KAFKA_VERSION = "4.3.1"
 SCALA = "2.13"
@@ -300,17 +297,6 @@ def started_build(log: Path) -> str | None:
         return None
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, even when called inside a running event loop
-    (e.g. from an async test): then it runs on a short-lived thread with its own loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
@@ -459,7 +445,7 @@ class Kafka(Server):
         info = api_versions(timeout=2.0)
         if info.error_code != 0 or "metadata.version" not in info.finalized_features:
             return False
-        cluster = _run(_describe_cluster(timeout_ms=2000))
+        cluster = run_sync(_describe_cluster(timeout_ms=2000))
         return bool(cluster.get("brokers"))
 
     def version(self, ctx: Context) -> str:
@@ -474,7 +460,7 @@ class Kafka(Server):
         ctx = self._context(ctx)
         info = api_versions()
         release = describe_release(info, metadata_version_names(ctx))
-        cluster = _run(_describe_cluster(timeout_ms=3000))
+        cluster = run_sync(_describe_cluster(timeout_ms=3000))
         text = f"{release}, cluster id {cluster['cluster_id']}, controller {cluster['controller_id']}"
         build = started_build(ctx.log(self.name))
         return f"{text}; build {build} (start-up log)" if build else text

@@ -133,19 +133,21 @@ def install_binaries(ctx: Context) -> Path:
     """Build kube-apiserver, kube-controller-manager, kubectl and helm into `<cache>/kube/bin`.
 
     Idempotent; a stamp keyed by the build modules makes a second call instant and a version
-    change rebuild. Cold, on 2 cores, this takes the better part of half an hour (see README).
+    change rebuild. Cold, on 2 cores, this takes the better part of half an hour.
     """
     with _build_lock(ctx):
         out = bin_dir(ctx)
         stamp = out / ".build-key"
         key = _build_key()
         wanted = [*_KUBE_PACKAGES, *_HELM_PACKAGES]
-        if stamp.exists() and stamp.read_text().strip() == key and all((out / b).exists() for b in wanted):
+        current = stamp.read_text().strip() if stamp.exists() else ""
+        if current != key:
+            if any((out / b).exists() for b in wanted):
+                say("  kube: build modules changed, rebuilding the binaries")
+            for b in wanted:  # go_build skips existing binaries; stale ones must go
+                (out / b).unlink(missing_ok=True)
+        elif all((out / b).exists() for b in wanted):
             return out
-        if stamp.exists() and stamp.read_text().strip() != key:
-            say("  kube: build modules changed, rebuilding the binaries")
-        for b in wanted:  # go_build skips existing binaries; stale ones must go
-            (out / b).unlink(missing_ok=True)
         env = {"GOFLAGS": f"-mod=mod '-ldflags={version_ldflags()}'"}
         say(f"  kube: building Kubernetes {KUBE_VERSION} (kube-apiserver, kube-controller-manager, "
             f"kubectl) and helm {HELM_VERSION} with Go; log in {ctx.tool('kube', 'build.log')}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil
@@ -11,7 +10,7 @@ from typing import Any
 
 from culture_stack import process, tools
 from culture_stack.ports import HOST, POSTGRES
-from culture_stack.server import Context, Launch, Server, StackError
+from culture_stack.server import Context, Launch, Server, StackError, run_sync
 
 USER = "culture"
 PASSWORD = "culture"
@@ -103,7 +102,7 @@ class Postgres(Server):
             finally:
                 await conn.close()
 
-        return asyncio.run(go())
+        return run_sync(go())
 
     def healthy(self, ctx: Context) -> bool:
         return process.port_open(self.port) and self._query("SELECT 1") == 1
