@@ -11,7 +11,7 @@ from culture_contracts import topics
 
 pytestmark = pytest.mark.unit
 
-# The topics ARCHITECTURE.md names (one per event type).
+# The topics ARCHITECTURE.md names (one per event type), plus the mailer's two (registration slice).
 ARCHITECTURE_TOPICS = {
     "identity.user-registered": "UserRegistered",
     "catalog.profile-created": "ProfileCreated",
@@ -22,6 +22,7 @@ ARCHITECTURE_TOPICS = {
     "feed.feed-created": "FeedCreated",
     "feed.creation-failed": "FeedCreationFailed",
     "chat.message-sent": "MessageSent",
+    "mailer.welcome-mail-sent": "WelcomeMailSent", "mailer.welcome-mail-failed": "WelcomeMailFailed",
 }
 
 
