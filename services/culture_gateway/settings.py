@@ -1,0 +1,61 @@
+"""Gateway settings: CULTURE_GATEWAY_* environment variables, parsed once and validated."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: the local ports `culture dev up` gives the slice's roles (also the defaults below)
+DEV_PORTS = {
+    ("identity", "api-write"): 50051,
+    ("identity", "api-read"): 50052,
+    ("identity", "relay"): 50053,
+    ("notifier", "api-read"): 50061,
+    ("notifier", "worker"): 50062,
+    ("catalog", "worker"): 50071,
+    ("mailer", "worker"): 50081,
+    ("gateway", "api"): 8080,
+}
+
+UPSTREAMS = ("identity-write", "identity-read", "notifier")
+
+
+class GatewaySettings(BaseSettings):
+    """Where the gateway listens, where its upstreams are, and its limits."""
+
+    model_config = SettingsConfigDict(env_prefix="CULTURE_GATEWAY_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 inside a pod")
+    port: int = Field(DEV_PORTS[("gateway", "api")], ge=0, le=65535, description="HTTP port")
+    identity_write: str = Field(f"127.0.0.1:{DEV_PORTS[('identity', 'api-write')]}",
+                                description="host:port of identity api-write")
+    identity_read: str = Field(f"127.0.0.1:{DEV_PORTS[('identity', 'api-read')]}",
+                               description="host:port of identity api-read")
+    notifier: str = Field(f"127.0.0.1:{DEV_PORTS[('notifier', 'api-read')]}",
+                          description="host:port of notifier api-read")
+    required_upstreams: list[str] = Field(
+        default_factory=lambda: list(UPSTREAMS),
+        description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
+    max_body_bytes: int = Field(16 * 1024, ge=256, le=10 * 1024 * 1024, description="larger bodies get 413")
+    rpc_timeout_seconds: float = Field(10.0, gt=0, le=120, description="deadline of unary upstream calls")
+    long_poll_max_seconds: float = Field(30.0, gt=0, le=300, description="upper bound of ?wait= on /status")
+    heartbeat_seconds: float = Field(15.0, gt=0, le=300, description="SSE/WebSocket keep-alive interval")
+    health_interval_seconds: float = Field(1.0, gt=0, le=60, description="upstream health check interval")
+    drain_seconds: float = Field(0.0, ge=0, le=60, description="/healthz says 503 this long before stopping")
+    trust_forwarded_for: bool = Field(False, description="client IP from X-Forwarded-For")
+
+    @field_validator("required_upstreams")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(UPSTREAMS))
+        if unknown:
+            raise ValueError(f"unknown upstreams {unknown}; choose from {list(UPSTREAMS)}")
+        return value
+
+    @field_validator("identity_write", "identity_read", "notifier")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not host:port")
+        return value

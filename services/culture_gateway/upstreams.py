@@ -1,0 +1,72 @@
+"""The gateway's gRPC channels and a watcher of their health (what /healthz reports)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from culture.identity.v1 import identity_pb2_grpc
+from culture.notifier.v1 import notifier_pb2_grpc
+from culture_gateway.settings import GatewaySettings
+from culture_grpc.client import insecure_channel
+
+log = logging.getLogger("culture_gateway")
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+class Upstreams:
+    """Channels to identity (write, read) and notifier, plus their last known health."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.targets = {"identity-write": settings.identity_write, "identity-read": settings.identity_read,
+                        "notifier": settings.notifier}
+        self.channels = {name: insecure_channel(target) for name, target in self.targets.items()}
+        self.identity_write = identity_pb2_grpc.IdentityServiceStub(self.channels["identity-write"])
+        self.identity_read = identity_pb2_grpc.IdentityServiceStub(self.channels["identity-read"])
+        self.notifier = notifier_pb2_grpc.NotifierServiceStub(self.channels["notifier"])
+        self.health: dict[str, str] = dict.fromkeys(self.targets, "UNKNOWN")
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether every required upstream answered SERVING at the last check."""
+        return all(self.health[name] == "SERVING" for name in self.settings.required_upstreams)
+
+    async def check(self) -> None:
+        """Ask each upstream's standard health service once."""
+
+        async def one(name: str) -> None:
+            stub = health_pb2_grpc.HealthStub(self.channels[name])
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                state = "SERVING" if reply.status == _SERVING else "NOT_SERVING"
+            except grpc.aio.AioRpcError as exc:
+                state = "UNREACHABLE" if exc.code() == grpc.StatusCode.UNAVAILABLE else exc.code().name
+            if state != self.health[name]:
+                log.info("gateway: upstream %s (%s) is %s", name, self.targets[name], state)
+            self.health[name] = state
+
+        await asyncio.gather(*(one(name) for name in self.targets))
+
+    async def _watch(self) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(self.settings.health_interval_seconds)
+
+    async def start(self) -> None:
+        """Check once, then keep checking in the background."""
+        await self.check()
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.gather(*(ch.close() for ch in self.channels.values()))
