@@ -14,6 +14,7 @@ _RECIPES: tuple[tuple[str, str], ...] = (
     ("cassandra", "Cassandra"),
     ("neo4j", "Neo4j"),
     ("mongo", "Mongo"),
+    ("smtp", "SmtpSink"),
     ("kube", "Etcd"),
     ("kube", "KubeApiServer"),
     ("kube", "KubeControllerManager"),
