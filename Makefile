@@ -21,10 +21,13 @@ venv: $(STAMP)
 CHECKS :=
 -include proto/checks.mk
 
+# The local stack, then every role of the registration slice as supervised local processes
+# (`culture dev up`: waits for each to be healthy, prints the gateway URL, Ctrl-C stops them).
 up: venv
 	@echo "==> bringing the local stack up"
 	$(BIN)/culture stack up
 	$(BIN)/culture stack status
+	$(BIN)/culture dev up --stack
 
 stack-up: venv
 	$(BIN)/culture stack up

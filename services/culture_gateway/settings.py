@@ -5,17 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: the local ports `culture dev up` gives the slice's roles (also the defaults below)
-DEV_PORTS = {
-    ("identity", "api-write"): 50051,
-    ("identity", "api-read"): 50052,
-    ("identity", "relay"): 50053,
-    ("notifier", "api-read"): 50061,
-    ("notifier", "worker"): 50062,
-    ("catalog", "worker"): 50071,
-    ("mailer", "worker"): 50081,
-    ("gateway", "api"): 8080,
-}
+from culture_runtime.dev import DEV_PORTS
 
 UPSTREAMS = ("identity-write", "identity-read", "notifier")
 

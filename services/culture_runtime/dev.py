@@ -1,0 +1,266 @@
+"""`culture dev up`: run every role of the registration slice as local processes.
+
+Starts `culture serve SERVICE --role ROLE` children in dependency order, each on its fixed local
+port (DEV_PORTS), waits until each is healthy (gRPC health SERVING; the gateway's /healthz 200),
+prints the gateway URL, and on Ctrl-C/SIGTERM stops them in reverse order (SIGTERM, then SIGKILL
+after a grace period). A child that dies takes the whole group down with its log tail shown:
+half a slice is worse than none. Logs: <state dir>/logs/dev-<service>-<role>.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+#: the local ports of the slice's roles (also the gateway's default upstream addresses)
+DEV_PORTS: dict[tuple[str, str], int] = {
+    ("identity", "api-write"): 50051,
+    ("identity", "api-read"): 50052,
+    ("identity", "relay"): 50053,
+    ("notifier", "api-read"): 50061,
+    ("notifier", "worker"): 50062,
+    ("catalog", "worker"): 50071,
+    ("mailer", "worker"): 50081,
+    ("gateway", "api"): 8080,
+}
+
+#: start order: stores' owners first, consumers next, the edge last (stop order is the reverse)
+SLICE: tuple[tuple[str, str], ...] = (
+    ("identity", "api-write"), ("identity", "api-read"), ("identity", "relay"),
+    ("notifier", "worker"), ("notifier", "api-read"), ("catalog", "worker"), ("mailer", "worker"),
+    ("gateway", "api"),
+)
+
+
+@dataclasses.dataclass
+class Child:
+    """One supervised role process."""
+
+    service: str
+    role: str
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.service} {self.role}"
+
+    @property
+    def is_http(self) -> bool:
+        return self.service == "gateway"
+
+
+def say(message: str) -> None:
+    """One progress line on stderr, flushed."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def available_roles(wanted: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(the (service, role) pairs this build has, notes on the ones it lacks)."""
+    from culture_runtime.serve import roles_of
+
+    have, missing = [], []
+    for service, role in wanted:
+        if role in roles_of(service):
+            have.append((service, role))
+        else:
+            missing.append(f"{service} {role}")
+    return have, missing
+
+
+def child_env(child: Child, present: Sequence[tuple[str, str]], base: dict[str, str]) -> dict[str, str]:
+    """The environment of one child: its port, and for the gateway where its upstreams are."""
+    env = dict(base)
+    if child.is_http:
+        env["CULTURE_GATEWAY_PORT"] = str(child.port)
+        env["CULTURE_GATEWAY_IDENTITY_WRITE"] = f"127.0.0.1:{DEV_PORTS[('identity', 'api-write')]}"
+        env["CULTURE_GATEWAY_IDENTITY_READ"] = f"127.0.0.1:{DEV_PORTS[('identity', 'api-read')]}"
+        env["CULTURE_GATEWAY_NOTIFIER"] = f"127.0.0.1:{DEV_PORTS[('notifier', 'api-read')]}"
+        required = [name for name, key in (("identity-write", ("identity", "api-write")),
+                                           ("identity-read", ("identity", "api-read")),
+                                           ("notifier", ("notifier", "api-read"))) if key in present]
+        env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"] = "[" + ",".join(f'"{n}"' for n in required) + "]"
+    else:
+        env["CULTURE_GRPC_PORT"] = str(child.port)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def healthy(child: Child) -> bool:
+    """One health probe: gRPC health SERVING, or the gateway's /healthz answering 200."""
+    if child.is_http:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{child.port}/healthz", timeout=2) as reply:
+                return reply.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{child.port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class Supervisor:
+    """Starts, watches and stops the children."""
+
+    def __init__(self, children: list[Child], present: list[tuple[str, str]], start_timeout: float) -> None:
+        self.children = children
+        self.present = present
+        self.start_timeout = start_timeout
+        self.stop_requested = False
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+
+    def start(self) -> None:
+        """Start each child and wait until it is healthy; raises RuntimeError on failure."""
+        taken = [c for c in self.children if not port_free(c.port)]
+        if taken:
+            raise RuntimeError("ports already in use: " + ", ".join(f"{c.port} ({c.name})" for c in taken)
+                               + "; is `culture dev up` running already? Stop it first.")
+        for child in self.children:
+            if self.stop_requested:
+                return
+            child.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = child.log_path.open("ab")
+            argv = [sys.executable, "-m", "culture_cli.main", "serve", child.service, "--role", child.role]
+            # a session of its own: Ctrl-C reaches only us, and we stop the children in order
+            child.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True,
+                                          env=child_env(child, self.present, dict(os.environ)))
+            log.close()
+            started = time.monotonic()
+            say(f"==> {child.name}: starting on port {child.port} "
+                f"(pid {child.proc.pid}, log {child.log_path})")
+            while not healthy(child):
+                if child.proc.poll() is not None:
+                    raise RuntimeError(f"{child.name} exited with code {child.proc.returncode} while "
+                                       f"starting; last log lines:\n{tail(child.log_path)}")
+                if time.monotonic() - started > self.start_timeout:
+                    raise RuntimeError(f"{child.name} was not healthy within {self.start_timeout:.0f}s; "
+                                       f"last log lines:\n{tail(child.log_path)}")
+                if self.stop_requested:
+                    return
+                time.sleep(0.2)
+            say(f"    {child.name}: healthy in {time.monotonic() - started:.1f}s")
+
+    def watch(self) -> int:
+        """Wait for a stop request (0) or a child's death (1)."""
+        while not self.stop_requested:
+            for child in self.children:
+                if child.proc is not None and child.proc.poll() is not None:
+                    say(f"error: {child.name} exited with code {child.proc.returncode}; "
+                        f"last log lines:\n{tail(child.log_path)}")
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop the children in reverse start order: SIGTERM, wait `grace`, then SIGKILL."""
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            say(f"==> stopping {child.name} (pid {proc.pid})")
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                say(f"    {child.name} did not stop within {grace:.0f}s; killing it")
+                proc.kill()
+                proc.wait()
+
+
+def _log_dir() -> Path:
+    from culture_stack.server import Context
+
+    return Context.default().state / "logs"
+
+
+def _up(args: argparse.Namespace) -> int:
+    present, missing = available_roles(SLICE)
+    if missing:
+        say("note: not in this build yet, not started: " + ", ".join(missing))
+    if args.stack:
+        from culture_stack import registry, stack
+        from culture_stack.server import Context
+
+        known = {s.name for s in registry.all_servers()}
+        names = [n for n in args.stack if n in known]
+        if len(names) < len(args.stack):
+            say("note: no recipe yet for: " + ", ".join(n for n in args.stack if n not in known))
+        say("==> bringing up the servers the slice needs: " + ", ".join(names))
+        stack.up(Context.default(), registry.select(names))
+    logs = _log_dir()
+    children = [Child(s, r, DEV_PORTS[(s, r)], logs / f"dev-{s}-{r}.log") for s, r in present]
+    supervisor = Supervisor(children, present, args.start_timeout)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, supervisor._request_stop)
+    code = 0
+    try:
+        supervisor.start()
+        if not supervisor.stop_requested:
+            gateway = next((c for c in children if c.is_http), None)
+            if gateway is not None:
+                say(f"==> the slice is up: gateway http://127.0.0.1:{gateway.port} "
+                    f"(OpenAPI http://127.0.0.1:{gateway.port}/openapi.json); Ctrl-C stops it")
+            else:
+                say("==> the slice is up (no gateway in this build); Ctrl-C stops it")
+            code = supervisor.watch()
+    except RuntimeError as exc:
+        say(f"error: {exc}")
+        code = 1
+    finally:
+        supervisor.stop()
+        say("==> all slice processes stopped")
+    return code
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `dev up` to the top-level `culture` parser."""
+    p = subparsers.add_parser("dev", help="run the services locally (development)",
+                              description="Run the platform's services as local processes.")
+    sub = p.add_subparsers(dest="dev_command", required=True, metavar="SUBCOMMAND")
+    up = sub.add_parser(
+        "up", help="start every role of the registration slice and supervise them",
+        description="Start every role of the registration slice (identity, notifier, catalog, mailer, "
+                    "gateway) as `culture serve` children on fixed local ports, wait until each is "
+                    "healthy, print the gateway URL; Ctrl-C stops them in reverse order.")
+    up.add_argument("--stack", nargs="*", default=["postgres", "redis", "kafka", "mongo", "smtp"],
+                    metavar="SERVER",
+                    help="local stack servers to bring up first (default: postgres redis kafka mongo smtp; "
+                         "pass --stack with no names to skip)")
+    up.add_argument("--start-timeout", type=float, default=90.0,
+                    help="seconds each role may take to become healthy (default 90)")
+    up.set_defaults(func=_up)
