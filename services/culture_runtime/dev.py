@@ -79,14 +79,15 @@ def available_roles(wanted: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, 
     return have, missing
 
 
-def child_env(child: Child, present: Sequence[tuple[str, str]], base: dict[str, str]) -> dict[str, str]:
+def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence[tuple[str, str]],
+              base: dict[str, str]) -> dict[str, str]:
     """The environment of one child: its port, and for the gateway where its upstreams are."""
     env = dict(base)
     if child.is_http:
         env["CULTURE_GATEWAY_PORT"] = str(child.port)
-        env["CULTURE_GATEWAY_IDENTITY_WRITE"] = f"127.0.0.1:{DEV_PORTS[('identity', 'api-write')]}"
-        env["CULTURE_GATEWAY_IDENTITY_READ"] = f"127.0.0.1:{DEV_PORTS[('identity', 'api-read')]}"
-        env["CULTURE_GATEWAY_NOTIFIER"] = f"127.0.0.1:{DEV_PORTS[('notifier', 'api-read')]}"
+        env["CULTURE_GATEWAY_IDENTITY_WRITE"] = f"127.0.0.1:{ports[('identity', 'api-write')]}"
+        env["CULTURE_GATEWAY_IDENTITY_READ"] = f"127.0.0.1:{ports[('identity', 'api-read')]}"
+        env["CULTURE_GATEWAY_NOTIFIER"] = f"127.0.0.1:{ports[('notifier', 'api-read')]}"
         required = [name for name, key in (("identity-write", ("identity", "api-write")),
                                            ("identity-read", ("identity", "api-read")),
                                            ("notifier", ("notifier", "api-read"))) if key in present]
@@ -131,14 +132,36 @@ def tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-class Supervisor:
-    """Starts, watches and stops the children."""
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for tests and benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    def __init__(self, children: list[Child], present: list[tuple[str, str]], start_timeout: float) -> None:
-        self.children = children
-        self.present = present
+
+class Supervisor:
+    """Starts, watches and stops the children.
+
+    `ports` maps (service, role) to its port (DEV_PORTS for `culture dev up`, free ports in tests);
+    `env` is the base environment of every child, `role_env` extra variables per (service, role).
+    """
+
+    def __init__(self, roles: Sequence[tuple[str, str]], *, ports: dict[tuple[str, str], int] | None = None,
+                 log_dir: Path, start_timeout: float = 90.0, env: dict[str, str] | None = None,
+                 role_env: dict[tuple[str, str], dict[str, str]] | None = None,
+                 log_prefix: str = "dev") -> None:
+        self.ports = dict(ports or DEV_PORTS)
+        self.present = list(roles)
+        self.children = [Child(s, r, self.ports[(s, r)], log_dir / f"{log_prefix}-{s}-{r}.log")
+                         for s, r in roles]
         self.start_timeout = start_timeout
+        self.env = dict(os.environ if env is None else env)
+        self.role_env = role_env or {}
         self.stop_requested = False
+
+    def child(self, service: str, role: str) -> Child:
+        """The child running (service, role)."""
+        return next(c for c in self.children if (c.service, c.role) == (service, role))
 
     def _request_stop(self, signum: int, frame: object) -> None:
         self.stop_requested = True
@@ -158,7 +181,8 @@ class Supervisor:
             # a session of its own: Ctrl-C reaches only us, and we stop the children in order
             child.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True,
-                                          env=child_env(child, self.present, dict(os.environ)))
+                                          env={**child_env(child, self.ports, self.present, self.env),
+                                               **self.role_env.get((child.service, child.role), {})})
             log.close()
             started = time.monotonic()
             say(f"==> {child.name}: starting on port {child.port} "
@@ -222,9 +246,8 @@ def _up(args: argparse.Namespace) -> int:
             say("note: no recipe yet for: " + ", ".join(n for n in args.stack if n not in known))
         say("==> bringing up the servers the slice needs: " + ", ".join(names))
         stack.up(Context.default(), registry.select(names))
-    logs = _log_dir()
-    children = [Child(s, r, DEV_PORTS[(s, r)], logs / f"dev-{s}-{r}.log") for s, r in present]
-    supervisor = Supervisor(children, present, args.start_timeout)
+    supervisor = Supervisor(present, log_dir=_log_dir(), start_timeout=args.start_timeout)
+    children = supervisor.children
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor._request_stop)
     code = 0
