@@ -423,6 +423,8 @@ def apiserver_args(ctx: Context) -> list[str]:
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--authorization-mode=Node,RBAC",
+        # how the API server authenticates to kubelets (logs, exec, port-forward) when a node runs
+        f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true",
         # the `kubernetes` Service's endpoints would name 127.0.0.1, which Endpoints validation

@@ -1,0 +1,82 @@
+"""`culture cluster ...`: a real single-node Kubernetes cluster on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from culture_stack.server import Context
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `cluster` and its verbs to the top-level `culture` parser."""
+    p = subparsers.add_parser(
+        "cluster",
+        help="run a real single-node Kubernetes cluster here (containerd, kubelet, scheduler, "
+        "kube-proxy, cluster DNS, a local image registry) on the stack's control plane",
+        description="Manage the local single-node cluster. Needs root. Logs: `culture stack logs NAME` "
+        "(containerd, kubelet, kube-scheduler, kube-proxy, cluster-dns, pod-gateway, registry).",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    up = verbs.add_parser("up", help="start the control plane (if needed) and the node; wait until Ready")
+    up.add_argument("--no-kafka", action="store_true",
+                    help="do not add the pods' listener to the stack's Kafka")
+    up.add_argument("--images", action="store_true",
+                    help="also build and push the project's images (operator, services)")
+    up.set_defaults(func=_up)
+    down = verbs.add_parser("down", help="stop the node, remove pods, interfaces and iptables rules")
+    down.add_argument("--clean", action="store_true", help="also wipe the node's data (kubelet, containerd)")
+    down.set_defaults(func=_down)
+    st = verbs.add_parser("status", help="per component: pid, health, self-reported version")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=_status)
+    img = verbs.add_parser("images", help="build the pause, base and project images into the local registry")
+    img.add_argument("--force", action="store_true", help="rebuild even when the registry has them")
+    img.set_defaults(func=_images)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from culture_stack.cluster import lifecycle
+
+    ctx = Context.default()
+    lifecycle.up(ctx, with_kafka=not args.no_kafka)
+    if args.images:
+        _build_images(ctx, force=False)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from culture_stack.cluster import lifecycle
+
+    lifecycle.down(Context.default(), clean=args.clean)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from culture_stack.cluster import lifecycle
+
+    rows = lifecycle.status(Context.default())
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+    else:
+        print(f"{'COMPONENT':<16} {'STATE':<10} {'PORT':>6} {'PID':>8}  VERSION / DETAIL")
+        for r in rows:
+            state = "healthy" if r.healthy else ("unhealthy" if r.running else "stopped")
+            print(f"{r.name:<16} {state:<10} {r.port or '-':>6} {r.pid or '-':>8}  {r.version or r.detail}")
+    return 0 if all(r.healthy for r in rows) else 1
+
+
+def _build_images(ctx: Context, *, force: bool) -> None:
+    from culture_stack.cluster import images
+
+    images.build_pause(ctx, force=force)
+    images.build_base(ctx, force=force)
+    tag = images.image_tag()
+    for name in images.PROJECT_IMAGES:
+        print(images.build_project_image(ctx, name, tag=tag, force=force))
+
+
+def _images(args: argparse.Namespace) -> int:
+    _build_images(Context.default(), force=args.force)
+    return 0

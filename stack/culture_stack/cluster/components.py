@@ -1,0 +1,444 @@
+"""The node's processes, as stack servers (so they share the stack's pid files, logs and health
+waits): the local registry, containerd, the pod gateway, cluster DNS, kubelet, kube-scheduler and
+kube-proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from culture_stack import tools
+from culture_stack.cluster import config
+from culture_stack.ports import (
+    CASSANDRA,
+    HOST,
+    MONGO,
+    NEO4J_BOLT,
+    POSTGRES,
+    REDIS,
+    SMTP,
+)
+from culture_stack.server import Context, Launch, Server, StackError
+from culture_stack.servers import kube
+
+#: node binaries built from the same module directory and version as the API server
+NODE_PACKAGES = {
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+    "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+}
+
+#: what the pod gateway forwards: the API server and every server of the local stack a pod may use
+#: (Kafka is not here: its clients follow the address it advertises, see config.KAFKA_POD_LISTENER)
+GATEWAY_PORTS = (kube.KUBE_APISERVER, POSTGRES, REDIS, MONGO, CASSANDRA, NEO4J_BOLT, SMTP)
+assert config.APISERVER_GATEWAY_PORT == kube.KUBE_APISERVER
+
+CONTAINERD_SOCKET = Path("/run/culture-platform/containerd/containerd.sock")
+
+
+def install_node_binaries(ctx: Context) -> Path:
+    """Build kubelet, kube-scheduler and kube-proxy next to kube-apiserver (same module, same stamp).
+
+    Cold on 2 cores this adds about 15 minutes to the control plane's build (shared build cache).
+    """
+    with kube._build_lock(ctx):  # the same lock: one Go build of the module at a time
+        out = kube.bin_dir(ctx)
+        stamp = out / ".node-build-key"
+        key = kube._build_key()
+        if (stamp.read_text().strip() if stamp.exists() else "") != key:
+            for b in NODE_PACKAGES:
+                (out / b).unlink(missing_ok=True)
+        elif all((out / b).exists() for b in NODE_PACKAGES):
+            return out
+        env = {"GOFLAGS": f"-mod=mod '-ldflags={kube.version_ldflags()}'"}
+        tools.go_build(ctx, "kube", kube.BUILD_DIR, NODE_PACKAGES, env=env)
+        stamp.write_text(key + "\n")
+        return out
+
+
+# -- credentials -----------------------------------------------------------------------------------
+
+#: client and serving certificates of the node components, signed by the control plane's CA
+NODE_CERTS: dict[str, dict[str, Any]] = {
+    "kubelet-client": {"common_name": f"system:node:{config.NODE_NAME}", "organizations": ("system:nodes",),
+                       "client": True},
+    "kubelet-serving": {"common_name": config.NODE_NAME, "server": True,
+                        "dns_names": (config.NODE_NAME, "localhost"), "ips": (config.GATEWAY, HOST)},
+    # the bootstrap RBAC policy binds these user names to their components' roles
+    "scheduler": {"common_name": "system:kube-scheduler", "client": True},
+    "kube-proxy": {"common_name": "system:kube-proxy", "client": True},
+    "cluster-dns": {"common_name": "culture:cluster-dns", "client": True},
+}
+
+
+def pki_dir(ctx: Context) -> Path:
+    return ctx.data("cluster") / "pki"
+
+
+def kubeconfig_for(ctx: Context, who: str) -> Path:
+    return ctx.data("cluster") / f"{who}.kubeconfig"
+
+
+def ensure_credentials(ctx: Context) -> None:
+    """Issue the node's certificates (once) and write one kubeconfig per component."""
+    cpki = kube.ensure_pki(ctx)
+    ca, ca_key = (cpki / "ca.crt").read_bytes(), (cpki / "ca.key").read_bytes()
+    pki = pki_dir(ctx)
+    pki.mkdir(parents=True, exist_ok=True)
+    pki.chmod(0o700)
+    for stem, spec in NODE_CERTS.items():
+        crt, key = pki / f"{stem}.crt", pki / f"{stem}.key"
+        if not (key.exists() and kube._cert_fresh(crt)):
+            cert_pem, key_pem = kube.make_cert(ca, ca_key, **spec)
+            kube._write_private(key, key_pem)
+            crt.write_bytes(cert_pem)
+    for who, stem, user in (("kubelet", "kubelet-client", f"system:node:{config.NODE_NAME}"),
+                            ("scheduler", "scheduler", "system:kube-scheduler"),
+                            ("kube-proxy", "kube-proxy", "system:kube-proxy"),
+                            ("cluster-dns", "cluster-dns", "culture:cluster-dns")):
+        cfg = kube.build_kubeconfig(server=kube.SERVER_URL, ca_pem=ca,
+                                    cert_pem=(pki / f"{stem}.crt").read_bytes(),
+                                    key_pem=(pki / f"{stem}.key").read_bytes(), user=user)
+        kube._write_private(kubeconfig_for(ctx, who), yaml.safe_dump(cfg, sort_keys=False).encode())
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read()
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
+        return True
+    return False
+
+
+def _build_info(metrics: str, name: str) -> str:
+    for line in metrics.splitlines():
+        if line.startswith("kubernetes_build_info{"):
+            for part in line[line.index("{") + 1:line.rindex("}")].split(","):
+                key, _, value = part.partition("=")
+                if key == "git_version":
+                    return f"{name} {value.strip(chr(34))}"
+    raise StackError(f"{name} /metrics has no kubernetes_build_info")
+
+
+# -- the servers -----------------------------------------------------------------------------------
+
+
+class Registry(Server):
+    """The image registry (Debian's docker-registry, i.e. distribution v2), HTTP on 127.0.0.1:5000."""
+
+    name = "registry"
+    port = config.REGISTRY_PORT
+
+    def install(self, ctx: Context) -> None:
+        tools.apt_install(["docker-registry"], provides="docker-registry")
+
+    def init_data(self, ctx: Context) -> None:
+        conf = ctx.conf(self.name) / "config.yml"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(yaml.safe_dump({
+            "version": 0.1,
+            "log": {"level": "warn"},
+            # images are build artefacts: they live in the cache and survive `cluster down`
+            "storage": {"filesystem": {"rootdirectory": str(ctx.tool("cluster", "registry"))},
+                        "delete": {"enabled": True}},
+            "http": {"addr": f"{HOST}:{config.REGISTRY_PORT}", "debug": {"addr": ""}},
+        }))
+
+    def launch(self, ctx: Context) -> Launch:
+        exe = tools.apt_install(["docker-registry"], provides="docker-registry")
+        return Launch([exe, "serve", str(ctx.conf(self.name) / "config.yml")])
+
+    def healthy(self, ctx: Context) -> bool:
+        return _http_ok(f"http://{config.REGISTRY}/v2/") is not None
+
+    def after_start(self, ctx: Context) -> None:
+        # containerd pulls the sandbox image from here on the first pod; there is no other source
+        from culture_stack.cluster import images
+
+        images.build_pause(ctx)
+
+    def version(self, ctx: Context) -> str:
+        with urllib.request.urlopen(f"http://{config.REGISTRY}/v2/", timeout=2) as resp:
+            return "registry API " + resp.headers.get("Docker-Distribution-Api-Version", "?")
+
+    def settings(self) -> dict[str, Any]:
+        return {"registry": config.REGISTRY}
+
+
+class Containerd(Server):
+    """containerd (Debian) with its own config, root and socket; the CRI plugin uses runc and the
+    bridge CNI plugins."""
+
+    name = "containerd"
+    port = 0  # a unix socket, no TCP port
+    stop_timeout = 30.0
+
+    def ports(self) -> tuple[int, ...]:
+        return ()
+
+    def install(self, ctx: Context) -> None:
+        tools.apt_install(["containerd", "runc", "containernetworking-plugins", "iptables", "conntrack"],
+                          provides="containerd")
+        for exe, pkg in (("runc", "runc"), ("conntrack", "conntrack"), ("iptables", "iptables")):
+            tools.apt_install([pkg], provides=exe)
+
+    def cni_conf_dir(self, ctx: Context) -> Path:
+        return ctx.conf("cni")
+
+    def init_data(self, ctx: Context) -> None:
+        conf_dir = self.cni_conf_dir(ctx)
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        (conf_dir / "10-culture.conflist").write_text(json.dumps(config.cni_conflist(), indent=2) + "\n")
+        cni_bin = Path("/usr/lib/cni")
+        if not (cni_bin / "bridge").exists():
+            raise StackError(f"CNI plugins missing in {cni_bin}; apt-get install containernetworking-plugins")
+        conf = ctx.conf(self.name) / "config.toml"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        CONTAINERD_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(config.containerd_config(
+            root=ctx.data(self.name), state=CONTAINERD_SOCKET.parent / "state", socket=CONTAINERD_SOCKET,
+            cni_conf_dir=conf_dir, cni_bin_dir=cni_bin, runc=shutil.which("runc") or "runc"))
+
+    def launch(self, ctx: Context) -> Launch:
+        return Launch([shutil.which("containerd") or "containerd", "--config",
+                       str(ctx.conf(self.name) / "config.toml")])
+
+    def _ctr(self, *args: str) -> str:
+        return subprocess.run(["ctr", "--address", str(CONTAINERD_SOCKET), *args], capture_output=True,
+                              text=True, timeout=10, check=True).stdout
+
+    def healthy(self, ctx: Context) -> bool:
+        return "Server:" in self._ctr("version")
+
+    def version(self, ctx: Context) -> str:
+        out = self._ctr("version").split("Server:", 1)[1]
+        for line in out.splitlines():
+            if line.strip().startswith("Version:"):
+                return "containerd " + line.split(":", 1)[1].strip()
+        return "containerd"
+
+    def settings(self) -> dict[str, Any]:
+        return {"socket": str(CONTAINERD_SOCKET)}
+
+
+class PodGateway(Server):
+    """TCP forwarders on the gateway address to the API server and the stack's servers."""
+
+    name = "pod-gateway"
+    port = 0
+
+    def ports(self) -> tuple[int, ...]:
+        return ()
+
+    def install(self, ctx: Context) -> None:
+        pass
+
+    def launch(self, ctx: Context) -> Launch:
+        return Launch([sys.executable, "-m", "culture_stack.cluster.gateway", "--listen", config.GATEWAY,
+                       *map(str, GATEWAY_PORTS)])
+
+    def healthy(self, ctx: Context) -> bool:
+        return _tcp_open(config.GATEWAY, config.APISERVER_GATEWAY_PORT)
+
+    def version(self, ctx: Context) -> str:
+        return f"forwarding {config.GATEWAY}:{{{','.join(map(str, GATEWAY_PORTS))}}} -> {HOST}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"address": config.GATEWAY, "ports": list(GATEWAY_PORTS), "kafka":
+                f"{config.GATEWAY}:{config.KAFKA_POD_LISTENER_PORT}"}
+
+
+class ClusterDns(Server):
+    """Cluster DNS (`culture_stack.cluster.dns`) on the gateway address, port 53."""
+
+    name = "cluster-dns"
+    port = 0
+
+    def ports(self) -> tuple[int, ...]:
+        return ()
+
+    def install(self, ctx: Context) -> None:
+        pass
+
+    def init_data(self, ctx: Context) -> None:
+        ensure_credentials(ctx)
+
+    def launch(self, ctx: Context) -> Launch:
+        return Launch([sys.executable, "-m", "culture_stack.cluster.dns", "--listen", config.CLUSTER_DNS,
+                       "--kubeconfig", str(kubeconfig_for(ctx, "cluster-dns")),
+                       "--domain", config.CLUSTER_DOMAIN])
+
+    def _lookup(self) -> list[str]:
+        import dns.message
+        import dns.query
+
+        q = dns.message.make_query(f"kubernetes.default.svc.{config.CLUSTER_DOMAIN}", "A")
+        resp = dns.query.udp(q, config.CLUSTER_DNS, timeout=1.0)
+        return [r.to_text() for rrset in resp.answer for r in rrset]
+
+    def healthy(self, ctx: Context) -> bool:
+        return kube.SERVICE_IP in self._lookup()
+
+    def version(self, ctx: Context) -> str:
+        return f"culture cluster DNS: kubernetes.default -> {', '.join(self._lookup())}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"address": config.CLUSTER_DNS, "domain": config.CLUSTER_DOMAIN}
+
+
+class Kubelet(Server):
+    """The kubelet, registering the node `culture-node` with InternalIP = the gateway address."""
+
+    name = "kubelet"
+    port = config.KUBELET_HEALTHZ
+    depends_on = ("containerd", "registry", "cluster-dns", "pod-gateway")
+    start_timeout = 180.0
+
+    def install(self, ctx: Context) -> None:
+        install_node_binaries(ctx)
+
+    def init_data(self, ctx: Context) -> None:
+        ensure_credentials(ctx)
+        pki = pki_dir(ctx)
+        conf = ctx.conf(self.name) / "config.yaml"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        cfg = config.kubelet_config(ca_file=kube.pki_dir(ctx) / "ca.crt", cert=pki / "kubelet-serving.crt",
+                                    key=pki / "kubelet-serving.key", resolv_conf="/etc/resolv.conf")
+        cfg["containerRuntimeEndpoint"] = f"unix://{CONTAINERD_SOCKET}"
+        conf.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def launch(self, ctx: Context) -> Launch:
+        return Launch([
+            str(kube.bin_dir(ctx) / "kubelet"),
+            f"--config={ctx.conf(self.name) / 'config.yaml'}",
+            f"--kubeconfig={kubeconfig_for(ctx, 'kubelet')}",
+            f"--root-dir={ctx.data(self.name)}",
+            f"--node-ip={config.GATEWAY}",
+            f"--hostname-override={config.NODE_NAME}",
+            "--v=1",
+        ])
+
+    def healthy(self, ctx: Context) -> bool:
+        if _http_ok(f"http://{HOST}:{config.KUBELET_HEALTHZ}/healthz").strip() != b"ok":
+            return False
+        return node_ready(ctx)
+
+    def version(self, ctx: Context) -> str:
+        node = _kubectl_json(ctx, "get", "node", config.NODE_NAME)
+        return "kubelet " + node["status"]["nodeInfo"]["kubeletVersion"]
+
+    def settings(self) -> dict[str, Any]:
+        return {"node": config.NODE_NAME, "internal_ip": config.GATEWAY, "pod_cidr": config.POD_CIDR,
+                "containerd_socket": str(CONTAINERD_SOCKET)}
+
+
+class KubeScheduler(Server):
+    """kube-scheduler from the same Kubernetes build."""
+
+    name = "kube-scheduler"
+    port = config.SCHEDULER_PORT
+
+    def install(self, ctx: Context) -> None:
+        install_node_binaries(ctx)
+
+    def init_data(self, ctx: Context) -> None:
+        ensure_credentials(ctx)
+        conf = ctx.conf(self.name) / "config.yaml"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(yaml.safe_dump(config.scheduler_config(kubeconfig=kubeconfig_for(ctx, "scheduler"))))
+
+    def launch(self, ctx: Context) -> Launch:
+        kc = kubeconfig_for(ctx, "scheduler")
+        return Launch([str(kube.bin_dir(ctx) / "kube-scheduler"),
+                       f"--config={ctx.conf(self.name) / 'config.yaml'}",
+                       f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+                       f"--bind-address={HOST}", f"--secure-port={config.SCHEDULER_PORT}", "--v=1"])
+
+    def healthy(self, ctx: Context) -> bool:
+        return kube._get(f"https://{HOST}:{config.SCHEDULER_PORT}/healthz", ctx, client_cert=False) == b"ok"
+
+    def version(self, ctx: Context) -> str:
+        return _build_info(kube._get(f"https://{HOST}:{config.SCHEDULER_PORT}/metrics", ctx).decode(),
+                           "kube-scheduler")
+
+    def settings(self) -> dict[str, Any]:
+        return {"healthz": f"https://{HOST}:{config.SCHEDULER_PORT}/healthz"}
+
+
+class KubeProxy(Server):
+    """kube-proxy in iptables mode (IPVS is not in this kernel)."""
+
+    name = "kube-proxy"
+    port = config.PROXY_HEALTHZ
+
+    def ports(self) -> tuple[int, ...]:
+        return (config.PROXY_HEALTHZ, config.PROXY_METRICS)
+
+    def install(self, ctx: Context) -> None:
+        install_node_binaries(ctx)
+
+    def init_data(self, ctx: Context) -> None:
+        ensure_credentials(ctx)
+        conf = ctx.conf(self.name) / "config.yaml"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        cfg = config.kube_proxy_config(kubeconfig=kubeconfig_for(ctx, "kube-proxy"))
+        conf.write_text(yaml.safe_dump(cfg))
+
+    def launch(self, ctx: Context) -> Launch:
+        return Launch([str(kube.bin_dir(ctx) / "kube-proxy"),
+                       f"--config={ctx.conf(self.name) / 'config.yaml'}", "--v=1"])
+
+    def healthy(self, ctx: Context) -> bool:
+        return b"lastUpdated" in _http_ok(f"http://{HOST}:{config.PROXY_HEALTHZ}/healthz")
+
+    def version(self, ctx: Context) -> str:
+        return _build_info(_http_ok(f"http://{HOST}:{config.PROXY_METRICS}/metrics").decode(), "kube-proxy")
+
+    def settings(self) -> dict[str, Any]:
+        return {"mode": "iptables", "healthz": f"http://{HOST}:{config.PROXY_HEALTHZ}/healthz"}
+
+
+def node_components() -> list[Server]:
+    """The cluster's own servers, in start order."""
+    return [Registry(), Containerd(), PodGateway(), KubeScheduler(), KubeProxy(), ClusterDns(), Kubelet()]
+
+
+# -- small API helpers -----------------------------------------------------------------------------
+
+
+def kubectl(ctx: Context, *args: str, input_text: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the stack's kubectl with the admin kubeconfig."""
+    result = subprocess.run([str(kube.kubectl_path(ctx)), f"--kubeconfig={kube.kubeconfig_path(ctx)}", *args],
+                            input=input_text, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise StackError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def _kubectl_json(ctx: Context, *args: str) -> dict[str, Any]:
+    return json.loads(kubectl(ctx, *args, "-o", "json", timeout=10).stdout)
+
+
+def node_ready(ctx: Context) -> bool:
+    """True when the node is registered and its Ready condition is True."""
+    try:
+        node = _kubectl_json(ctx, "get", "node", config.NODE_NAME)
+    except StackError:
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+
+

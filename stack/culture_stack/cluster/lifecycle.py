@@ -1,0 +1,162 @@
+"""`up`, `down`, `status` of the single-node cluster, on top of the stack's control plane."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from culture_stack import process, registry, stack
+from culture_stack.cluster import components, config, kafka_listener, network
+from culture_stack.server import Context, StackError, Status, say
+from culture_stack.servers import kube
+
+CONTROL_PLANE = ["kube-controller-manager"]  # and what it depends on: etcd, kube-apiserver
+
+#: what cluster DNS may read (bound to its own user, not the admin)
+DNS_RBAC = [
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "culture:cluster-dns"},
+     "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch"]},
+               {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                "verbs": ["list", "watch"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "culture:cluster-dns"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                 "name": "culture:cluster-dns"},
+     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "culture:cluster-dns"}]},
+]
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise StackError("the cluster needs root (bridges, iptables, containerd); run it as root")
+
+
+def _apply(ctx: Context, docs: list[dict]) -> None:
+    components.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "--field-manager=culture-cluster",
+                       "-f", "-", input_text=yaml.safe_dump_all(docs))
+
+
+def up(ctx: Context, *, with_kafka: bool = True) -> float:
+    """Bring the control plane and the node up; return the seconds it took until the node was Ready."""
+    _require_root()
+    t0 = time.monotonic()
+    stack.up(ctx, registry.select(CONTROL_PLANE))
+    network.up(ctx)
+    # the API server runs with the endpoint reconciler off (it advertises 127.0.0.1); pods reach it
+    # through the gateway forwarder, so the `kubernetes` Service points there
+    _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice(), *DNS_RBAC])
+    stack.up(ctx, components.node_components())
+    if with_kafka:
+        kafka_listener.ensure(ctx)
+    elapsed = time.monotonic() - t0
+    say(f"cluster: node {config.NODE_NAME} Ready ({elapsed:.0f}s); "
+        f"kubectl --kubeconfig {kube.kubeconfig_path(ctx)} get nodes")
+    return elapsed
+
+
+def down(ctx: Context, *, clean: bool = False) -> None:
+    """Stop what `up` started (not the control plane), remove pods' containers, mounts, interfaces
+    and iptables rules. With clean, also wipe the node's data (kubelet, containerd)."""
+    _require_root()
+    with contextlib.suppress(StackError):
+        kafka_listener.remove(ctx)
+    comps = components.node_components()
+    kubelet = [c for c in comps if c.name == "kubelet"]
+    stack.down(ctx, kubelet)
+    _remove_containers(ctx)
+    stack.down(ctx, [c for c in comps if c.name != "kubelet"])
+    _kill_leftover_shims(ctx)
+    _unmount_under([ctx.data("kubelet"), ctx.data("containerd"), components.CONTAINERD_SOCKET.parent])
+    proxy = kube.bin_dir(ctx) / "kube-proxy"
+    if proxy.exists():  # removes the KUBE-* chains kube-proxy made
+        subprocess.run([str(proxy), "--cleanup"], capture_output=True, timeout=60)
+    _remove_kubelet_chains()
+    network.down(ctx)
+    shutil.rmtree("/var/lib/cni/networks/culture-pods", ignore_errors=True)  # host-local IPAM leases
+    for ns in Path("/run/netns").glob("cni-*") if Path("/run/netns").is_dir() else []:
+        subprocess.run(["umount", str(ns)], capture_output=True)
+        ns.unlink(missing_ok=True)
+    if kube.KubeApiServer().pid(ctx) is not None:
+        components.kubectl(ctx, "delete", "node", config.NODE_NAME, "--ignore-not-found", check=False)
+    if clean:
+        for name in ("kubelet", "containerd", "cluster"):
+            shutil.rmtree(ctx.data(name), ignore_errors=True)
+    say("cluster: down")
+
+
+def status(ctx: Context) -> list[Status]:
+    """The node components' status rows (as `culture stack status` prints them)."""
+    return stack.status(ctx, components.node_components())
+
+
+def _remove_containers(ctx: Context) -> None:
+    """Kill and delete every container and sandbox in containerd's Kubernetes namespace."""
+    sock = components.CONTAINERD_SOCKET
+    if not sock.exists():
+        return
+    ctr = ["ctr", "--address", str(sock), "--namespace", "k8s.io"]
+
+    def ids(*args: str) -> list[str]:
+        out = subprocess.run([*ctr, *args, "-q"], capture_output=True, text=True, timeout=30).stdout
+        return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+    tasks = ids("tasks", "ls")
+    if tasks:
+        say(f"  cluster: removing {len(tasks)} running containers")
+    for task in tasks:
+        subprocess.run([*ctr, "tasks", "kill", "-s", "SIGKILL", task], capture_output=True, timeout=30)
+    deadline = time.monotonic() + 30
+    for task in tasks:
+        while time.monotonic() < deadline:
+            done = subprocess.run([*ctr, "tasks", "delete", task], capture_output=True, timeout=30)
+            if done.returncode == 0:
+                break
+            time.sleep(0.3)
+    for container in ids("containers", "ls"):
+        subprocess.run([*ctr, "containers", "delete", container], capture_output=True, timeout=30)
+
+
+def _kill_leftover_shims(ctx: Context) -> None:
+    """containerd's shims outlive containerd by design; stop those of OUR containerd (their command
+    line names our socket), not any other containerd's on the machine."""
+    sock = str(components.CONTAINERD_SOCKET)
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if cmd and cmd[0].endswith(b"containerd-shim-runc-v2") and sock.encode() in b" ".join(cmd):
+                pid = int(proc.name)
+                say(f"  cluster: stopping leftover shim {pid}")
+                process.stop(pid, timeout=10)
+
+
+def _unmount_under(roots: list[Path]) -> None:
+    """Unmount (deepest first) whatever the kubelet and containerd left mounted under roots."""
+    prefixes = [str(r.resolve()) + "/" for r in roots]
+    with open("/proc/self/mounts") as fh:
+        points = [line.split()[1].replace("\\040", " ") for line in fh]
+    for point in sorted({p for p in points if any(p.startswith(x) for x in prefixes)},
+                        key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def _remove_kubelet_chains() -> None:
+    """The kubelet's own iptables chains (its canary and firewall chains)."""
+    for table in ("filter", "nat", "mangle"):
+        save = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        chains = [line[1:].split()[0] for line in save.splitlines()
+                  if line.startswith(":KUBE-") and any(w in line for w in ("KUBELET", "FIREWALL", "HINT"))]
+        for line in save.splitlines():
+            if line.startswith("-A ") and any(f"-j {c}" in line for c in chains):
+                import shlex
+
+                subprocess.run(["iptables", "-t", table, *shlex.split("-D " + line[3:])], capture_output=True)
+        for chain in chains:
+            subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
