@@ -34,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     img = verbs.add_parser("images", help="build the pause, base and project images into the local registry")
     img.add_argument("--force", action="store_true", help="rebuild even when the registry has them")
     img.set_defaults(func=_images)
+    one = verbs.add_parser("build-image", help="build one Dockerfile with buildah on the local base "
+                           "image and push it (skaffold's custom build command in the `local` profile)")
+    one.add_argument("dockerfile", help="path of the Dockerfile, relative to the repository root")
+    one.add_argument("image", nargs="?", default=None,
+                     help="full image reference; default: $IMAGE (set by skaffold)")
+    one.add_argument("--no-push", action="store_true",
+                     help="only build (default: push unless $PUSH_IMAGE=false)")
+    one.set_defaults(func=_build_image)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -79,4 +87,19 @@ def _build_images(ctx: Context, *, force: bool) -> None:
 
 def _images(args: argparse.Namespace) -> int:
     _build_images(Context.default(), force=args.force)
+    return 0
+
+
+def _build_image(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from culture_stack.cluster import images
+    from culture_stack.server import StackError
+
+    ref = args.image or os.environ.get("IMAGE")
+    if not ref:
+        raise StackError("no image reference: pass IMAGE or set $IMAGE")
+    push = not args.no_push and os.environ.get("PUSH_IMAGE", "true") != "false"
+    images.build_dockerfile(Context.default(), Path(args.dockerfile), ref, push_image=push)
     return 0

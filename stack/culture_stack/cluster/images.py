@@ -168,22 +168,28 @@ def image_tag(repo: Path | None = None) -> str:
     return "dev-" + h.hexdigest()[:12]
 
 
-def build_project_image(ctx: Context, name: str, *, tag: str | None = None, force: bool = False) -> str:
-    """Build one of PROJECT_IMAGES with buildah from its Dockerfile and push it; returns the ref."""
+def build_dockerfile(ctx: Context, dockerfile: Path, ref: str, *, push_image: bool = True) -> str:
+    """buildah-build a Dockerfile of the repository with the local base image, push it to ref."""
     repo = paths.repo_root()
-    tag = tag or image_tag(repo)
-    ref = f"{config.REGISTRY}/{name}:{tag}"
-    if not force and image_exists(ref):
-        say(f"  cluster: {ref} is already in the local registry")
-        return ref
+    dockerfile = dockerfile if dockerfile.is_absolute() else repo / dockerfile
     base = build_base(ctx)
-    dockerfile = repo / PROJECT_IMAGES[name]
     say(f"  cluster: building {ref} from {dockerfile.relative_to(repo)} "
         f"(log {ctx.tool('cluster', 'images.log')})")
     t0 = time.monotonic()
     _buildah(ctx, "bud", "--isolation", "chroot", "--network", "host", "--tls-verify=false",
              "--layers", "--build-arg", f"BASE_IMAGE={base}", "-f", str(dockerfile), "-t", ref, str(repo),
              what=f"buildah bud -f {dockerfile.relative_to(repo)} -t {ref}")
-    push(ctx, ref)
-    say(f"  cluster: {ref} built and pushed in {time.monotonic() - t0:.0f}s")
+    if push_image:
+        push(ctx, ref)
+    say(f"  cluster: {ref} built{' and pushed' if push_image else ''} in {time.monotonic() - t0:.0f}s")
     return ref
+
+
+def build_project_image(ctx: Context, name: str, *, tag: str | None = None, force: bool = False) -> str:
+    """Build one of PROJECT_IMAGES with buildah from its Dockerfile and push it; returns the ref."""
+    tag = tag or image_tag()
+    ref = f"{config.REGISTRY}/{name}:{tag}"
+    if not force and image_exists(ref):
+        say(f"  cluster: {ref} is already in the local registry")
+        return ref
+    return build_dockerfile(ctx, Path(PROJECT_IMAGES[name]), ref)

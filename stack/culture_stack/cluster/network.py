@@ -74,17 +74,17 @@ def up(ctx: Context) -> None:
         _run(["ip", "addr", "replace", f"{config.GATEWAY}/{prefix}", "dev", config.BRIDGE])
     _run(["ip", "link", "set", config.BRIDGE, "up"])
     for table, chain, rule in RULES:
-        args = ["-t", table, chain, *rule, "-m", "comment", "--comment", COMMENT]
-        if _run(["iptables", "-C", *args], check=False).returncode != 0:
-            _run(["iptables", "-I", *args])
+        rule_args = [chain, *rule, "-m", "comment", "--comment", COMMENT]
+        if _run(["iptables", "-t", table, "-C", *rule_args], check=False).returncode != 0:
+            _run(["iptables", "-t", table, "-I", *rule_args])
 
 
 def down(ctx: Context) -> None:
     """Undo `up` and what the node's components left: rules, chains, the bridge, the sysctls."""
     for table, chain, rule in RULES:
-        args = ["-t", table, chain, *rule, "-m", "comment", "--comment", COMMENT]
-        while _run(["iptables", "-C", *args], check=False).returncode == 0:
-            _run(["iptables", "-D", *args], check=False)
+        rule_args = [chain, *rule, "-m", "comment", "--comment", COMMENT]
+        while _run(["iptables", "-t", table, "-C", *rule_args], check=False).returncode == 0:
+            _run(["iptables", "-t", table, "-D", *rule_args], check=False)
     _remove_pod_chains()
     if _run(["ip", "link", "show", config.BRIDGE], check=False).returncode == 0:
         say(f"  cluster: removing bridge {config.BRIDGE}")
