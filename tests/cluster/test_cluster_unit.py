@@ -1,0 +1,66 @@
+"""Pure parts of the local cluster: DNS answers, the node's configuration files."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from culture_stack.cluster import config, kafka_listener
+from culture_stack.cluster.dns import ServiceRecord, answer_addresses
+
+pytestmark = pytest.mark.unit
+
+RECORDS = {
+    ("default", "kubernetes"): ServiceRecord("10.96.0.1"),
+    ("shop", "web"): ServiceRecord("10.96.3.4", ("10.244.0.7",)),
+    ("shop", "db"): ServiceRecord(None, ("10.244.0.8", "10.244.0.9")),
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("kubernetes.default.svc.cluster.local.", ["10.96.0.1"]),
+    ("WEB.shop.svc.cluster.local", ["10.96.3.4"]),  # names are case-insensitive
+    ("db.shop.svc.cluster.local.", ["10.244.0.8", "10.244.0.9"]),  # headless: the ready endpoints
+    ("10-244-0-7.shop.pod.cluster.local.", ["10.244.0.7"]),
+    ("nope.shop.svc.cluster.local.", None),
+    ("web.other.svc.cluster.local.", None),
+    ("pypi.org.", None),  # not ours: the server forwards it
+])
+def test_answer_addresses(name: str, expected: list[str] | None) -> None:
+    assert answer_addresses(name, RECORDS) == expected
+
+
+def test_addresses_are_host_local() -> None:
+    net = ipaddress.ip_network(config.POD_CIDR)
+    assert ipaddress.ip_address(config.GATEWAY) in net
+    assert net.is_private and not ipaddress.ip_network(config.SERVICE_CIDR).overlaps(net)
+
+
+def test_containerd_config_restricts_oom_score_adj() -> None:
+    text = config.containerd_config(root=Path("/r"), state=Path("/s"), socket=Path("/s/c.sock"),
+                                    cni_conf_dir=Path("/c"), cni_bin_dir=Path("/usr/lib/cni"),
+                                    runc="/usr/bin/runc")
+    cri = tomllib.loads(text)["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["restrict_oom_score_adj"] is True
+    assert cri["sandbox_image"] == config.PAUSE_IMAGE
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
+    assert cri["registry"]["mirrors"][config.REGISTRY]["endpoint"] == [f"http://{config.REGISTRY}"]
+
+
+def test_kubelet_config_allows_cgroup_v1_and_uses_cluster_dns() -> None:
+    cfg = config.kubelet_config(ca_file=Path("/ca"), cert=Path("/c"), key=Path("/k"),
+                                resolv_conf="/etc/resolv.conf")
+    assert cfg["failCgroupV1"] is False
+    assert cfg["cgroupDriver"] == "cgroupfs"
+    assert cfg["clusterDNS"] == [config.CLUSTER_DNS]
+    assert cfg["authentication"]["anonymous"]["enabled"] is False
+
+
+def test_kafka_pod_listener_keeps_the_loopback_listeners() -> None:
+    cfg = kafka_listener.listener_configs()
+    assert "PLAINTEXT://127.0.0.1:19092" in cfg["listeners"]
+    assert "CONTROLLER://" in cfg["listeners"]
+    assert f"PODS://{config.GATEWAY}:{config.KAFKA_POD_LISTENER_PORT}" in cfg["advertised.listeners"]
