@@ -83,6 +83,7 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
               base: dict[str, str]) -> dict[str, str]:
     """The environment of one child: its port, and for the gateway where its upstreams are."""
     env = dict(base)
+    ports = {**DEV_PORTS, **ports}  # an upstream this build lacks keeps its usual address
     if child.is_http:
         env["CULTURE_GATEWAY_PORT"] = str(child.port)
         env["CULTURE_GATEWAY_IDENTITY_WRITE"] = f"127.0.0.1:{ports[('identity', 'api-write')]}"
@@ -158,6 +159,8 @@ class Supervisor:
         self.env = dict(os.environ if env is None else env)
         self.role_env = role_env or {}
         self.stop_requested = False
+        #: optional roles that did not start: (service, role) -> why
+        self.failed: dict[tuple[str, str], str] = {}
 
     def child(self, service: str, role: str) -> Child:
         """The child running (service, role)."""
@@ -166,38 +169,51 @@ class Supervisor:
     def _request_stop(self, signum: int, frame: object) -> None:
         self.stop_requested = True
 
-    def start(self) -> None:
-        """Start each child and wait until it is healthy; raises RuntimeError on failure."""
+    def start(self, optional: Sequence[tuple[str, str]] = ()) -> None:
+        """Start each child and wait until it is healthy; raises RuntimeError on failure.
+
+        An `optional` role that fails is stopped, recorded in `failed` and left out (tests use it so
+        one unfinished service does not hide the results of the others)."""
         taken = [c for c in self.children if not port_free(c.port)]
         if taken:
             raise RuntimeError("ports already in use: " + ", ".join(f"{c.port} ({c.name})" for c in taken)
                                + "; is `culture dev up` running already? Stop it first.")
-        for child in self.children:
+        for child in list(self.children):
             if self.stop_requested:
                 return
-            child.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = child.log_path.open("ab")
-            argv = [sys.executable, "-m", "culture_cli.main", "serve", child.service, "--role", child.role]
+            try:
+                self._start_one(child)
+            except RuntimeError as exc:
+                if (child.service, child.role) not in optional:
+                    raise
+                say(f"    {child.name}: left out: {exc}")
+                self._stop_one(child, 10.0)
+                self.failed[(child.service, child.role)] = str(exc)
+                self.children.remove(child)
+                self.present.remove((child.service, child.role))
+
+    def _start_one(self, child: Child) -> None:
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "culture_cli.main", "serve", child.service, "--role", child.role]
+        env = {**child_env(child, self.ports, self.present, self.env),
+               **self.role_env.get((child.service, child.role), {})}
+        with child.log_path.open("ab") as log:
             # a session of its own: Ctrl-C reaches only us, and we stop the children in order
             child.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                          env={**child_env(child, self.ports, self.present, self.env),
-                                               **self.role_env.get((child.service, child.role), {})})
-            log.close()
-            started = time.monotonic()
-            say(f"==> {child.name}: starting on port {child.port} "
-                f"(pid {child.proc.pid}, log {child.log_path})")
-            while not healthy(child):
-                if child.proc.poll() is not None:
-                    raise RuntimeError(f"{child.name} exited with code {child.proc.returncode} while "
-                                       f"starting; last log lines:\n{tail(child.log_path)}")
-                if time.monotonic() - started > self.start_timeout:
-                    raise RuntimeError(f"{child.name} was not healthy within {self.start_timeout:.0f}s; "
-                                       f"last log lines:\n{tail(child.log_path)}")
-                if self.stop_requested:
-                    return
-                time.sleep(0.2)
-            say(f"    {child.name}: healthy in {time.monotonic() - started:.1f}s")
+                                          stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        started = time.monotonic()
+        say(f"==> {child.name}: starting on port {child.port} (pid {child.proc.pid}, log {child.log_path})")
+        while not healthy(child):
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with code {child.proc.returncode} while "
+                                   f"starting; last log lines:\n{tail(child.log_path)}")
+            if time.monotonic() - started > self.start_timeout:
+                raise RuntimeError(f"{child.name} was not healthy within {self.start_timeout:.0f}s; "
+                                   f"last log lines:\n{tail(child.log_path)}")
+            if self.stop_requested:
+                return
+            time.sleep(0.2)
+        say(f"    {child.name}: healthy in {time.monotonic() - started:.1f}s")
 
     def watch(self) -> int:
         """Wait for a stop request (0) or a child's death (1)."""
@@ -213,17 +229,21 @@ class Supervisor:
     def stop(self, grace: float = 15.0) -> None:
         """Stop the children in reverse start order: SIGTERM, wait `grace`, then SIGKILL."""
         for child in reversed(self.children):
-            proc = child.proc
-            if proc is None or proc.poll() is not None:
-                continue
-            say(f"==> stopping {child.name} (pid {proc.pid})")
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                say(f"    {child.name} did not stop within {grace:.0f}s; killing it")
-                proc.kill()
-                proc.wait()
+            self._stop_one(child, grace)
+
+    @staticmethod
+    def _stop_one(child: Child, grace: float) -> None:
+        proc = child.proc
+        if proc is None or proc.poll() is not None:
+            return
+        say(f"==> stopping {child.name} (pid {proc.pid})")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            say(f"    {child.name} did not stop within {grace:.0f}s; killing it")
+            proc.kill()
+            proc.wait()
 
 
 def _log_dir() -> Path:

@@ -1,0 +1,169 @@
+"""The registration slice as real processes: `culture serve` children on free ports.
+
+One run per test session: its own PostgreSQL schema for identity (so its outbox is relayed only by
+this run's relay), its own consumer groups positioned at the current end of every event topic (so
+workers do not replay other runs' history), and the identity relay talking to Kafka through a
+KafkaProxy the tests can close (Kafka itself is shared and stays up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from culture_contracts.topics import ALL_TOPICS
+from culture_runtime.dev import SLICE, Supervisor, available_roles, free_port
+from culture_runtime.settings import PlatformSettings
+from culture_stack import registry, stack
+from culture_stack.server import Context
+
+from .kafka_proxy import KafkaProxy
+
+#: failed logins per login+IP before 429, for this run (small: the test makes them all)
+MAX_LOGIN_FAILURES = 3
+WORKERS = ("catalog", "mailer", "notifier")
+
+
+@dataclasses.dataclass
+class SliceRun:
+    """What a test needs to talk to the running slice."""
+
+    run_id: str
+    schema: str
+    groups: dict[str, str]
+    supervisor: Supervisor
+    proxy: KafkaProxy
+    present: list[tuple[str, str]]
+    platform: PlatformSettings
+    ctx: Context
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.supervisor.child('gateway', 'api').port}"
+
+    def has(self, *services: str) -> bool:
+        """Whether this build runs every role of these services."""
+        return all(any(s == svc for s, _ in self.present) for svc in services)
+
+    def require_full_slice(self) -> None:
+        """Skip unless catalog, mailer and notifier are in this build; fail if one did not start."""
+        failed = {f"{s} {r}": why for (s, r), why in self.supervisor.failed.items()}
+        if failed:
+            pytest.fail("slice roles failed to start: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+        missing = [s for s in WORKERS if not self.has(s)]
+        if missing:
+            pytest.skip(f"needs the {', '.join(missing)} service(s), not in this build yet")
+
+    async def db(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.platform.postgres_dsn, server_settings={"search_path": self.schema})
+
+
+@pytest.fixture(scope="session")
+def slice_servers(stack_ctx: Context) -> Context:
+    """The servers the slice needs (not the whole stack)."""
+    known = {s.name for s in registry.all_servers()}
+    wanted = [n for n in ("postgres", "redis", "kafka", "mongo", "smtp") if n in known]
+    stack.up(stack_ctx, registry.select(wanted))
+    return stack_ctx
+
+
+async def position_groups_at_end(bootstrap: str, groups: list[str]) -> None:
+    """Commit, for each new group, the current end offset of every existing event topic, so a
+    worker in the group reads only what is published from now on."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await probe.start()
+    try:
+        topics = sorted(set(ALL_TOPICS) & await probe.topics())
+        partitions = [TopicPartition(t, p) for t in topics
+                      for p in sorted(probe.partitions_for_topic(t) or ())]
+        ends = await probe.end_offsets(partitions) if partitions else {}
+    finally:
+        await probe.stop()
+    for group in groups:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            if ends:
+                consumer.assign(list(ends))
+                await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in ends.items()})
+        finally:
+            await consumer.stop()
+
+
+@pytest.fixture(scope="session")
+async def slice_run(slice_servers: Context,
+                    tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SliceRun]:
+    """Start every role of the slice this build has; stop them (reverse order) after the session."""
+    platform = PlatformSettings()
+    run_id = "s" + uuid.uuid4().hex[:10]
+    schema = f"slice_{run_id}"
+    present, _missing = available_roles(SLICE)
+    groups = {svc: f"{svc}-{run_id}" for svc in WORKERS}
+    await position_groups_at_end(platform.kafka_bootstrap, list(groups.values()))
+    host, _, port = platform.kafka_bootstrap.split(",")[0].rpartition(":")
+    proxy = KafkaProxy(host, int(port))
+    await proxy.open()
+    env = {
+        **os.environ,
+        "CULTURE_IDENTITY_DB_SCHEMA": schema,
+        "CULTURE_IDENTITY_LOGIN_MAX_FAILURES": str(MAX_LOGIN_FAILURES),
+        "CULTURE_IDENTITY_RELAY_POLL_SECONDS": "0.5",
+        "CULTURE_GATEWAY_HEALTH_INTERVAL_SECONDS": "0.5",
+        **{f"CULTURE_{svc.upper()}_CONSUMER_GROUP": group for svc, group in groups.items()},
+    }
+    supervisor = Supervisor(
+        present, ports={key: free_port() for key in present}, log_dir=Path(tmp_path_factory.mktemp("slice")),
+        env=env, role_env={("identity", "relay"): {"CULTURE_KAFKA_BOOTSTRAP": proxy.bootstrap}},
+        log_prefix=run_id, start_timeout=120)
+    try:
+        # blocking waits: in a thread, so the proxy (served by this loop) keeps working meanwhile
+        optional = [key for key in present if key[0] in WORKERS]  # another team's services
+        await asyncio.to_thread(supervisor.start, optional)
+        yield SliceRun(run_id, schema, groups, supervisor, proxy, present, platform, slice_servers)
+    finally:
+        await asyncio.to_thread(supervisor.stop)
+        await proxy.close()
+        with contextlib.suppress(Exception):
+            conn = await asyncpg.connect(platform.postgres_dsn)
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.close()
+
+
+@pytest.fixture
+async def http(slice_run: SliceRun) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the run's gateway."""
+    async with httpx.AsyncClient(base_url=slice_run.gateway, timeout=30) as client:
+        yield client
+
+
+def new_account(unique: str) -> dict[str, Any]:
+    """Registration fields no other test uses."""
+    return {"username": unique, "email": f"{unique}@example.org", "password": "correct horse battery",
+            "display_name": f"Reader {unique}"}
+
+
+async def eventually(check: Any, *, within: float = 60.0, interval: float = 0.2,
+                     what: str = "condition") -> Any:
+    """Poll an async `check()` until it returns something truthy; fail with `what` after `within` s."""
+    deadline = asyncio.get_running_loop().time() + within
+    last: Any = None
+    while True:
+        last = await check()
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {within:.0f}s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(interval)
