@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, up, wait_for
-from motor.motor_asyncio import AsyncIOMotorClient
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorClientSession
 
 from culture_events import correlation
 from culture_events.backends.kafka import KafkaPublisher
@@ -112,8 +112,14 @@ async def test_two_relays_publish_each_document_exactly_once_in_key_order(
         for i in range(per_key):
             for key in my_keys:
                 msg = Message(f"{key}:{i}".encode(), {Meta.PARTITION_KEY: key})
-                async with await client.start_session() as session, session.start_transaction():
+
+                async def write(session: AsyncIOMotorClientSession, msg: Message = msg) -> None:
                     await outbox.publisher(session).publish(topic, msg)
+
+                # with_transaction retries a TransientTransactionError (a WriteConflict with the
+                # relays' lease updates), as any MongoDB transaction must
+                async with await client.start_session() as session:
+                    await session.with_transaction(write)
                 ids.append(msg.id)
 
     try:
