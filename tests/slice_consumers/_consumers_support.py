@@ -237,3 +237,27 @@ async def watch() -> AsyncIterator[Callable[[Sequence[str]], Awaitable[TopicWatc
     yield start
     for w in watches:
         await w.stop()
+
+
+async def consumed_up_to_now(group: str, topic: str, within: float = 60.0) -> None:
+    """Wait until `group` has committed past everything published to `topic` before this call."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    watcher = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    await watcher.start()
+    try:
+        async def caught_up() -> bool:
+            for tp, end in ends.items():
+                if (await watcher.committed(tp) or 0) < end:
+                    return False
+            return True
+
+        await wait_for(caught_up, f"group {group} to consume {topic}", within, every=0.3)
+    finally:
+        await watcher.stop()
