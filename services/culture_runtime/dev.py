@@ -30,6 +30,7 @@ DEV_PORTS: dict[tuple[str, str], int] = {
     ("notifier", "api-read"): 50061,
     ("notifier", "worker"): 50062,
     ("catalog", "worker"): 50071,
+    ("catalog", "relay"): 50072,
     ("mailer", "worker"): 50081,
     ("gateway", "api"): 8080,
 }
@@ -37,7 +38,8 @@ DEV_PORTS: dict[tuple[str, str], int] = {
 #: start order: stores' owners first, consumers next, the edge last (stop order is the reverse)
 SLICE: tuple[tuple[str, str], ...] = (
     ("identity", "api-write"), ("identity", "api-read"), ("identity", "relay"),
-    ("notifier", "worker"), ("notifier", "api-read"), ("catalog", "worker"), ("mailer", "worker"),
+    ("notifier", "worker"), ("notifier", "api-read"), ("catalog", "worker"), ("catalog", "relay"),
+    ("mailer", "worker"),
     ("gateway", "api"),
 )
 

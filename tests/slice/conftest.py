@@ -55,12 +55,16 @@ class SliceRun:
         """Whether this build runs every role of these services."""
         return all(any(s == svc for s, _ in self.present) for svc in services)
 
-    def require_full_slice(self) -> None:
-        """Skip unless catalog, mailer and notifier are in this build; fail if one did not start."""
-        failed = {f"{s} {r}": why for (s, r), why in self.supervisor.failed.items()}
+    @property
+    def catalog_db(self) -> str:
+        return f"catalog_{self.run_id}"
+
+    def require(self, *services: str) -> None:
+        """Skip unless these services are in this build; fail if one of their roles did not start."""
+        failed = {f"{s} {r}": why for (s, r), why in self.supervisor.failed.items() if s in services}
         if failed:
             pytest.fail("slice roles failed to start: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
-        missing = [s for s in WORKERS if not self.has(s)]
+        missing = [s for s in services if not self.has(s)]
         if missing:
             pytest.skip(f"needs the {', '.join(missing)} service(s), not in this build yet")
 
@@ -122,6 +126,8 @@ async def slice_run(slice_servers: Context,
         "CULTURE_IDENTITY_LOGIN_MAX_FAILURES": str(MAX_LOGIN_FAILURES),
         "CULTURE_IDENTITY_RELAY_POLL_SECONDS": "0.5",
         "CULTURE_GATEWAY_HEALTH_INTERVAL_SECONDS": "0.5",
+        "CULTURE_CATALOG_DATABASE": f"catalog_{run_id}",  # its profiles and outbox: this run's only
+        "CULTURE_CATALOG_RELAY_POLL_SECONDS": "0.5",
         **{f"CULTURE_{svc.upper()}_CONSUMER_GROUP": group for svc, group in groups.items()},
     }
     supervisor = Supervisor(
@@ -136,6 +142,11 @@ async def slice_run(slice_servers: Context,
     finally:
         await asyncio.to_thread(supervisor.stop)
         await proxy.close()
+        with contextlib.suppress(Exception):
+            import pymongo
+
+            with pymongo.MongoClient(platform.mongo_uri, serverSelectionTimeoutMS=5000) as mongo:
+                mongo.drop_database(f"catalog_{run_id}")
         with contextlib.suppress(Exception):
             conn = await asyncpg.connect(platform.postgres_dsn)
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
