@@ -88,13 +88,12 @@ async def test_relay_wakes_on_notify_not_on_polling(pg_dsn: str, conn: asyncpg.C
                                                    outbox: PostgresOutbox) -> None:
     broker = MemoryBroker()
     # a 60 s poll interval: only the NOTIFY can explain a fast delivery
-    relay = Relay(PostgresStore(pg_dsn, outbox), MemoryPublisher(broker), poll_interval=60)
+    store = PostgresStore(pg_dsn, outbox)
+    relay = Relay(store, MemoryPublisher(broker), poll_interval=60)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await wait_for(lambda: relay.store._listener is not None, 20, "the relay to LISTEN")  # type: ignore[attr-defined]
-        await asyncio.sleep(0)  # let the relay's first (empty) round finish
-        await wait_for(lambda: relay.stats.batches == 0 and relay._held == 0, 10, "the relay to idle")
+        await wait_for(lambda: store.listening, 20, "the relay to LISTEN")
         with correlation.bound("job-1"):
             async with conn.transaction():
                 await outbox.publisher(conn).publish("user-registered", Message(b"hello", id="m1"))
@@ -103,7 +102,7 @@ async def test_relay_wakes_on_notify_not_on_polling(pg_dsn: str, conn: asyncpg.C
         assert time.monotonic() - started < 5
         (msg,) = broker.messages("user-registered")
         assert (msg.id, msg.payload, msg.metadata[Meta.CORRELATION_ID]) == ("m1", b"hello", "job-1")
-        assert await _count(conn, outbox) == 0
+        await wait_for(lambda: _empty(conn, outbox), 10, "the relayed row to be deleted")
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

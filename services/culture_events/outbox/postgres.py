@@ -180,9 +180,15 @@ class PostgresStore:
     async def _listen(self) -> None:
         """(Re)connect the LISTEN connection; without it the relay still polls."""
         with contextlib.suppress(EventsError, OSError, asyncpg.PostgresError):
-            self._listener = await self._connect()
-            await self._listener.add_listener(self.outbox.channel, self._notified)
+            conn = await self._connect()
+            await conn.add_listener(self.outbox.channel, self._notified)
+            self._listener = conn  # only now: `listening` means a NOTIFY can no longer be missed
             self._woken.set()  # anything committed while not listening is picked up at once
+
+    @property
+    def listening(self) -> bool:
+        """Whether NOTIFY wake-ups arrive (else the relay polls)."""
+        return self._listener is not None and not self._listener.is_closed()
 
     def _notified(self, *_: object) -> None:
         self._woken.set()
