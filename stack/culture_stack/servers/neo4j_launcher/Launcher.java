@@ -68,9 +68,10 @@ public final class Launcher {
                      + "RETURN versions[0] + ' ' + edition AS v")) {
             version = (String) r.next().get("v");
         }
-        System.out.printf("neo4j launcher: started Neo4j %s, bolt://%s, auth %s, home %s (%.1fs)%n",
+        System.out.printf("neo4j launcher: started Neo4j %s, bolt://%s, auth %s, home %s (%.1fs); "
+                        + "Neo4j's own log: %s%n",
                 version, bolt, auth ? "enabled (user neo4j)" : "disabled", home,
-                (System.nanoTime() - t0) / 1e9);
+                (System.nanoTime() - t0) / 1e9, home.resolve("logs").resolve("debug.log"));
         System.out.flush();
         stopped.await();
     }
