@@ -1,0 +1,119 @@
+"""`culture events relay`: run an outbox relay on its own (PostgreSQL or MongoDB outbox -> Kafka).
+
+Examples::
+
+    culture events relay --store postgres --dsn postgresql://culture:culture@127.0.0.1:15432/culture \\
+        --table identity.identity_outbox --brokers 127.0.0.1:19092
+    culture events relay --store mongo --uri 'mongodb://127.0.0.1:37017/?directConnection=true' \\
+        --database catalog --collection catalog_outbox
+
+Defaults come from CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI and CULTURE_KAFKA_BOOTSTRAP (else the local
+stack). SIGTERM or SIGINT stops it after the batch in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import textwrap
+
+from culture_stack import ports
+from culture_stack.server import say
+
+_DSN = f"postgresql://culture:culture@{ports.HOST}:{ports.POSTGRES}/culture"
+_URI = f"mongodb://{ports.HOST}:{ports.MONGO}/?directConnection=true"
+_BROKERS = f"{ports.HOST}:{ports.KAFKA}"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `events` and its verbs to the top-level `culture` parser."""
+    p = subparsers.add_parser("events", help="event library tools (the transactional outbox relay)",
+                              description="Tools of the culture_events library.")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    r = verbs.add_parser(
+        "relay", help="publish committed outbox entries to Kafka until stopped",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Claim the entries services committed to their outbox (a PostgreSQL table or a "
+            "MongoDB collection), publish them to Kafka (acks=all, idempotent producer) and delete them. "
+            "Several relays may run on one outbox: each entry is published by one of them, and entries "
+            "with the same partition key keep their order. Delivery is at-least-once (a relay killed "
+            "after publishing, before deleting, leaves the batch to be published again).", 79),
+        epilog="examples:\n"
+        "  culture events relay --store postgres --table identity.identity_outbox\n"
+        "  culture events relay --store mongo --database catalog --collection catalog_outbox\n"
+        "defaults: CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_KAFKA_BOOTSTRAP, else the local stack")
+    r.add_argument("--store", choices=["postgres", "mongo"], required=True, help="where the outbox lives")
+    r.add_argument("--brokers", default=os.environ.get("CULTURE_KAFKA_BOOTSTRAP", _BROKERS),
+                   help="Kafka bootstrap servers (default: %(default)s)")
+    pg = r.add_argument_group("postgres")
+    pg.add_argument("--dsn", default=os.environ.get("CULTURE_POSTGRES_DSN", _DSN),
+                    help="PostgreSQL DSN (default: $CULTURE_POSTGRES_DSN or the local stack)")
+    pg.add_argument("--table", default="culture_outbox", help="outbox table, `table` or `schema.table` "
+                    "(default: %(default)s)")
+    mg = r.add_argument_group("mongo")
+    mg.add_argument("--uri", default=os.environ.get("CULTURE_MONGO_URI", _URI),
+                    help="MongoDB connection string (default: $CULTURE_MONGO_URI or the local stack)")
+    mg.add_argument("--database", default="culture", help="database of the outbox (default: %(default)s)")
+    mg.add_argument("--collection", default="culture_outbox", help="outbox collection (default: %(default)s)")
+    mg.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
+                    help="how long a claim holds entries; must outlast a publish attempt (default: 60)")
+    tune = r.add_argument_group("tuning")
+    tune.add_argument("--batch-size", type=int, default=500, help="entries per claim (default: 500)")
+    tune.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
+                      help="fallback polling when no wake-up arrives (LISTEN/NOTIFY, change stream) "
+                      "(default: 1.0)")
+    tune.add_argument("--publish-timeout", type=float, default=30.0, metavar="SECONDS",
+                      help="Kafka request timeout; a failed batch stays in the outbox (default: 30)")
+    tune.add_argument("--no-create-schema", action="store_true",
+                      help="do not create the outbox table/indexes (when migrations own them)")
+    tune.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS",
+                      help="progress line interval while publishing (default: 10)")
+    r.set_defaults(func=_relay)
+
+
+def _store(args: argparse.Namespace) -> object:
+    if args.store == "postgres":
+        from culture_events.outbox.postgres import PostgresOutbox, PostgresStore
+
+        try:
+            outbox = PostgresOutbox(args.table)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from exc
+        return PostgresStore(args.dsn, outbox, create_schema=not args.no_create_schema)
+    from culture_events.outbox.mongo import MongoStore
+
+    return MongoStore(args.uri, args.database, args.collection, lease=args.lease,
+                      create_schema=not args.no_create_schema)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from culture_events.backends.kafka import KafkaPublisher
+    from culture_events.errors import EventsError
+    from culture_events.outbox.relay import Relay
+
+    relay = Relay(_store(args),  # type: ignore[arg-type]
+                  lambda: KafkaPublisher(args.brokers, client_id="culture-events-relay",
+                                         request_timeout_ms=int(args.publish_timeout * 1000)),
+                  batch_size=args.batch_size, poll_interval=args.poll_interval, report=say,
+                  report_every=args.report_every)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda s=sig: (say(f"relay: {signal.Signals(s).name}, stopping"),
+                                                    stop.set()))
+    say(f"relay: {args.store} outbox -> Kafka {args.brokers}")
+    try:
+        await relay.run(stop)
+    except EventsError as exc:
+        say(f"error: {exc}")
+        return 1
+    return 0
+
+
+def _relay(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(_run(args))
