@@ -31,12 +31,32 @@ DATABASE = "culture"
 URI = f"mongodb://{HOST}:{MONGO}/?directConnection=true"
 
 
-def _client(timeout_ms: int = 2000) -> Any:
+def _client(uri: str = URI, timeout_ms: int = 2000) -> Any:
     """A short-lived synchronous client for health and version checks."""
     import pymongo
 
-    return pymongo.MongoClient(URI, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
                                socketTimeoutMS=timeout_ms)
+
+
+def check_health(uri: str) -> bool:
+    """`ping`, then `listDatabases`. Ping never touches storage, so it still answers when SecantusDB's
+    storage lock is stuck (docs/mongo-compat.md, "dropping under an open transaction");
+    listDatabases takes that lock, and times out instead."""
+    import pymongo.errors
+
+    with _client(uri) as client:
+        if client.admin.command("ping").get("ok") != 1:
+            return False
+        try:
+            client.list_database_names()
+        except pymongo.errors.NetworkTimeout as exc:
+            raise StackError(
+                "mongo answers ping but its storage is stuck (typically a drop of a database or "
+                "collection while a transaction on it was open); restart it with "
+                "`culture stack down mongo && culture stack up mongo`"
+            ) from exc
+    return True
 
 
 def describe_build(build_info: dict[str, Any]) -> str:
@@ -107,10 +127,7 @@ class Mongo(Server):
                       cwd=ctx.data(self.name))
 
     def healthy(self, ctx: Context) -> bool:
-        if not process.port_open(self.port):
-            return False
-        with _client() as client:
-            return client.admin.command("ping").get("ok") == 1
+        return process.port_open(self.port) and check_health(URI)
 
     def version(self, ctx: Context) -> str:
         with _client() as client:
