@@ -39,6 +39,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service's address, named in the serving certificate
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CLUSTER_NAME = "culture-local"
+FRONT_PROXY_CLIENT = "front-proxy-client"  # the CN the API server uses towards aggregated API servers
 
 BUILD_DIR = Path(__file__).resolve().parent.parent / "kube_build"
 HELM_BUILD_DIR = BUILD_DIR / "helm"
@@ -308,6 +309,21 @@ def ensure_pki(ctx: Context) -> Path:
             cert, key = make_cert(ca_cert, ca_key, **spec)
             _write_private(pki / f"{stem}.key", key)
             (pki / f"{stem}.crt").write_bytes(cert)
+    # the aggregation layer's front proxy has a CA of its own, as upstream recommends; with it the
+    # API server publishes the request-header CA that delegating components (the controller
+    # manager, aggregated API servers) need
+    if not ((pki / "front-proxy-ca.crt").exists() and (pki / "front-proxy-ca.key").exists()):
+        say("  kube: creating the front-proxy certificate authority")
+        cert, key = make_ca("culture-local-front-proxy-ca")
+        _write_private(pki / "front-proxy-ca.key", key)
+        (pki / "front-proxy-ca.crt").write_bytes(cert)
+        (pki / "front-proxy-client.crt").unlink(missing_ok=True)
+    if not ((pki / "front-proxy-client.key").exists() and _cert_fresh(pki / "front-proxy-client.crt")):
+        say("  kube: issuing the front-proxy-client certificate")
+        fp_cert, fp_key = (pki / "front-proxy-ca.crt").read_bytes(), (pki / "front-proxy-ca.key").read_bytes()
+        cert, key = make_cert(fp_cert, fp_key, common_name=FRONT_PROXY_CLIENT, client=True)
+        _write_private(pki / "front-proxy-client.key", key)
+        (pki / "front-proxy-client.crt").write_bytes(cert)
     if not ((pki / "sa.key").exists() and (pki / "sa.pub").exists()):
         say("  kube: creating the service-account signing key pair")
         private, public = make_service_account_keys()
@@ -426,6 +442,14 @@ def apiserver_args(ctx: Context) -> list[str]:
         # how the API server authenticates to kubelets (logs, exec, port-forward) when a node runs
         f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
+        # the aggregation layer (front proxy): request headers are trusted only from this client
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+        "--enable-aggregator-routing=true",  # no kube-proxy needed to reach aggregated APIs
         "--allow-privileged=true",
         # the `kubernetes` Service's endpoints would name 127.0.0.1, which Endpoints validation
         # rejects; nothing in this node-less cluster needs them
