@@ -25,8 +25,18 @@ import org.neo4j.io.ByteUnit;
 public final class Launcher {
     private Launcher() {}
 
-    public static void main(String[] args) throws Exception {
-        Map<String, String> opts = parse(args);
+    public static void main(String[] args) {
+        try {
+            run(parse(args));
+        } catch (Throwable failure) {
+            // Neo4j's non-daemon threads could keep a half-started JVM alive: say why, then exit for sure
+            failure.printStackTrace();
+            System.err.println("neo4j launcher: failed to start: " + failure);
+            System.exit(1);
+        }
+    }
+
+    private static void run(Map<String, String> opts) throws InterruptedException {
         Path home = Path.of(require(opts, "home")).toAbsolutePath();
         SocketAddress bolt = parseAddress(require(opts, "bolt"));
         long pagecache = parseBytes(opts.getOrDefault("pagecache", "256m"));
