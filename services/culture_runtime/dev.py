@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 #: the local ports of the slice's roles (also the gateway's default upstream addresses)
 DEV_PORTS: dict[tuple[str, str], int] = {
@@ -140,6 +141,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def topic_ends(bootstrap: str, topics: Sequence[str]) -> dict[Any, int]:
+    """{TopicPartition: end offset} of the given topics that exist."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # partitions_for() fetches fresh metadata
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await producer.start()
+    await consumer.start()
+    try:
+        existing = await consumer.topics()
+        tps = [TopicPartition(t, p) for t in topics if t in existing
+               for p in sorted(await producer.partitions_for(t))]
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def position_groups_at_end(bootstrap: str, groups: Sequence[str], topics: Sequence[str]) -> None:
+    """Commit, for each (new) consumer group, the current end of every existing topic, so a worker
+    in that group reads only what is published from now on (tests, benchmarks: no history replay)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import OffsetAndMetadata
+
+    ends = await topic_ends(bootstrap, topics)
+    for group in groups:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            if ends:
+                consumer.assign(list(ends))
+                await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
+        finally:
+            await consumer.stop()
 
 
 class Supervisor:

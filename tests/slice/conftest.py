@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from culture_contracts.topics import ALL_TOPICS
-from culture_runtime.dev import SLICE, Supervisor, available_roles, free_port
+from culture_runtime.dev import SLICE, Supervisor, available_roles, free_port, position_groups_at_end
 from culture_runtime.settings import PlatformSettings
 from culture_stack import registry, stack
 from culture_stack.server import Context
@@ -81,32 +81,6 @@ def slice_servers(stack_ctx: Context) -> Context:
     return stack_ctx
 
 
-async def position_groups_at_end(bootstrap: str, groups: list[str]) -> None:
-    """Commit, for each new group, the current end offset of every existing event topic, so a
-    worker in the group reads only what is published from now on."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.structs import OffsetAndMetadata
-
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await probe.start()
-    try:
-        topics = sorted(set(ALL_TOPICS) & await probe.topics())
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in sorted(probe.partitions_for_topic(t) or ())]
-        ends = await probe.end_offsets(partitions) if partitions else {}
-    finally:
-        await probe.stop()
-    for group in groups:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            if ends:
-                consumer.assign(list(ends))
-                await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in ends.items()})
-        finally:
-            await consumer.stop()
-
-
 @pytest.fixture(scope="session")
 async def slice_run(slice_servers: Context,
                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SliceRun]:
@@ -116,7 +90,7 @@ async def slice_run(slice_servers: Context,
     schema = f"slice_{run_id}"
     present, _missing = available_roles(SLICE)
     groups = {svc: f"{svc}-{run_id}" for svc in WORKERS}
-    await position_groups_at_end(platform.kafka_bootstrap, list(groups.values()))
+    await position_groups_at_end(platform.kafka_bootstrap, list(groups.values()), ALL_TOPICS)
     host, _, port = platform.kafka_bootstrap.split(",")[0].rpartition(":")
     proxy = KafkaProxy(host, int(port))
     await proxy.open()
