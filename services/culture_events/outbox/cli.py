@@ -66,8 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
                       help="fallback polling when no wake-up arrives (LISTEN/NOTIFY, change stream) "
                       "(default: 1.0)")
-    tune.add_argument("--publish-timeout", type=float, default=30.0, metavar="SECONDS",
-                      help="Kafka request timeout; a failed batch stays in the outbox (default: 30)")
+    tune.add_argument("--stall-warning", type=float, default=5.0, metavar="SECONDS",
+                      help="say so when a publish waits longer than this for Kafka; the relay keeps "
+                      "waiting (the idempotent producer retries without duplicates) (default: 5)")
     tune.add_argument("--no-create-schema", action="store_true",
                       help="do not create the outbox table/indexes (when migrations own them)")
     tune.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS",
@@ -96,10 +97,9 @@ async def _run(args: argparse.Namespace) -> int:
     from culture_events.outbox.relay import Relay
 
     relay = Relay(_store(args),  # type: ignore[arg-type]
-                  lambda: KafkaPublisher(args.brokers, client_id="culture-events-relay",
-                                         request_timeout_ms=int(args.publish_timeout * 1000)),
+                  lambda: KafkaPublisher(args.brokers, client_id="culture-events-relay"),
                   batch_size=args.batch_size, poll_interval=args.poll_interval, report=say,
-                  report_every=args.report_every)
+                  report_every=args.report_every, stall_warning=args.stall_warning)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -116,4 +116,6 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _relay(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # while Kafka is away aiokafka logs every reconnect attempt; the relay reports the stall itself
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     return asyncio.run(_run(args))

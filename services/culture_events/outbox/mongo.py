@@ -156,6 +156,11 @@ class _MongoClaim:
         await self.outbox.collection.delete_many(
             {"_id": {"$in": [e.ref for e in self.entries]}, "lease": self.token})
 
+    async def keep_alive(self) -> None:
+        """Push the lease's expiry forward while a publish waits (so no other relay takes over)."""
+        await self.outbox.collection.update_many(
+            {"lease": self.token}, {"$set": {"lease_until": _now() + datetime.timedelta(seconds=self.lease)}})
+
     async def release(self) -> None:
         """Give back whatever this claim still holds (unpublished entries)."""
         await self.outbox.collection.update_many({"lease": self.token},

@@ -150,6 +150,9 @@ class _PgClaim:
     async def done(self) -> None:
         await self.conn.execute(self.outbox.sql_delete, [e.ref for e in self.entries])
 
+    async def keep_alive(self) -> None:
+        """Nothing to do: row locks last as long as the transaction."""
+
 
 class PostgresStore:
     """The relay's view of a PostgreSQL outbox: claims on one connection, LISTEN on another."""

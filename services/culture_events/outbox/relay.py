@@ -37,6 +37,9 @@ class Claim(Protocol):
     async def done(self) -> None:
         """Delete (or mark) the published entries; called once, after every entry was published."""
 
+    async def keep_alive(self) -> None:
+        """Extend the claim while a publish is pending (a lease that must not expire meanwhile)."""
+
 
 class OutboxStore(Protocol):
     """Where outbox entries live, seen from the relay."""
@@ -65,7 +68,13 @@ class RelayStats:
     batches: int = 0
     failures: int = 0
     blocked_rounds: int = 0
+    #: publishes that waited longer than `stall_warning` (a broker that went away, then came back)
+    stalls: int = 0
     last_error: str | None = None
+
+
+class _Stopped(Exception):
+    """Stop was asked while a publish still waited for the broker: the claim is rolled back."""
 
 
 def _noop(_: str) -> None:
@@ -76,12 +85,20 @@ class Relay:
     """Publishes a store's outbox entries through a publisher, forever or until `stop` is set.
 
     `publisher` is a Publisher or a zero-argument factory; with a factory the relay starts a fresh
-    publisher after each failure (a Kafka producer that lost its broker is best replaced).
+    publisher after each failure (e.g. a Kafka producer that could not even start).
+
+    A publish that merely waits (the broker went away) is NOT abandoned: the Kafka backend's
+    idempotent producer retries the same batch until the broker is back, and the broker drops a
+    retried duplicate, so waiting is what keeps "exactly once on the topic". Meanwhile the claim
+    is kept alive and a progress line says so. Giving up and publishing again with a new producer
+    could publish the batch twice. When `stop` is set during such a wait, the relay waits
+    `stop_grace` seconds more, then cancels the publish and rolls the claim back.
     """
 
     def __init__(self, store: OutboxStore, publisher: Publisher | Callable[[], Publisher], *,
                  batch_size: int = 500, poll_interval: float = 1.0, max_backoff: float = 5.0,
-                 report: Callable[[str], None] = _noop, report_every: float = 10.0) -> None:
+                 report: Callable[[str], None] = _noop, report_every: float = 10.0,
+                 stall_warning: float = 5.0, keep_alive_every: float = 10.0, stop_grace: float = 5.0) -> None:
         self.store = store
         is_factory = isinstance(publisher, type) or not isinstance(publisher, Publisher)
         self._factory: Callable[[], Publisher] | None = publisher if is_factory else None  # type: ignore[assignment]
@@ -94,6 +111,10 @@ class Relay:
         self.stats = RelayStats()
         self._report = report
         self._report_every = report_every
+        self.stall_warning = stall_warning
+        self.keep_alive_every = keep_alive_every
+        self.stop_grace = stop_grace
+        self._stop = asyncio.Event()
 
     def _current_publisher(self) -> Publisher:
         if self._publisher is None:
@@ -124,12 +145,48 @@ class Relay:
             publisher = self._current_publisher()
             # topics are independent partitions: publish them concurrently; inside a topic the
             # publisher keeps the given order per key
-            await asyncio.gather(*(publisher.publish(topic, *messages)
-                                   for topic, messages in by_topic(claim.entries).items()))
+            sends = [publisher.publish(topic, *msgs) for topic, msgs in by_topic(claim.entries).items()]
+            await self._await_publish(claim, asyncio.ensure_future(asyncio.gather(*sends)))
             await claim.done()
         self.stats.published += len(claim.entries)
         self.stats.batches += 1
         return len(claim.entries)
+
+    async def _await_publish(self, claim: Claim, publishing: asyncio.Future[object]) -> None:
+        """Wait for a publish, however long the broker is away, keeping the claim alive."""
+        started = last_keep = time.monotonic()
+        stopper = asyncio.ensure_future(self._stop.wait())
+        stalled = False
+        try:
+            while True:
+                done, _ = await asyncio.wait({publishing, stopper}, timeout=1.0,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if publishing in done:
+                    publishing.result()  # raises what the publisher raised
+                    if stalled:
+                        self._report(f"relay: publishing works again ({len(claim.entries)} entries went out "
+                                     f"after {time.monotonic() - started:.0f}s)")
+                    return
+                if stopper in done:
+                    done, _ = await asyncio.wait({publishing}, timeout=self.stop_grace)
+                    if not done:
+                        publishing.cancel()
+                        raise _Stopped
+                    continue
+                now = time.monotonic()
+                if not stalled and now - started >= self.stall_warning:
+                    stalled = True
+                    self.stats.stalls += 1
+                    self._report(f"relay: publishing stalled: {len(claim.entries)} entries waiting "
+                                 f"{now - started:.0f}s for the broker; they stay claimed and are retried")
+                if now - last_keep >= self.keep_alive_every:
+                    await claim.keep_alive()
+                    last_keep = now
+        finally:
+            stopper.cancel()
+            if not publishing.done():
+                publishing.cancel()
+            await asyncio.gather(publishing, stopper, return_exceptions=True)
 
     async def _rounds(self, stop: asyncio.Event) -> AsyncIterator[int]:
         backoff = 0.2
@@ -139,6 +196,11 @@ class Relay:
                 n = await self.relay_once()
             except asyncio.CancelledError:
                 raise
+            except _Stopped:
+                self._report("relay: stopped while publishing waited for the broker; "
+                             "those entries stay in the outbox")
+                await self._drop_publisher()
+                return
             except Exception as exc:  # noqa: BLE001 - a relay outlives any broker or store failure
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -173,7 +235,7 @@ class Relay:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Relay until `stop` is set (or the task is cancelled); closes the store and publisher."""
-        stop = stop or asyncio.Event()
+        stop = self._stop = stop or asyncio.Event()
         await self.store.open()
         self._report(f"relay: watching {self.store.describe} ({await self.store.pending()} pending)")
         last_report, reported = time.monotonic(), 0
