@@ -62,7 +62,12 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = value
     if out.get("type") == "object" and "properties" in out:
         for name, prop in out["properties"].items():
-            if prop.get("type") == "object" and "properties" in prop and name not in out.get("required", []):
+            if (
+                prop.get("type") == "object"
+                and "properties" in prop
+                and not prop.get("required")  # an object with required fields has no sensible default
+                and name not in out.get("required", [])
+            ):
                 prop.setdefault("default", {})
     if out.get("type") is None and "enum" in out:
         out["type"] = "string"

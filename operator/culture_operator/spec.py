@@ -206,7 +206,7 @@ class KafkaSpec(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    "self.mode != 'external' || "
+                    "!has(self.mode) || self.mode != 'external' || "
                     "(has(self.bootstrapServers) && size(self.bootstrapServers) > 0)",
                     "bootstrapServers is required when mode is external",
                     ".bootstrapServers",
@@ -268,7 +268,7 @@ class DatabaseSpec(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    "self.mode != 'external' || has(self.secretRef)",
+                    "!has(self.mode) || self.mode != 'external' || has(self.secretRef)",
                     "secretRef is required when mode is external",
                     ".secretRef",
                 )

@@ -80,7 +80,8 @@ def kube_settings() -> dict[str, Any]:
     """The control plane (kube-apiserver + controller-manager), brought up if it is not yet."""
     ctx = Context.default()
     servers = registry.select(["kube-apiserver", "kube-controller-manager"])
-    stack.up(ctx, servers)
+    if not all(s.healthy(ctx) for s in servers):  # up() also re-checks the build: skip it when running
+        stack.up(ctx, servers)
     return next(s for s in servers if s.name == "kube-apiserver").settings()
 
 
