@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import motor.motor_asyncio
 import pytest
+import websockets
 
 from culture.events.v1 import identity_events_pb2
 from culture_contracts.topics import topic_of
@@ -238,3 +239,22 @@ async def test_the_same_event_delivered_twice_gives_one_profile_and_one_mail(
                      what="the welcome mail")
     assert await _profiles(slice_run, user_id) == 1
     assert _deliveries(slice_run, account["email"]) == 1
+
+
+async def test_websocket_pushes_the_job_steps(slice_run: SliceRun, http: httpx.AsyncClient,
+                                              unique: str) -> None:
+    slice_run.require("catalog", "mailer", "notifier")
+
+    job_id = uuid.uuid4().hex
+    url = slice_run.gateway.replace("http://", "ws://") + f"/ws?job_id={job_id}"
+    messages: list[dict[str, Any]] = []
+    async with websockets.connect(url, open_timeout=10) as ws:
+        messages.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+        assert messages[0]["type"] == "ready"
+        await _register(http, new_account(unique), job_id)
+        async with asyncio.timeout(90):
+            while messages[-1]["type"] != "done":
+                messages.append(json.loads(await ws.recv()))
+    done = [m["step"] for m in messages if m["type"] == "step" and m["state"] == "succeeded"]
+    assert sorted(done) == sorted(STEPS), messages
+    assert messages[-1]["job_state"] == "succeeded"
