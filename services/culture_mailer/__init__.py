@@ -10,7 +10,9 @@ The guarantee, precisely (ledger: a Redis hash per user, `mailer:welcome:<user_i
   `sent` sends nothing; it only emits `welcome-mail-sent` again (the notifier is idempotent).
 - Before talking SMTP the mailer records `sending` with the Message-ID it will use, derived from
   the event id (`<welcome.<event_id>@<domain>>`) and kept for every later attempt. After the server's
-  250 it records `sent`. A short per-user lock keeps two replicas from sending at the same time.
+  250 it records `sent`. A per-user lock (SET NX, CULTURE_MAILER_SMTP_TIMEOUT_SECONDS + 5 s, which
+  bounds the whole SMTP conversation) keeps two replicas from sending at the same time; the ledger
+  is read under it. A replica that dies holding it delays that user's mail until it expires.
 - The one window left: the server accepted the mail and the mailer died before recording `sent`.
   The redelivered event finds `sending` and resends the SAME mail with the SAME Message-ID, so the
   SMTP delivery is at-least-once (twice at most per crash in that window) and the mailbox shows it

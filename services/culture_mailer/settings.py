@@ -20,6 +20,8 @@ class MailerSettings(WorkerSettings):
     message_id_domain: str = Field("mailer.culture.local", pattern=r"^[A-Za-z0-9.-]+$",
                                    description="right-hand side of the Message-IDs the mailer makes")
     smtp_timeout_seconds: float = Field(20.0, gt=0, le=300, description="limit on one SMTP conversation")
+    # an attempt may wait for a crashed replica's per-user lock (smtp_timeout + 5 s), then send
+    handler_timeout_seconds: float = Field(60.0, gt=0, le=3600, description="limit on one handler attempt")
     smtp_username: str | None = Field(None, description="SMTP AUTH user (none: no AUTH)")
     smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password")
     smtp_starttls: bool = Field(False, description="upgrade the connection with STARTTLS")

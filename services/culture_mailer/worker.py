@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import aiosmtplib
@@ -58,30 +59,47 @@ class WelcomeMailer:
                                                  message_id=message_id, send_time=_now())
         return [encode(done, key=key_of(done))]
 
+    @property
+    def lock_seconds(self) -> float:
+        """How long the per-user lock lives: one SMTP conversation plus a margin. A mailer that dies
+        holding it blocks that user's mail for at most this long."""
+        return self.settings.smtp_timeout_seconds + 5
+
+    async def _lock(self, user_id: str) -> str:
+        """Wait for the user's sending lock (a crashed holder's lock expires); its token."""
+        deadline = time.monotonic() + self.lock_seconds + 1
+        while (token := await self.ledger.lock(user_id, self.lock_seconds)) is None:
+            if time.monotonic() > deadline:
+                raise MailBusy(f"another mailer has been sending the welcome mail of {user_id} for "
+                               f"{self.lock_seconds:.0f}s; retrying")
+            await asyncio.sleep(0.2)
+        return token
+
     async def __call__(self, msg: Message) -> list[Message]:
         event = decode(msg, identity_events_pb2.UserRegistered, max_schema_version=1)
         if not event.user_id or not event.email:
             raise PermanentError(f"UserRegistered {msg.id} has no user_id or no email; cannot send a mail")
-        record = await self.ledger.get(event.user_id)
-        if record is not None and record.state == SENT:
-            log.info("welcome mail for %s already sent (%s); event %s is a duplicate",
-                     event.user_id, record.message_id, msg.id)
-            return self._sent(event, record.message_id)  # again: the first report may have been lost
-        # a recorded attempt fixes the Message-ID: a resend must be recognisable as the same mail
-        message_id = record.message_id if record and record.message_id else message_id_for(
-            _event_id(msg), self.settings.message_id_domain)
-        token = await self.ledger.lock(event.user_id, self.settings.smtp_timeout_seconds + 10)
-        if token is None:
-            raise MailBusy(f"another mailer is sending the welcome mail of {event.user_id}; retrying")
+        token = await self._lock(event.user_id)
         try:
+            # read under the lock: whoever held it before may have sent the mail meanwhile
+            record = await self.ledger.get(event.user_id)
+            if record is not None and record.state == SENT:
+                log.info("welcome mail for %s already sent (%s); event %s is a duplicate",
+                         event.user_id, record.message_id, msg.id)
+                return self._sent(event, record.message_id)  # again: the first report may be lost
+            # a recorded attempt fixes the Message-ID: a resend must be recognisable as the same mail
+            message_id = record.message_id if record and record.message_id else message_id_for(
+                _event_id(msg), self.settings.message_id_domain)
             await self.ledger.sending(event.user_id, _event_id(msg), message_id, event.email)
             mail = welcome_mail(event, sender=self.settings.sender, message_id=message_id,
                                 event_id=_event_id(msg), correlation_id=correlation.current())
             password = self.settings.smtp_password.get_secret_value() if self.settings.smtp_password else None
-            await aiosmtplib.send(mail, hostname=self.platform.smtp_host, port=self.platform.smtp_port,
-                                  timeout=self.settings.smtp_timeout_seconds,
-                                  username=self.settings.smtp_username, password=password,
-                                  start_tls=self.settings.smtp_starttls)
+            # the whole conversation within smtp_timeout, so it ends before the lock can expire
+            async with asyncio.timeout(self.settings.smtp_timeout_seconds):
+                await aiosmtplib.send(mail, hostname=self.platform.smtp_host, port=self.platform.smtp_port,
+                                      timeout=self.settings.smtp_timeout_seconds,
+                                      username=self.settings.smtp_username, password=password,
+                                      start_tls=self.settings.smtp_starttls)
             await self.ledger.sent(event.user_id)
         finally:
             await self.ledger.unlock(event.user_id, token)

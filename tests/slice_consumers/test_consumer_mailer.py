@@ -90,14 +90,15 @@ async def test_a_crash_after_the_server_accepted_the_mail_still_shows_one_mail(
     in between (delivered, not yet recorded as sent). The restarted mailer gets the event again."""
     group = f"mailer-{unique}"
     seen = await watch([SENT])
-    first = await _mailer(roles, group)
+    fast = {"CULTURE_MAILER_SMTP_TIMEOUT_SECONDS": "8"}  # > the sink's 5 s; the lock lives 13 s
+    first = await _mailer(roles, group, **fast)
     event = user_registered(unique, email=f"slow5-{unique}@example.org")
     msg = await publish_event(event, job_id=f"job-{unique}")
     await wait_for(lambda: smtp.deliveries_for(consumer_servers, event.email), "the mail to reach the sink")
     first.kill()
     assert not seen.on(SENT, event.user_id)
 
-    await _restart(roles, group)
+    await _restart(roles, group, fast)
     await wait_for(lambda: seen.on(SENT, event.user_id), "welcome-mail-sent after the restart", within=90)
     mails = smtp.mails_for(consumer_servers, event.email)
     deliveries = smtp.deliveries_for(consumer_servers, event.email)
@@ -113,7 +114,7 @@ async def test_a_crash_after_the_server_accepted_the_mail_still_shows_one_mail(
     assert record is not None and record.state == "sent" and record.attempts == len(deliveries)
 
 
-async def _restart(roles: Callable[..., Role], group: str) -> Role:
-    role = roles("mailer", "worker", {"CULTURE_MAILER_CONSUMER_GROUP": group})
+async def _restart(roles: Callable[..., Role], group: str, env: dict[str, str]) -> Role:
+    role = roles("mailer", "worker", {"CULTURE_MAILER_CONSUMER_GROUP": group, **env})
     await role.serving()
     return role
