@@ -26,13 +26,12 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 
 from culture_events.errors import EventsError
 from culture_events.message import Message
-from culture_events.outbox.records import Entry, decode_metadata, encode_metadata, prepare, publishable
+from culture_events.outbox.records import Entry, decode_metadata, encode_metadata, prepare
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -59,11 +58,16 @@ class PostgresOutbox:
             "$1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[]) WITH ORDINALITY "
             "AS u(topic, partition_key, message_id, metadata, payload, n) ORDER BY n RETURNING 1) "
             "SELECT pg_notify($6, '') FROM (SELECT count(*) FROM rows) AS c")
-        self.sql_claim = (f"SELECT id, topic, partition_key, message_id, metadata::text AS metadata, payload "
-                          f"FROM {t} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
-        # a plain read sees rows other relays hold locked (it does not wait for their locks)
-        self.sql_pending_keys = (f"SELECT id, partition_key FROM {t} WHERE partition_key = ANY($1::text[]) "
-                                 "AND id <= $2 ORDER BY id")
+        # one round trip: lock a batch, and tell for each row whether an older row of its key is
+        # still there outside the batch (held by another relay, or skipped): then it must wait.
+        # The NOT EXISTS read sees rows other relays hold locked (a plain read does not wait).
+        # This is records.publishable's rule, in SQL.
+        self.sql_claim = (
+            f"WITH claimed AS (SELECT id, topic, partition_key, message_id, metadata, payload FROM {t} "
+            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) "
+            "SELECT c.id, c.topic, c.partition_key, c.message_id, c.metadata::text AS metadata, c.payload, "
+            f"NOT EXISTS (SELECT 1 FROM {t} p WHERE p.partition_key = c.partition_key AND p.id < c.id "
+            "AND p.id NOT IN (SELECT id FROM claimed)) AS free FROM claimed c ORDER BY c.id")
         self.sql_delete = f"DELETE FROM {t} WHERE id = ANY($1::bigint[])"
 
     def schema_sql(self) -> list[str]:
@@ -136,16 +140,10 @@ class _PgClaim:
     async def load(self, limit: int) -> None:
         rows = await self.conn.fetch(self.outbox.sql_claim, limit)
         self.held = len(rows)
-        entries = [Entry(r["id"], r["topic"], Message(bytes(r["payload"]), decode_metadata(r["metadata"]),
-                                                      id=r["message_id"])) for r in rows]
-        keys = sorted({e.key for e in entries if e.key is not None})
-        pending: list[Any] = []
-        if keys:
-            last = max(e.ref for e in entries if e.key is not None)
-            pending = [(r["id"], r["partition_key"]) for r in
-                       await self.conn.fetch(self.outbox.sql_pending_keys, keys, last)]
-        ok = set(publishable([(e.ref, e.key) for e in entries], pending))
-        self.entries = [e for e in entries if e.ref in ok]
+        self.entries = [
+            Entry(r["id"], r["topic"],
+                  Message(bytes(r["payload"]), decode_metadata(r["metadata"]), id=r["message_id"]))
+            for r in rows if r["free"]]
 
     async def done(self) -> None:
         await self.conn.execute(self.outbox.sql_delete, [e.ref for e in self.entries])
