@@ -145,6 +145,8 @@ async def partitions(names: list[str]) -> dict[str, int]:
 def test_helm_chart_lints_renders_valid_and_installs(k: Kubectl, namespace: str, unique: str) -> None:
     import kubernetes_validate
 
+    if not Path(k.helm).exists():
+        pytest.skip(f"helm is not built yet at {k.helm} (culture stack up kube-apiserver builds it)")
     lint = k.helm_run("lint", str(CHART), "--strict")
     assert "0 chart(s) failed" in lint.stdout
     rendered = k.helm_run("template", unique, str(CHART), "-n", namespace, "--include-crds").stdout
@@ -430,7 +432,7 @@ def test_strimzi_children_validate_against_the_strimzi_schema(
     assert pool["spec"]["roles"] == ["controller", "broker"] and pool["spec"]["replicas"] == 3
     topic = got[("KafkaTopic", "p5-feed.feed-created")]
     assert topic["spec"] == {
-        "topicName": f"{unique}.feed.feed-created",
+        "topicName": "feed.feed-created",
         "partitions": 8,
         "replicas": 1,
         "config": {"retention.ms": "1000"},
