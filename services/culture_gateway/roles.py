@@ -21,22 +21,26 @@ log = logging.getLogger("culture_gateway")
 
 
 class _DrainingServer(uvicorn.Server):
-    """uvicorn, but a stop signal first flips readiness and ends the push streams."""
+    """uvicorn, but a stop signal first flips readiness and ends the push streams, and the process
+    then exits normally (uvicorn would re-raise the signal after serving)."""
 
     def __init__(self, config: uvicorn.Config, gateway: Gateway, drain: float) -> None:
         super().__init__(config)
         self.gateway = gateway
         self.drain = drain
+        self.loop = asyncio.get_running_loop()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if self.gateway.draining:  # a second signal: stop now
-            super().handle_exit(sig, frame)
+        if self.gateway.draining:  # a second signal: stop now, without waiting for connections
+            self.should_exit = self.force_exit = True
             return
         self.gateway.draining = True
         log.info("gateway: shutting down (/healthz 503, draining %.1fs)", self.drain)
-        loop = asyncio.get_event_loop()
-        loop.call_soon_threadsafe(self.gateway.closing.set)
-        loop.call_soon_threadsafe(loop.call_later, self.drain, super().handle_exit, sig, frame)
+        self.loop.call_soon_threadsafe(self.gateway.closing.set)
+        self.loop.call_soon_threadsafe(self.loop.call_later, self.drain, self._exit)
+
+    def _exit(self) -> None:
+        self.should_exit = True
 
 
 async def api() -> None:
