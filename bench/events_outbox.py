@@ -5,6 +5,7 @@
    (`culture events relay`, woken by LISTEN/NOTIFY, poll interval 1 s as fallback only); a raw
    aiokafka consumer timestamps each event as it arrives. Latency = consumed - committed
    (one clock: writers and consumer share this process). Target: p99 < 50 ms at 1,000 events/s.
+   For comparison, the same schedule published straight to Kafka (no outbox) gives the floor.
 2. Throughput: --backlog rows (default 20,000) are committed while no relay runs; a relay
    (in-process, batch 500) then drains them: events/s from its start to an empty outbox.
 
@@ -122,6 +123,42 @@ async def latency(servers: str, dsn: str, args: argparse.Namespace) -> None:
         await delete_topics(servers, topic)
 
 
+async def kafka_floor(servers: str, args: argparse.Namespace) -> None:
+    """The same schedule straight to Kafka (no database, no relay): the floor on this machine today."""
+    topic = unique("kafka-floor")
+    await create_topic(servers, topic, PARTITIONS)
+    arrived: dict[str, float] = {}
+    sent: dict[str, float] = {}
+    ready, stop = asyncio.Event(), asyncio.Event()
+    consumer = asyncio.create_task(consume(servers, topic, arrived, ready, stop))
+    publisher = KafkaPublisher(servers)
+    try:
+        await ready.wait()
+        await publisher.publish(topic, Message(b"warm-up"))
+        total = int(args.rate * args.seconds)
+        start = time.monotonic() + 0.2
+        pending = []
+        for i in range(total):
+            delay = start + i / args.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            msg = Message(b"x" * 200, {Meta.PARTITION_KEY: f"user-{i % 500}"})
+            sent[msg.id] = time.time()
+            pending.append(asyncio.ensure_future(publisher.publish(topic, msg)))
+        await asyncio.gather(*pending)
+        deadline = time.monotonic() + 60
+        while len(arrived) < total and time.monotonic() < deadline:  # noqa: ASYNC110 - filled by a task
+            await asyncio.sleep(0.1)
+        lat = [(arrived[i] - t) * 1000 for i, t in sent.items() if i in arrived]
+        print(f"Kafka alone (publish->consumed, same schedule, no outbox): p50 {percentile(lat, 50):.1f} ms, "
+              f"p99 {percentile(lat, 99):.1f} ms")
+    finally:
+        stop.set()
+        await consumer
+        await publisher.close()
+        await delete_topics(servers, topic)
+
+
 async def throughput(servers: str, dsn: str, args: argparse.Namespace) -> None:
     topic = unique("outbox-throughput")
     box = PostgresOutbox(unique("outbox").replace("-", "_"))
@@ -164,6 +201,7 @@ async def main() -> None:
     servers, dsn = bootstrap(settings), settings["postgres"]["dsn"]
     say(load_note())
     await latency(servers, dsn, args)
+    await kafka_floor(servers, args)
     await throughput(servers, dsn, args)
     print(load_note())
 
