@@ -55,7 +55,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stack.down(Context.default(), registry.select(args.servers), clean=args.clean)
+    # stop exactly what was named: a server others depend on keeps running
+    stack.down(Context.default(), registry.select(args.servers, with_dependencies=False), clean=args.clean)
     return 0
 
 

@@ -35,8 +35,11 @@ def all_servers() -> list[Server]:
     return servers
 
 
-def select(names: list[str] | None) -> list[Server]:
-    """The named servers plus everything they depend on, in start order (all when names is empty)."""
+def select(names: list[str] | None, *, with_dependencies: bool = True) -> list[Server]:
+    """The named servers (plus, by default, everything they depend on), in start order.
+
+    All servers when names is empty.
+    """
     servers = all_servers()
     if not names:
         return servers
@@ -53,5 +56,8 @@ def select(names: list[str] | None) -> list[Server]:
                 add(dep)
 
     for n in names:
-        add(n)
+        if with_dependencies:
+            add(n)
+        else:
+            wanted.add(n)
     return [s for s in servers if s.name in wanted]
