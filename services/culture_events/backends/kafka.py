@@ -59,9 +59,11 @@ class KafkaPublisher:
     def __init__(self, bootstrap_servers: str = DEFAULT_BOOTSTRAP, *, client_id: str = "culture-events",
                  linger_ms: int = 5, request_timeout_ms: int = 30000) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self._producer = AIOKafkaProducer(
+        self._producer_config = dict(
             bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all",
             enable_idempotence=True, linger_ms=linger_ms, request_timeout_ms=request_timeout_ms)
+        # made on first publish: a publisher used only to create topics never opens a producer
+        self._producer: AIOKafkaProducer | None = None
         self._client_id = client_id
         self._started = False
         self._closed = False
@@ -70,10 +72,13 @@ class KafkaPublisher:
     async def _start(self) -> None:
         async with self._lock:
             if not self._started:
+                producer = AIOKafkaProducer(**self._producer_config)
                 try:
-                    await self._producer.start()
+                    await producer.start()
                 except KafkaConnectionError as exc:
+                    await producer.stop()
                     raise _unreachable(self.bootstrap_servers, exc) from exc
+                self._producer = producer
                 self._started = True
 
     async def publish(self, topic: str, *messages: Message) -> None:
@@ -81,6 +86,7 @@ class KafkaPublisher:
         if self._closed:
             raise ClosedError("KafkaPublisher is closed; create a new one")
         await self._start()
+        assert self._producer is not None
         futures = []
         for msg in messages:
             correlation.stamp(msg)
@@ -111,7 +117,7 @@ class KafkaPublisher:
         """Flush what is pending and stop the producer."""
         if not self._closed:
             self._closed = True
-            if self._started:
+            if self._producer is not None:
                 await self._producer.stop()
 
 
