@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from culture_stack.cluster import config, kafka_listener
+from culture_stack.cluster import config
+from culture_stack.cluster.cni_stack_ports import pod_commands
 from culture_stack.cluster.dns import ServiceRecord, answer_addresses
 
 pytestmark = pytest.mark.unit
@@ -59,8 +60,11 @@ def test_kubelet_config_allows_cgroup_v1_and_uses_cluster_dns() -> None:
     assert cfg["authentication"]["anonymous"]["enabled"] is False
 
 
-def test_kafka_pod_listener_keeps_the_loopback_listeners() -> None:
-    cfg = kafka_listener.listener_configs()
-    assert "PLAINTEXT://127.0.0.1:19092" in cfg["listeners"]
-    assert "CONTROLLER://" in cfg["listeners"]
-    assert f"PODS://{config.GATEWAY}:{config.KAFKA_POD_LISTENER_PORT}" in cfg["advertised.listeners"]
+def test_pods_reach_the_stack_on_their_loopback() -> None:
+    plugins = config.cni_conflist()["plugins"]
+    ours = next(p for p in plugins if p["type"] == "culture-stack-ports")
+    assert 19092 in ours["ports"] and 15432 in ours["ports"]
+    cmds = pod_commands("eth0", config.GATEWAY, [19092])
+    assert cmds[0][-1] == "net.ipv4.conf.eth0.route_localnet=1"
+    assert [*cmds[1][-4:]] == ["-j", "DNAT", "--to-destination", f"{config.GATEWAY}:19092"]
+    assert cmds[-1][-2:] == ["-j", "MASQUERADE"]

@@ -1,7 +1,7 @@
 """The operator as a pod on the real node, reconciling a CulturePlatform into pods that get Ready.
 
-Kafka and PostgreSQL are the local stack's (mode `external`), reached by the pods through the
-gateway address: Kafka's pods listener and the gateway's PostgreSQL forwarder.
+Kafka and PostgreSQL are the local stack's (mode `external`); pods use the same addresses as host
+processes (127.0.0.1:19092, 127.0.0.1:15432), redirected to the host by the node's pod network.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from cluster_kube import Kube, describe, ready, wait_for
 
 from culture_stack import paths
-from culture_stack.cluster import config, images, kafka_listener
-from culture_stack.ports import HOST, POSTGRES
+from culture_stack.cluster import images
+from culture_stack.ports import HOST, KAFKA, POSTGRES
 from culture_stack.server import Context
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def platform(name: str, namespace: str, image: str, prefix: str) -> dict[str, An
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "image": image,
-            "kafka": {"mode": "external", "bootstrapServers": [kafka_listener.POD_BOOTSTRAP],
+            "kafka": {"mode": "external", "bootstrapServers": [f"{HOST}:{KAFKA}"],
                       "topicPrefix": prefix, "topics": {"partitions": 1}},
             "databases": {"postgres": {"mode": "external", "secretRef": {"name": "postgres"}}},
             "services": services,
@@ -77,9 +77,9 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
         op = cluster.pods(namespace, "app.kubernetes.io/name=culture-operator")
         assert op and all(ready(p) for p in op), describe(cluster, namespace)
 
-        # an external PostgreSQL database of its own, reached by the pods through the gateway
+        # an external PostgreSQL database of its own, at the address host processes use too
         asyncio.run(_create_database(unique))
-        url = f"postgresql://culture:culture@{config.GATEWAY}:{POSTGRES}/{unique}"
+        url = f"postgresql://culture:culture@{HOST}:{POSTGRES}/{unique}"
         cluster.run("create", "secret", "generic", "postgres", "-n", namespace, f"--from-literal=url={url}")
 
         name = "cp"

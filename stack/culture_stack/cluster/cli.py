@@ -20,8 +20,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser("up", help="start the control plane (if needed) and the node; wait until Ready")
-    up.add_argument("--no-kafka", action="store_true",
-                    help="do not add the pods' listener to the stack's Kafka")
     up.add_argument("--images", action="store_true",
                     help="also build and push the project's images (operator, services)")
     up.set_defaults(func=_up)
@@ -48,7 +46,7 @@ def _up(args: argparse.Namespace) -> int:
     from culture_stack.cluster import lifecycle
 
     ctx = Context.default()
-    lifecycle.up(ctx, with_kafka=not args.no_kafka)
+    lifecycle.up(ctx)
     if args.images:
         _build_images(ctx, force=False)
     return 0

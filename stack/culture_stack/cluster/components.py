@@ -9,6 +9,7 @@ import contextlib
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -19,15 +20,7 @@ import yaml
 
 from culture_stack import tools
 from culture_stack.cluster import config
-from culture_stack.ports import (
-    CASSANDRA,
-    HOST,
-    MONGO,
-    NEO4J_BOLT,
-    POSTGRES,
-    REDIS,
-    SMTP,
-)
+from culture_stack.ports import HOST
 from culture_stack.server import Context, Launch, Server, StackError
 from culture_stack.servers import kube
 
@@ -39,8 +32,7 @@ NODE_PACKAGES = {
 }
 
 #: what the pod gateway forwards: the API server and every server of the local stack a pod may use
-#: (Kafka is not here: its clients follow the address it advertises, see config.KAFKA_POD_LISTENER)
-GATEWAY_PORTS = (kube.KUBE_APISERVER, POSTGRES, REDIS, MONGO, CASSANDRA, NEO4J_BOLT, SMTP)
+GATEWAY_PORTS = (kube.KUBE_APISERVER, *config.STACK_PORTS)
 assert config.APISERVER_GATEWAY_PORT == kube.KUBE_APISERVER
 
 CONTAINERD_SOCKET = Path("/run/culture-platform/containerd/containerd.sock")
@@ -113,7 +105,10 @@ def ensure_credentials(ctx: Context) -> None:
 
 
 def _http_ok(url: str, timeout: float = 2.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+    """GET a loopback health/metrics URL. HTTPS is not verified: the scheduler serves a certificate
+    it made itself at start, and 127.0.0.1 is ours anyway."""
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
         return resp.read()
 
 
@@ -198,13 +193,29 @@ class Containerd(Server):
     def cni_conf_dir(self, ctx: Context) -> Path:
         return ctx.conf("cni")
 
+    def cni_bin_dir(self, ctx: Context) -> Path:
+        """Debian's CNI plugins plus ours, in one directory (containerd 1.6 takes a single one)."""
+        system = Path("/usr/lib/cni")
+        if not (system / "bridge").exists():
+            raise StackError(f"CNI plugins missing in {system}; apt-get install containernetworking-plugins")
+        out = ctx.conf("cni-bin")
+        out.mkdir(parents=True, exist_ok=True)
+        for plugin in system.iterdir():
+            link = out / plugin.name
+            if not link.is_symlink():
+                link.unlink(missing_ok=True)
+                link.symlink_to(plugin)
+        ours = out / "culture-stack-ports"
+        script = Path(__file__).resolve().parent / "cni_stack_ports.py"
+        ours.write_text(f'#!/bin/sh\nexec /usr/bin/python3 -I {script} "$@"\n')
+        ours.chmod(0o755)
+        return out
+
     def init_data(self, ctx: Context) -> None:
         conf_dir = self.cni_conf_dir(ctx)
         conf_dir.mkdir(parents=True, exist_ok=True)
         (conf_dir / "10-culture.conflist").write_text(json.dumps(config.cni_conflist(), indent=2) + "\n")
-        cni_bin = Path("/usr/lib/cni")
-        if not (cni_bin / "bridge").exists():
-            raise StackError(f"CNI plugins missing in {cni_bin}; apt-get install containernetworking-plugins")
+        cni_bin = self.cni_bin_dir(ctx)
         conf = ctx.conf(self.name) / "config.toml"
         conf.parent.mkdir(parents=True, exist_ok=True)
         CONTAINERD_SOCKET.parent.mkdir(parents=True, exist_ok=True)
@@ -257,8 +268,7 @@ class PodGateway(Server):
         return f"forwarding {config.GATEWAY}:{{{','.join(map(str, GATEWAY_PORTS))}}} -> {HOST}"
 
     def settings(self) -> dict[str, Any]:
-        return {"address": config.GATEWAY, "ports": list(GATEWAY_PORTS), "kafka":
-                f"{config.GATEWAY}:{config.KAFKA_POD_LISTENER_PORT}"}
+        return {"address": config.GATEWAY, "ports": list(GATEWAY_PORTS)}
 
 
 class ClusterDns(Server):
@@ -368,11 +378,12 @@ class KubeScheduler(Server):
                        f"--bind-address={HOST}", f"--secure-port={config.SCHEDULER_PORT}", "--v=1"])
 
     def healthy(self, ctx: Context) -> bool:
-        return kube._get(f"https://{HOST}:{config.SCHEDULER_PORT}/healthz", ctx, client_cert=False) == b"ok"
+        return _http_ok(f"https://{HOST}:{config.SCHEDULER_PORT}/healthz") == b"ok"
 
     def version(self, ctx: Context) -> str:
-        return _build_info(kube._get(f"https://{HOST}:{config.SCHEDULER_PORT}/metrics", ctx).decode(),
-                           "kube-scheduler")
+        # /metrics needs an authorised user: ask with the admin certificate
+        metrics = kube._get(f"https://{HOST}:{config.SCHEDULER_PORT}/metrics", ctx)
+        return _build_info(metrics.decode(), "kube-scheduler")
 
     def settings(self) -> dict[str, Any]:
         return {"healthz": f"https://{HOST}:{config.SCHEDULER_PORT}/healthz"}
@@ -383,6 +394,8 @@ class KubeProxy(Server):
 
     name = "kube-proxy"
     port = config.PROXY_HEALTHZ
+    # it waits (up to 30s) for its Node object to learn the node's IP: start after the kubelet
+    depends_on = ("kubelet",)
 
     def ports(self) -> tuple[int, ...]:
         return (config.PROXY_HEALTHZ, config.PROXY_METRICS)
@@ -402,7 +415,15 @@ class KubeProxy(Server):
                        f"--config={ctx.conf(self.name) / 'config.yaml'}", "--v=1"])
 
     def healthy(self, ctx: Context) -> bool:
-        return b"lastUpdated" in _http_ok(f"http://{HOST}:{config.PROXY_HEALTHZ}/healthz")
+        # /healthz answers 503 while the node is not registered yet ("nodeEligible": false); the
+        # proxier's own health is the "healthy" field
+        import urllib.error
+
+        try:
+            body = _http_ok(f"http://{HOST}:{config.PROXY_HEALTHZ}/healthz")
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        return json.loads(body).get("healthy") is True
 
     def version(self, ctx: Context) -> str:
         return _build_info(_http_ok(f"http://{HOST}:{config.PROXY_METRICS}/metrics").decode(), "kube-proxy")

@@ -4,7 +4,9 @@ Network design (why these addresses): pods live on the bridge `culture0` with th
 The bridge's own address, GATEWAY, is a host-local, non-routable address that exists only while
 the cluster is up; it is the node's InternalIP, the cluster DNS server's address, and where pods
 reach the API server and the local stack's servers (the gateway forwarder listens there and
-forwards to 127.0.0.1). Nothing here listens on a LAN or public interface.
+forwards to 127.0.0.1). Inside each pod, 127.0.0.1:<stack port> is redirected there too, so pods
+use the same addresses as host processes (Kafka advertises 127.0.0.1:19092 to every client).
+Nothing here listens on a LAN or public interface.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from culture_stack.ports import HOST
+from culture_stack.ports import CASSANDRA, HOST, KAFKA, MONGO, NEO4J_BOLT, POSTGRES, REDIS, SMTP
 from culture_stack.servers.kube import KUBE_VERSION, SERVICE_CIDR
 
 #: the bridge every pod is plugged into, and the node's only non-loopback address
@@ -42,10 +44,9 @@ DNS_PORT = 53
 #: the `kubernetes` Service's endpoint: the gateway forwarder's port for the API server
 APISERVER_GATEWAY_PORT = 16443
 
-#: Kafka listens on the gateway address too (a dynamic listener added by `cluster up`), because its
-#: clients dial the address it advertises, and 127.0.0.1 inside a pod is the pod itself
-KAFKA_POD_LISTENER_PORT = 19094
-KAFKA_POD_LISTENER = "PODS"
+#: the local stack's ports a pod reaches at 127.0.0.1 (the `culture-stack-ports` CNI plugin) and at
+#: GATEWAY (the pod gateway): Kafka, PostgreSQL, Redis, MongoDB, Cassandra, Neo4j Bolt, SMTP
+STACK_PORTS = (KAFKA, POSTGRES, REDIS, MONGO, CASSANDRA, NEO4J_BOLT, SMTP)
 
 __all__ = ["KUBE_VERSION", "SERVICE_CIDR"]
 
@@ -70,6 +71,8 @@ oom_score = 0
   restrict_oom_score_adj = true
   enable_selinux = false
   disable_apparmor = true
+  # pods' network namespaces under our state dir, so `down` finds (and unmounts) exactly ours
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -88,7 +91,8 @@ oom_score = 0
 
 
 def cni_conflist() -> dict[str, Any]:
-    """Bridge + host-local IPAM on the pod CIDR, portmap for hostPort, loopback added by containerd."""
+    """Bridge + host-local IPAM on the pod CIDR, portmap for hostPort, the stack's ports on the pod's
+    loopback; containerd adds the loopback interface itself."""
     return {
         "cniVersion": "1.0.0",
         "name": "culture-pods",
@@ -106,6 +110,8 @@ def cni_conflist() -> dict[str, Any]:
                 },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
+            # 127.0.0.1:<stack port> inside a pod reaches the host's server (see cni_stack_ports.py)
+            {"type": "culture-stack-ports", "gateway": GATEWAY, "ports": list(STACK_PORTS)},
         ],
     }
 

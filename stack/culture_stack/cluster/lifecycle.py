@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from culture_stack import process, registry, stack
-from culture_stack.cluster import components, config, kafka_listener, network
+from culture_stack.cluster import components, config, network
 from culture_stack.server import Context, StackError, Status, say
 from culture_stack.servers import kube
 
@@ -43,7 +43,7 @@ def _apply(ctx: Context, docs: list[dict]) -> None:
                        "-f", "-", input_text=yaml.safe_dump_all(docs))
 
 
-def up(ctx: Context, *, with_kafka: bool = True) -> float:
+def up(ctx: Context) -> float:
     """Bring the control plane and the node up; return the seconds it took until the node was Ready."""
     _require_root()
     t0 = time.monotonic()
@@ -53,8 +53,6 @@ def up(ctx: Context, *, with_kafka: bool = True) -> float:
     # through the gateway forwarder, so the `kubernetes` Service points there
     _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice(), *DNS_RBAC])
     stack.up(ctx, components.node_components())
-    if with_kafka:
-        kafka_listener.ensure(ctx)
     elapsed = time.monotonic() - t0
     say(f"cluster: node {config.NODE_NAME} Ready ({elapsed:.0f}s); "
         f"kubectl --kubeconfig {kube.kubeconfig_path(ctx)} get nodes")
@@ -65,8 +63,6 @@ def down(ctx: Context, *, clean: bool = False) -> None:
     """Stop what `up` started (not the control plane), remove pods' containers, mounts, interfaces
     and iptables rules. With clean, also wipe the node's data (kubelet, containerd)."""
     _require_root()
-    with contextlib.suppress(StackError):
-        kafka_listener.remove(ctx)
     comps = components.node_components()
     kubelet = [c for c in comps if c.name == "kubelet"]
     stack.down(ctx, kubelet)
@@ -80,9 +76,6 @@ def down(ctx: Context, *, clean: bool = False) -> None:
     _remove_kubelet_chains()
     network.down(ctx)
     shutil.rmtree("/var/lib/cni/networks/culture-pods", ignore_errors=True)  # host-local IPAM leases
-    for ns in Path("/run/netns").glob("cni-*") if Path("/run/netns").is_dir() else []:
-        subprocess.run(["umount", str(ns)], capture_output=True)
-        ns.unlink(missing_ok=True)
     if kube.KubeApiServer().pid(ctx) is not None:
         components.kubectl(ctx, "delete", "node", config.NODE_NAME, "--ignore-not-found", check=False)
     if clean:
@@ -138,10 +131,11 @@ def _kill_leftover_shims(ctx: Context) -> None:
 
 def _unmount_under(roots: list[Path]) -> None:
     """Unmount (deepest first) whatever the kubelet and containerd left mounted under roots."""
-    prefixes = [str(r.resolve()) + "/" for r in roots]
+    bases = [str(r.resolve()) for r in roots]
     with open("/proc/self/mounts") as fh:
         points = [line.split()[1].replace("\\040", " ") for line in fh]
-    for point in sorted({p for p in points if any(p.startswith(x) for x in prefixes)},
+    # the kubelet bind-mounts its root dir onto itself (to make it shared): the root counts too
+    for point in sorted({p for p in points if any(p == b or p.startswith(b + "/") for b in bases)},
                         key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True)
 
