@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, up, wait_for
@@ -137,3 +140,30 @@ async def test_two_relays_publish_each_document_exactly_once_in_key_order(
         key, i = r.value.decode().split(":")
         seen[key].append(int(i))
     assert all(seen[k] == list(range(per_key)) for k in keys), seen
+
+
+async def test_the_relay_command_relays_a_mongo_outbox_and_stops_on_sigterm(
+        mongo_uri: str, client: AsyncIOMotorClient, outbox: MongoOutbox, unique: str) -> None:
+    bootstrap = kafka_bootstrap()
+    topic = f"{unique}.mongo-cli"
+    await create_topic(bootstrap, topic)
+    relay = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "culture"), "events", "relay", "--store", "mongo",
+        "--uri", mongo_uri, "--database", unique, "--collection", "outbox", "--brokers", bootstrap,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with await client.start_session() as session, session.start_transaction():
+            await outbox.publisher(session).publish(topic, Message(b"1", id="cli-1"),
+                                                    Message(b"2", id="cli-2"))
+        await wait_for(lambda: _empty(outbox), 60, "the relay process to publish and delete", every=0.2)
+        records = await read_topic(bootstrap, topic)
+        assert [headers(r)[Meta.EVENT_ID] for r in records] == ["cli-1", "cli-2"]
+        relay.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(relay.wait(), 30) == 0
+        assert relay.stderr is not None
+        err = (await relay.stderr.read()).decode()
+        assert "SIGTERM, stopping" in err and "stopped after publishing 2" in err, err
+    finally:
+        if relay.returncode is None:
+            relay.kill()
+            await relay.wait()
