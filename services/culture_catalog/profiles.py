@@ -61,7 +61,9 @@ def to_proto(doc: dict[str, Any]) -> catalog_pb2.Profile:
 class ProfileStore:
     """The profiles collection and the catalog's outbox, in one database."""
 
-    def __init__(self, uri: str, database: str, outbox_collection: str) -> None:
+    def __init__(self, uri: str, database: str, outbox_collection: str, *,
+                 created_topic: str = topic_of(catalog_events_pb2.ProfileCreated)) -> None:
+        self.created_topic = created_topic
         self.client = AsyncIOMotorClient(uri, serverSelectionTimeoutMS=10000, tz_aware=True)
         self.db = self.client[database]
         self.profiles = self.db["profiles"]
@@ -94,7 +96,7 @@ class ProfileStore:
                 async with await self.client.start_session() as session, session.start_transaction():
                     await self.profiles.insert_one(doc, session=session)
                     await self.outbox.publisher(session).publish(
-                        topic_of(created), encode(created, key=key_of(created)))
+                        self.created_topic, encode(created, key=key_of(created)))
                 return True
             except DuplicateKeyError:
                 return False  # a concurrent delivery won: it wrote the profile and the event

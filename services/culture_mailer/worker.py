@@ -107,7 +107,7 @@ class WelcomeMailer:
         return self._sent(event, message_id)
 
 
-def report_failure(publisher: Publisher, ledger: Ledger) -> Middleware:
+def report_failure(publisher: Publisher, ledger: Ledger, topic: str = FAILED_TOPIC) -> Middleware:
     """On a final failure (after the retries), emit WelcomeMailFailed, then let the error through to
     PoisonQueue, which puts the event on the poison topic with the reason."""
 
@@ -129,7 +129,7 @@ def report_failure(publisher: Publisher, ledger: Ledger) -> Middleware:
                         fail_time=_now())
                     try:
                         await ledger.failed(event.user_id, reason)
-                        await publisher.publish(FAILED_TOPIC, encode(failed, key=key_of(failed)))
+                        await publisher.publish(topic, encode(failed, key=key_of(failed)))
                     except Exception as report_exc:  # noqa: BLE001 - the poison topic still gets the event
                         log.warning("could not report the failed welcome mail of %s: %r",
                                     event.user_id, report_exc)
@@ -146,7 +146,7 @@ def mailer_chain(ledger: Ledger) -> Callable[[Wiring], list[Middleware]]:
     def chain(wiring: Wiring) -> list[Middleware]:
         settings = wiring.settings
         return [correlation_id, PoisonQueue(wiring.publisher, settings.poison_topic),
-                report_failure(wiring.publisher, ledger), settings.retry(),
+                report_failure(wiring.publisher, ledger, settings.topic(FAILED_TOPIC)), settings.retry(),
                 timeout(settings.handler_timeout_seconds), recoverer]
 
     return chain

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +40,23 @@ from culture_stack.server import Context
 
 BOOTSTRAP = f"{HOST}:{KAFKA}"
 T = TypeVar("T")
+#: the current test's topic namespace (CULTURE_TOPIC_NAMESPACE of the roles it starts), set by the
+#: autouse `topic_namespace` fixture: a platform running beside the tests never sees their events
+NAMESPACE = ""
+
+
+def ns(topic: str) -> str:
+    """An event topic in the current test's namespace."""
+    return f"{NAMESPACE}.{topic}" if NAMESPACE else topic
+
+
+@pytest.fixture(autouse=True)
+def topic_namespace(unique: str) -> Iterator[str]:
+    """Give every test its own topic namespace."""
+    global NAMESPACE
+    NAMESPACE = unique
+    yield unique
+    NAMESPACE = ""
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +117,11 @@ def user_registered(unique: str, *, email: str | None = None) -> identity_events
 
 
 async def publish_event(event: Any, *, job_id: str, event_id: str | None = None) -> Message:
-    """Publish an event the way a relay does: keyed, with the job id as its correlation id."""
+    """Publish an event the way a relay does (keyed, the job id as correlation id), in the namespace."""
     msg = encode(event, key=key_of(event), event_id=event_id, metadata={Meta.CORRELATION_ID: job_id})
     publisher = KafkaPublisher(BOOTSTRAP, client_id="slice-tests")
     try:
-        await publisher.publish(topic_of(event), msg.copy())
+        await publisher.publish(ns(topic_of(event)), msg.copy())
     finally:
         await publisher.close()
     return msg
@@ -122,7 +139,8 @@ class Role:
     def __init__(self, service: str, role: str, env: dict[str, str], log_dir: Path) -> None:
         self.service, self.role = service, role
         self.port = _free_port()
-        self.env = {**os.environ, **env, "CULTURE_GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "CULTURE_TOPIC_NAMESPACE": NAMESPACE, **env,
+                    "CULTURE_GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         self.log = log_dir / f"{service}-{role}-{uuid.uuid4().hex[:4]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -11,6 +11,7 @@ from _consumers_support import (
     Role,
     TopicWatch,
     consumed_up_to_now,
+    ns,
     publish_event,
     start_at_end,
     user_registered,
@@ -37,8 +38,8 @@ async def test_the_same_event_twice_makes_one_profile_and_one_event(
         watch: Callable[[Sequence[str]], Awaitable[TopicWatch]]) -> None:
     group, database = f"catalog-{unique}", f"catalog_{unique}"
     env = {"CULTURE_CATALOG_CONSUMER_GROUP": group, "CULTURE_CATALOG_DATABASE": database}
-    seen = await watch([CREATED])
-    await start_at_end(group, [REGISTERED])
+    seen = await watch([ns(CREATED)])
+    await start_at_end(group, [ns(REGISTERED)])
     worker, relay, api = (roles("catalog", "worker", env), roles("catalog", "relay", env),
                           roles("catalog", "api-read", env))
     for role in (worker, relay, api):
@@ -48,15 +49,15 @@ async def test_the_same_event_twice_makes_one_profile_and_one_event(
     first = await publish_event(event, job_id=f"job-{unique}")
     await publish_event(event, job_id=f"job-{unique}", event_id=first.id)  # redelivered
     await publish_event(event, job_id=f"job-{unique}")  # even a new event id for the same user
-    created = await wait_for(lambda: seen.on(CREATED, event.user_id), "ProfileCreated")
-    await consumed_up_to_now(group, REGISTERED)
+    created = await wait_for(lambda: seen.on(ns(CREATED), event.user_id), "ProfileCreated")
+    await consumed_up_to_now(group, ns(REGISTERED))
 
     client = AsyncIOMotorClient(PlatformSettings().mongo_uri, tz_aware=True)
     try:
         db = client[database]
         assert await db.profiles.count_documents({"_id": event.user_id}) == 1
         await wait_for(lambda: _outbox_empty(db), "the outbox to drain")
-        assert len(seen.on(CREATED, event.user_id)) == 1
+        assert len(seen.on(ns(CREATED), event.user_id)) == 1
         profile_event = decode(created[0], catalog_events_pb2.ProfileCreated)
         assert profile_event.display_name == event.display_name
         assert created[0].metadata["correlation_id"] == f"job-{unique}"  # the job id travels on

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
-from _consumers_support import Role, TopicWatch, publish_event, start_at_end, user_registered, wait_for
+from _consumers_support import Role, TopicWatch, ns, publish_event, start_at_end, user_registered, wait_for
 
 from culture.events.v1 import identity_events_pb2, mailer_events_pb2
 from culture_contracts.topics import topic_of
 from culture_events.codec import decode
+from culture_events.message import Message
 from culture_events.middleware import PoisonMeta
 from culture_mailer.ledger import Ledger
 from culture_runtime.settings import PlatformSettings
@@ -25,7 +26,7 @@ FAILED = topic_of(mailer_events_pb2.WelcomeMailFailed)
 
 
 async def _mailer(roles: Callable[..., Role], group: str, **env: str) -> Role:
-    await start_at_end(group, [REGISTERED])
+    await start_at_end(group, [ns(REGISTERED)])
     role = roles("mailer", "worker", {"CULTURE_MAILER_CONSUMER_GROUP": group, **env})
     await role.serving()
     return role
@@ -34,15 +35,18 @@ async def _mailer(roles: Callable[..., Role], group: str, **env: str) -> Role:
 async def test_the_same_event_twice_sends_one_mail(
         consumer_servers: Context, unique: str, roles: Callable[..., Role],
         watch: Callable[[Sequence[str]], Awaitable[TopicWatch]]) -> None:
-    seen = await watch([SENT])
+    seen = await watch([ns(SENT)])
     await _mailer(roles, f"mailer-{unique}")
     event = user_registered(unique)
     first = await publish_event(event, job_id=f"job-{unique}")
     await publish_event(event, job_id=f"job-{unique}", event_id=first.id)  # a redelivery: same event id
 
     # both deliveries were handled (each reports the mail as sent) ...
-    reports = await wait_for(lambda: len(seen.on(SENT, event.user_id)) >= 2 and seen.on(SENT, event.user_id),
-                             "two welcome-mail-sent reports")
+    def two_reports() -> list[Message] | None:
+        found = seen.on(ns(SENT), event.user_id)
+        return found if len(found) >= 2 else None
+
+    reports = await wait_for(two_reports, "two welcome-mail-sent reports")
     # ... but only one went over SMTP
     assert len(smtp.deliveries_for(consumer_servers, event.email)) == 1
     mail = smtp.mails_for(consumer_servers, event.email)[0]
@@ -60,7 +64,7 @@ async def test_a_refused_mail_is_retried_then_poisoned_and_reported(
         watch: Callable[[Sequence[str]], Awaitable[TopicWatch]]) -> None:
     group = f"mailer-{unique}"
     await start_at_end(group, [f"{group}.poison"])
-    seen = await watch([SENT, FAILED, f"{group}.poison"])
+    seen = await watch([ns(SENT), ns(FAILED), f"{group}.poison"])
     await _mailer(roles, group, CULTURE_MAILER_RETRY_MAX="2", CULTURE_MAILER_RETRY_INITIAL_SECONDS="0.1")
     refused = user_registered(unique, email=f"refuse-{unique}@example.org")
     fine = user_registered(unique)
@@ -71,16 +75,16 @@ async def test_a_refused_mail_is_retried_then_poisoned_and_reported(
     meta = poisoned[0].metadata
     assert "550" in meta[PoisonMeta.REASON] and "SMTPRecipientsRefused" in meta[PoisonMeta.REASON]
     assert meta[PoisonMeta.ATTEMPTS] == "3"  # the first try and two retries
-    assert meta[PoisonMeta.HANDLER] == "mailer.welcome" and meta[PoisonMeta.TOPIC] == REGISTERED
-    report = await wait_for(lambda: seen.on(FAILED, refused.user_id), "welcome-mail-failed")
+    assert meta[PoisonMeta.HANDLER] == "mailer.welcome" and meta[PoisonMeta.TOPIC] == ns(REGISTERED)
+    report = await wait_for(lambda: seen.on(ns(FAILED), refused.user_id), "welcome-mail-failed")
     failed = decode(report[0], mailer_events_pb2.WelcomeMailFailed)
     assert failed.attempts == 3 and "550" in failed.reason and failed.email == refused.email
     assert report[0].metadata["correlation_id"] == f"job-{unique}-r"
     # the other user is not held up by the failing one
-    await wait_for(lambda: seen.on(SENT, fine.user_id), "the other user's mail")
+    await wait_for(lambda: seen.on(ns(SENT), fine.user_id), "the other user's mail")
     assert len(smtp.mails_for(consumer_servers, fine.email)) == 1
     assert smtp.deliveries_for(consumer_servers, refused.email) == []
-    assert not seen.on(SENT, refused.user_id)
+    assert not seen.on(ns(SENT), refused.user_id)
 
 
 async def test_a_crash_after_the_server_accepted_the_mail_still_shows_one_mail(
@@ -89,17 +93,17 @@ async def test_a_crash_after_the_server_accepted_the_mail_still_shows_one_mail(
     """The sink stores a `slow5*` mail at once but answers 250 only 5 s later: we SIGKILL the mailer
     in between (delivered, not yet recorded as sent). The restarted mailer gets the event again."""
     group = f"mailer-{unique}"
-    seen = await watch([SENT])
+    seen = await watch([ns(SENT)])
     fast = {"CULTURE_MAILER_SMTP_TIMEOUT_SECONDS": "8"}  # > the sink's 5 s; the lock lives 13 s
     first = await _mailer(roles, group, **fast)
     event = user_registered(unique, email=f"slow5-{unique}@example.org")
     msg = await publish_event(event, job_id=f"job-{unique}")
     await wait_for(lambda: smtp.deliveries_for(consumer_servers, event.email), "the mail to reach the sink")
     first.kill()
-    assert not seen.on(SENT, event.user_id)
+    assert not seen.on(ns(SENT), event.user_id)
 
     await _restart(roles, group, fast)
-    await wait_for(lambda: seen.on(SENT, event.user_id), "welcome-mail-sent after the restart", within=90)
+    await wait_for(lambda: seen.on(ns(SENT), event.user_id), "welcome-mail-sent after the restart", within=90)
     mails = smtp.mails_for(consumer_servers, event.email)
     deliveries = smtp.deliveries_for(consumer_servers, event.email)
     assert len(mails) == 1  # what the user sees

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 import redis.asyncio as aioredis
-from _consumers_support import Role, TopicWatch, publish_event, start_at_end, user_registered, wait_for
+from _consumers_support import Role, TopicWatch, ns, publish_event, start_at_end, user_registered, wait_for
 from google.protobuf import timestamp_pb2
 from motor.motor_asyncio import AsyncIOMotorClient
 
@@ -84,7 +84,7 @@ def _now() -> timestamp_pb2.Timestamp:
 async def test_steps_are_recorded_pushed_and_served(
         consumer_servers: Context, unique: str, roles: Callable[..., Role]) -> None:
     group = f"notifier-{unique}"
-    await start_at_end(group, list(STEP_EVENTS))
+    await start_at_end(group, [ns(t) for t in STEP_EVENTS])
     worker = roles("notifier", "worker", {"CULTURE_NOTIFIER_CONSUMER_GROUP": group})
     api = roles("notifier", "api-read")
     await worker.serving()
@@ -153,9 +153,9 @@ async def test_a_refused_mail_fails_its_step_and_nothing_else(
     user registering at the same time is not affected."""
     registered = topic_of(identity_events_pb2.UserRegistered)
     groups = {s: f"{s}-{unique}" for s in ("catalog", "mailer", "notifier")}
-    await start_at_end(groups["catalog"], [registered])
-    await start_at_end(groups["mailer"], [registered])
-    await start_at_end(groups["notifier"], list(STEP_EVENTS))
+    await start_at_end(groups["catalog"], [ns(registered)])
+    await start_at_end(groups["mailer"], [ns(registered)])
+    await start_at_end(groups["notifier"], [ns(t) for t in STEP_EVENTS])
     poison = await watch([f"{groups['mailer']}.poison"])
     catalog_env = {"CULTURE_CATALOG_CONSUMER_GROUP": groups["catalog"],
                    "CULTURE_CATALOG_DATABASE": f"catalog_{unique}"}
