@@ -442,6 +442,7 @@ def apiserver_args(ctx: Context) -> list[str]:
         "--authorization-mode=Node,RBAC",
         # how the API server authenticates to kubelets (logs, exec, port-forward) when a node runs
         f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
+        "--kubelet-preferred-address-types=InternalIP,Hostname",  # the node's name is not in DNS
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         # the aggregation layer (front proxy): request headers are trusted only from this client
         f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
