@@ -85,8 +85,6 @@ def test_pod_serves_a_service_by_dns_name_and_restarts(cluster: Kube, namespace:
         return j if j and j["status"].get("succeeded") else None
 
     wait_for("job client to succeed", job, 180, diagnose=lambda: describe(cluster, namespace))
-    logs = cluster.run("logs", "-n", namespace, "job/client").stdout
-    assert f"web.{namespace}.svc" in logs
 
     # kill the container's process from the host, as an OOM kill or a crash would
     status = web()["status"]["containerStatuses"][0]
@@ -96,3 +94,7 @@ def test_pod_serves_a_service_by_dns_name_and_restarts(cluster: Kube, namespace:
     wait_for("web restarted and Ready again",
              lambda: (p := web())["status"]["containerStatuses"][0]["restartCount"] >= 1 and ready(p),
              120, diagnose=lambda: describe(cluster, namespace))
+
+    # and the API server reaches the kubelet: `kubectl logs` shows what the client printed
+    logs = cluster.run("logs", "-n", namespace, "job/client").stdout
+    assert f"web.{namespace}.svc" in logs
