@@ -43,11 +43,16 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     # our own Events say what happened; kopf's per-handler "succeeded" ones would be noise
     settings.posting.level = logging.WARNING
+    # a deleted object's timer must stop quickly, or kopf's finalizer holds the deletion (default: 60 s polls)
+    settings.background.instant_exit_timeout = 5.0
+    settings.background.cancellation_polling = 2.0
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 
 
 async def _reconcile(body: kopf.Body, logger: logging.Logger) -> None:
+    if body["metadata"].get("deletionTimestamp"):
+        return  # being deleted: the garbage collector owns the children now
     uid = body["metadata"]["uid"]
     lock = _locks.setdefault(uid, asyncio.Lock())
     async with lock:  # the timer and a change handler never reconcile the same object at once
