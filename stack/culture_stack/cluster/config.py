@@ -142,7 +142,8 @@ def kubelet_config(*, ca_file: Path, cert: Path, key: Path, resolv_conf: str) ->
         "clusterDNS": [CLUSTER_DNS],
         "resolvConf": resolv_conf,
         "podCIDR": POD_CIDR,
-        "maxPods": 110,
+        # a /24 pod CIDR holds 253 pods; other tests on a shared dev machine may create many
+        "maxPods": 250,
         "failSwapOn": False,
         "containerRuntimeEndpoint": "",  # set on the command line with the socket path
         "serializeImagePulls": False,
