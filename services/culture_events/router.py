@@ -27,13 +27,16 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from culture_events import handling
-from culture_events.backends._signal import Signal
 from culture_events.errors import ClosedError, EventsError
 from culture_events.handling import Handler, Middleware
 from culture_events.message import Message, Settlement
 from culture_events.ports import Publisher, Subscriber
 
 log = logging.getLogger(__name__)
+
+#: messages waiting in one lane: enough for bursts between the consume loop and the lane's worker,
+#: few enough that close() (which lets every waiting message finish) stays quick
+LANE_CAPACITY = 16
 
 
 @runtime_checkable
@@ -60,25 +63,61 @@ class HandlerConfig:
 
 
 class _Lane:
-    """A bounded FIFO of messages handled one after the other."""
+    """A bounded FIFO of messages handled one after the other by one worker.
+
+    One producer (the handler's consume loop) and one consumer (the lane's worker), each waiting on
+    a plain future only when it must: no timeout and no task per message, and `offer`/`take` do
+    not even suspend while there is room / there are messages. A full lane lets its producer go on
+    only once it is half empty, so producer and worker hand messages over in bursts instead of
+    waking each other for every message.
+    """
+
+    __slots__ = ("_getter", "_putter", "capacity", "queue")
 
     def __init__(self, capacity: int) -> None:
         self.queue: collections.deque[Message | None] = collections.deque()
         self.capacity = capacity
-        self.changed = Signal()
+        self._getter: asyncio.Future[None] | None = None  # the worker, waiting for a message
+        self._putter: asyncio.Future[None] | None = None  # the consume loop, waiting for room
+
+    def offer(self, msg: Message | None) -> bool:
+        """Append without waiting when there is room (None, the stop mark, always fits)."""
+        if msg is not None and len(self.queue) >= self.capacity:
+            return False
+        self.queue.append(msg)
+        if self._getter is not None and not self._getter.done():
+            self._getter.set_result(None)
+        return True
 
     async def put(self, msg: Message | None) -> None:
-        while msg is not None and len(self.queue) >= self.capacity:
-            await self.changed.wait(1.0)
-        self.queue.append(msg)
-        self.changed.notify()
+        """Append a message, waiting for room."""
+        while not self.offer(msg):
+            self._putter = asyncio.get_running_loop().create_future()
+            try:
+                await self._putter
+            finally:
+                self._putter = None
+
+    def take(self) -> Message | None:
+        """The next message; the queue must not be empty. None means stop."""
+        msg = self.queue.popleft()
+        if self._putter is not None and len(self.queue) <= self.capacity // 2:
+            self._room()
+        return msg
 
     async def get(self) -> Message | None:
+        """The next message, waiting for one. None means stop."""
         while not self.queue:
-            await self.changed.wait(1.0)
-        msg = self.queue.popleft()
-        self.changed.notify()
-        return msg
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        return self.take()
+
+    def _room(self) -> None:
+        if self._putter is not None and not self._putter.done():
+            self._putter.set_result(None)
 
     def nack_key(self, key: str | None) -> None:
         """Nack the waiting messages with this key: they must follow the nacked one, not overtake it."""
@@ -86,9 +125,10 @@ class _Lane:
             for msg in self.queue:
                 if msg is not None and msg.key == key:
                     msg.nack()
-            self.queue = collections.deque(
-                m for m in self.queue if m is None or m.state is Settlement.PENDING)
-            self.changed.notify()
+            kept = [m for m in self.queue if m is None or m.state is Settlement.PENDING]
+            self.queue.clear()  # in place: the worker holds this deque
+            self.queue.extend(kept)
+            self._room()
 
 
 class Router:
@@ -188,46 +228,48 @@ class Router:
             raise failure
 
     async def _consume(self, config: HandlerConfig, chain: Handler) -> None:
-        lanes = [_Lane(capacity=4) for _ in range(config.concurrency)]
+        lanes = [_Lane(LANE_CAPACITY) for _ in range(config.concurrency)]
         workers = [asyncio.create_task(self._work(config, chain, lane)) for lane in lanes]
         spread = itertools.count()
+        crc32, count = zlib.crc32, len(lanes)
         try:
             async for msg in config.subscriber.subscribe(config.topic):
                 key = msg.key
-                index = zlib.crc32(key.encode()) if key is not None else next(spread)
-                await lanes[index % len(lanes)].put(msg)
+                lane = lanes[(crc32(key.encode()) if key is not None else next(spread)) % count]
+                if not lane.offer(msg):
+                    await lane.put(msg)
         finally:
             for lane in lanes:
                 await lane.put(None)
             await asyncio.gather(*workers)
 
     async def _work(self, config: HandlerConfig, chain: Handler, lane: _Lane) -> None:
-        while (msg := await lane.get()) is not None:
-            await self._handle(config, chain, msg)
+        """Handle a lane's messages in order. Inlined (no coroutine per message): the hot path."""
+        # bound once: this worker task has its own context and runs only this handler's calls, so
+        # every call sees it without a set and a reset per message
+        handling.bind(handling.Handling(config.name, config.topic))
+        queue = lane.queue
+        while (msg := lane.take() if queue else await lane.get()) is not None:
+            try:
+                outputs = await chain(msg)
+                if outputs:  # the common consumer case (None or []) skips the publish path entirely
+                    if config.publisher is None or config.publish_topic is None:
+                        raise EventsError(f"handler {config.name!r} returned {len(outputs)} message(s) "
+                                          "but has no publish_topic; use add_handler(..., publish_topic, "
+                                          "publisher)")
+                    await config.publisher.publish(config.publish_topic, *outputs)
+                msg.ack()
+            except asyncio.CancelledError:
+                msg.nack()
+                raise
+            except KeyboardInterrupt:
+                msg.nack()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the safety net: nothing a handler does stops the router
+                log.warning("handler %s failed on message %s: %r (nacked)", config.name, msg.id, exc)
+                msg.nack()
             if msg.state is Settlement.NACKED:
                 lane.nack_key(msg.key)
-
-    async def _handle(self, config: HandlerConfig, chain: Handler, msg: Message) -> None:
-        token = handling.bind(handling.Handling(config.name, config.topic))
-        try:
-            outputs = await chain(msg) or []
-            if outputs:
-                if config.publisher is None or config.publish_topic is None:
-                    raise EventsError(f"handler {config.name!r} returned {len(outputs)} message(s) but has "
-                                      "no publish_topic; use add_handler(..., publish_topic, publisher)")
-                await config.publisher.publish(config.publish_topic, *outputs)
-            msg.ack()
-        except asyncio.CancelledError:
-            msg.nack()
-            raise
-        except KeyboardInterrupt:
-            msg.nack()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - the safety net: nothing a handler does stops the router
-            log.warning("handler %s failed on message %s: %r (nacked)", config.name, msg.id, exc)
-            msg.nack()
-        finally:
-            handling.unbind(token)
 
     async def close(self) -> None:
         """Stop taking messages, finish the in-flight ones, close the subscribers (idempotent)."""

@@ -39,13 +39,35 @@ def to_headers(msg: Message) -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in headers.items()]
 
 
-def from_record(record: ConsumerRecord) -> Message:
-    """A Message from a consumed record; records without an event_id header get a stable id."""
-    metadata = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+def from_record(record: ConsumerRecord, cls: type[Message] = Message) -> Message:
+    """A Message (or `cls`) from a consumed record; records without an event_id header get a stable id."""
+    # positional decode arguments: this runs for every consumed record
+    metadata = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
     msg_id = metadata.get(Meta.EVENT_ID) or f"{record.topic}-{record.partition}-{record.offset}"
     if record.key is not None and Meta.PARTITION_KEY not in metadata:
-        metadata[Meta.PARTITION_KEY] = record.key.decode(errors="replace")
-    return Message(record.value or b"", metadata, id=msg_id)
+        metadata[Meta.PARTITION_KEY] = record.key.decode("utf-8", "replace")
+    return cls(record.value or b"", metadata, id=msg_id)
+
+
+class _Delivered(Message):
+    """A consumed message that tells its subscription how it was settled.
+
+    Overriding the settlement instead of registering an `on_settled` callback spares a closure, a
+    callback list and a call per message; everything else is a plain Message.
+    """
+
+    __slots__ = ("_offset", "_subscription", "_tracker")
+
+    _subscription: _Subscription
+    _tracker: PartitionTracker
+    _offset: int
+
+    def _settle(self, to: Settlement) -> bool:
+        pending = self._state is Settlement.PENDING
+        done = Message._settle(self, to)
+        if pending:
+            self._subscription.settled(self._tracker, self._offset, to)
+        return done
 
 
 def _unreachable(bootstrap: str, exc: BaseException) -> BackendError:
@@ -122,26 +144,38 @@ class KafkaPublisher:
 
 
 class _Subscription(ConsumerRebalanceListener):
-    """One consumer on one topic: its partitions' trackers, the fetch loop and the commits."""
+    """One consumer on one topic: its partitions' trackers, the fetch loop and the commits.
+
+    The fetch loop reads a batch (getmany), hands its records out, commits the acked offsets once per
+    round and fetches again. When `max_in_flight` messages are out it sleeps until half of them are
+    settled (or a nack asks for a rewind), so settlements do not wake it message by message and
+    the next fetch takes a batch.
+    """
 
     def __init__(self, owner: KafkaSubscriber, topic: str) -> None:
         self.owner = owner
         self.topic = topic
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=owner.bootstrap_servers, group_id=owner.group, client_id=owner.client_id,
-            enable_auto_commit=False, auto_offset_reset=owner.auto_offset_reset,
-            session_timeout_ms=owner.session_timeout_ms, heartbeat_interval_ms=owner.session_timeout_ms // 3)
+        self.consumer: AIOKafkaConsumer  # made when the iteration starts (messages())
         self.trackers: dict[TopicPartition, PartitionTracker] = {}
         self.in_flight = 0
         self.signal = Signal()
         self.finished = False
+        #: fetch again once in_flight is down to this (hysteresis: fetch in batches, not one by one)
+        self._low_water = owner.max_in_flight // 2
+        #: a settlement leaving in_flight at or below this wakes the fetch loop (-1: it is not waiting)
+        self._wake_at = -1
+        #: drains in progress (close, revocation): they want to hear of every settlement
+        self._draining = 0
+        self._closing_waiter: asyncio.Future[bool] | None = None
+        #: the commit running in the background, if any (one at a time, so offsets only move forward)
+        self._committing: asyncio.Future[None] | None = None
 
     # rebalance listener: called by aiokafka inside getmany()
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Let the in-flight messages of the lost partitions finish, commit them, forget them."""
         leaving = [tp for tp in revoked if tp in self.trackers]
         await self._drain(leaving, self.owner.close_timeout)
-        await self.commit()
+        await self.commit_now()
         for tp in leaving:
             self.trackers.pop(tp, None)
 
@@ -150,12 +184,32 @@ class _Subscription(ConsumerRebalanceListener):
 
     async def _drain(self, tps: list[TopicPartition], within: float) -> None:
         deadline = time.monotonic() + within
-        while any(self.trackers[tp].busy for tp in tps if tp in self.trackers):
-            if time.monotonic() >= deadline:
-                log.warning("kafka %s/%s: in-flight messages not settled within %.0fs",
-                            self.owner.group, self.topic, within)
-                return
-            await self.signal.wait(0.5)
+        self._draining += 1
+        try:
+            while any(self.trackers[tp].busy for tp in tps if tp in self.trackers):
+                if time.monotonic() >= deadline:
+                    log.warning("kafka %s/%s: in-flight messages not settled within %.0fs",
+                                self.owner.group, self.topic, within)
+                    return
+                await self.signal.wait(0.5)
+        finally:
+            self._draining -= 1
+
+    def _commit_soon(self) -> None:
+        """Commit in the background, so the fetch loop (and the handlers it feeds) do not wait for
+        the broker's reply; at most one commit runs at a time."""
+        if self._committing is not None and not self._committing.done():
+            return
+        if any(t.committed != t.reported for t in self.trackers.values()):
+            self._committing = asyncio.ensure_future(self.commit())
+
+    async def commit_now(self) -> None:
+        """Wait for a background commit, then commit what was acked since (revocation, close)."""
+        if self._committing is not None:
+            with contextlib.suppress(Exception):
+                await self._committing
+            self._committing = None
+        await self.commit()
 
     async def commit(self) -> None:
         """Commit every partition whose contiguous acked run moved since the last commit."""
@@ -173,36 +227,53 @@ class _Subscription(ConsumerRebalanceListener):
 
     def _apply_rewinds(self) -> None:
         for tp, tracker in self.trackers.items():
+            if tracker.rewind_to is None:
+                continue
             rewind = tracker.take_rewind()
             if rewind is not None:
                 with contextlib.suppress(KafkaError):  # partition no longer assigned
                     self.consumer.seek(tp, rewind)
 
-    def _hand_out(self, tp: TopicPartition, tracker: PartitionTracker, record: ConsumerRecord) -> Message:
-        msg = from_record(record)
-        offset = record.offset
-        tracker.delivered(offset)
+    def _hand_out(self, tracker: PartitionTracker, record: ConsumerRecord) -> Message:
+        msg = from_record(record, _Delivered)
+        msg._subscription, msg._tracker, msg._offset = self, tracker, record.offset
+        tracker.in_flight.add(record.offset)  # tracker.delivered(), inlined
         self.in_flight += 1
         self.owner._in_flight += 1
-
-        def settled(state: Settlement) -> None:
-            self.in_flight -= 1
-            self.owner._in_flight -= 1
-            (tracker.ack if state is Settlement.ACKED else tracker.nack)(offset)
-            self.signal.notify()
-
-        msg.on_settled(settled)
         return msg
+
+    def settled(self, tracker: PartitionTracker, offset: int, state: Settlement) -> None:
+        """A handed-out message was acked or nacked (called synchronously by the message)."""
+        self.in_flight -= 1
+        self.owner._in_flight -= 1
+        if state is Settlement.ACKED:
+            tracker.ack(offset)
+            if self.in_flight <= self._wake_at or self._draining:
+                self.signal.notify()
+        else:
+            tracker.nack(offset)
+            self.signal.notify()  # the fetch loop rewinds at once
+
+    async def _wait_for_room(self) -> None:
+        """Sleep until in_flight is down to the low-water mark, a nack, close(), or half a second
+        (so a partition with slow handlers still gets its acked offsets committed)."""
+        self._wake_at = self._low_water
+        try:
+            await self.signal.wait(0.5)
+        finally:
+            self._wake_at = -1
 
     async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
         """One getmany(), cut short by close()."""
         limit = max(1, self.owner.max_in_flight - self.in_flight)
+        # records already prefetched by aiokafka come back at once, without a task or a wait
+        batch = await self.consumer.getmany(timeout_ms=0, max_records=limit)
+        if batch:
+            return batch
+        if self._closing_waiter is None:
+            self._closing_waiter = asyncio.ensure_future(self.owner._closing.wait())
         fetch = asyncio.ensure_future(self.consumer.getmany(timeout_ms=500, max_records=limit))
-        closing = asyncio.ensure_future(self.owner._closing.wait())
-        try:
-            await asyncio.wait({fetch, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
+        await asyncio.wait({fetch, self._closing_waiter}, return_when=asyncio.FIRST_COMPLETED)
         if not fetch.done():
             fetch.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConsumerStoppedError):
@@ -211,36 +282,49 @@ class _Subscription(ConsumerRebalanceListener):
         return fetch.result()
 
     async def messages(self) -> AsyncIterator[Message]:
+        """The subscription's messages: the one async generator between the consumer and the caller
+        (a generator wrapped in another costs a resumption per message)."""
+        owner = self.owner
+        if owner._closing.is_set():
+            raise ClosedError(f"KafkaSubscriber(group={owner.group!r}) is closed")
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=owner.bootstrap_servers, group_id=owner.group, client_id=owner.client_id,
+            enable_auto_commit=False, auto_offset_reset=owner.auto_offset_reset,
+            session_timeout_ms=owner.session_timeout_ms, heartbeat_interval_ms=owner.session_timeout_ms // 3)
+        owner._subscriptions.append(self)
         try:
             await self.consumer.start()
         except KafkaConnectionError as exc:
             raise _unreachable(self.owner.bootstrap_servers, exc) from exc
         self.consumer.subscribe([self.topic], listener=self)
+        closing = self.owner._closing
         try:
-            while not self.owner._closing.is_set():
-                await self.commit()
+            while not closing.is_set():
                 self._apply_rewinds()
+                self._commit_soon()  # once per round (a batch), never for an offset not acked yet
                 if self.in_flight >= self.owner.max_in_flight:
-                    await self.signal.wait(0.5)
+                    await self._wait_for_room()
                     continue
                 try:
                     batch = await self._fetch()
                 except ConsumerStoppedError:
                     return
                 for tp, records in batch.items():
+                    tracker = self.trackers.get(tp)
+                    if tracker is None:
+                        tracker = self.trackers[tp] = PartitionTracker(records[0].offset)
                     for record in records:
-                        tracker = self.trackers.get(tp)
-                        if tracker is None:
-                            tracker = self.trackers[tp] = PartitionTracker(record.offset)
                         # a nack or a revocation since this batch was fetched: the rest is stale
-                        if tracker.rewind_to is not None or self.owner._closing.is_set():
+                        if tracker.rewind_to is not None or closing.is_set():
                             break
                         if tracker.should_deliver(record.offset):
-                            yield self._hand_out(tp, tracker, record)
+                            yield self._hand_out(tracker, record)
                             if self.trackers.get(tp) is not tracker:
                                 break
         finally:
-            if self.owner._closing.is_set():
+            if self._closing_waiter is not None:
+                self._closing_waiter.cancel()
+            if closing.is_set():
                 await self.finish()
 
     async def finish(self) -> None:
@@ -249,7 +333,7 @@ class _Subscription(ConsumerRebalanceListener):
             return
         self.finished = True
         await self._drain(list(self.trackers), self.owner.close_timeout)
-        await self.commit()
+        await self.commit_now()
         with contextlib.suppress(KafkaError):
             await self.consumer.stop()
 
@@ -272,14 +356,12 @@ class KafkaSubscriber:
         self._in_flight = 0
         self._subscriptions: list[_Subscription] = []
 
-    async def subscribe(self, topic: str) -> AsyncIterator[Message]:
-        """Yield the topic's messages for this group, from the group's committed offsets."""
-        if self._closing.is_set():
-            raise ClosedError(f"KafkaSubscriber(group={self.group!r}) is closed")
-        sub = _Subscription(self, topic)
-        self._subscriptions.append(sub)
-        async for msg in sub.messages():
-            yield msg
+    def subscribe(self, topic: str) -> AsyncIterator[Message]:
+        """Yield the topic's messages for this group, from the group's committed offsets.
+
+        Nothing happens before the first iteration (then a closed subscriber raises ClosedError).
+        """
+        return _Subscription(self, topic).messages()
 
     async def close(self) -> None:
         """Stop fetching, wait for in-flight messages (up to close_timeout), commit, leave the group."""

@@ -36,12 +36,14 @@ class PartitionTracker:
     def ack(self, offset: int) -> None:
         """Record an ack and move the committed offset over the contiguous acked run."""
         self.in_flight.discard(offset)
-        if offset < self.committed:
-            return
-        self.acked.add(offset)
-        while self.committed in self.acked:
-            self.acked.discard(self.committed)
+        if offset == self.committed:  # the usual case, acks in order: no set round trip
             self.committed += 1
+            acked = self.acked
+            while acked and self.committed in acked:
+                acked.discard(self.committed)
+                self.committed += 1
+        elif offset > self.committed:
+            self.acked.add(offset)
 
     def nack(self, offset: int) -> None:
         """Record a nack: the offset must be read again, so the reader rewinds to it."""
