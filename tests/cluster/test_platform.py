@@ -68,6 +68,10 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
     operator_ref = project_images["culture/operator"]
     repo, _, tag = operator_ref.rpartition(":")
     release = f"op-{unique}"
+    # kopf, watching only some namespaces, coordinates through a namespaced KopfPeering; the chart
+    # makes only the ClusterKopfPeering (used with --all-namespaces), so make the namespaced one here
+    cluster.apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+                   "metadata": {"name": release, "namespace": namespace}})
     chart = str(paths.repo_root() / "charts" / "culture-operator")
     cluster.helm_run("install", release, chart, "--namespace", namespace,
                      "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
