@@ -68,16 +68,16 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
     operator_ref = project_images["culture/operator"]
     repo, _, tag = operator_ref.rpartition(":")
     release = f"op-{unique}"
-    # kopf, watching only some namespaces, coordinates through a namespaced KopfPeering; the chart
-    # makes only the ClusterKopfPeering (used with --all-namespaces), so make the namespaced one here
-    cluster.apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
-                   "metadata": {"name": release, "namespace": namespace}})
     chart = str(paths.repo_root() / "charts" / "culture-operator")
     cluster.helm_run("install", release, chart, "--namespace", namespace,
                      "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
                      "--set", f"watchNamespaces={{{namespace}}}", "--set", f"peeringName={release}",
                      "--set", "driftSeconds=10", "--wait", "--timeout", "5m")
     try:
+        # kopf, watching only some namespaces, coordinates through a namespaced KopfPeering; the chart
+        # makes only the ClusterKopfPeering (for --all-namespaces), so make the namespaced one here
+        cluster.apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+                       "metadata": {"name": release, "namespace": namespace}})
         op = cluster.pods(namespace, "app.kubernetes.io/name=culture-operator")
         assert op and all(ready(p) for p in op), describe(cluster, namespace)
 
