@@ -30,7 +30,7 @@ from culture_stack.server import Context, say
 
 REPO = Path(__file__).resolve().parents[1]
 STRIMZI_FIXTURE = REPO / "tests" / "operator" / "fixtures" / "strimzi-crds.yaml"
-LINE = re.compile(r"reconciled: phase \w+, (\d+) API writes, (\d+) reads")
+LINE = re.compile(r"reconciled (\S+): phase \w+, (\d+) API writes, (\d+) reads")
 
 #: strimzi mode (CRDs from the test fixture, no Strimzi needed), every service, managed databases
 SPEC: dict[str, Any] = {"kafka": {"mode": "strimzi"}, "services": {"feed": {"api-read": {"replicas": 2}}}}
@@ -130,9 +130,11 @@ def one_round(settings: dict[str, Any], n: int, drift: float, noop_passes: int) 
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    passes = [(int(w), int(r)) for w, r in LINE.findall(log.read_text(errors="replace"))]
-    # the first pass per platform creates; the steady state is the last noop_passes per platform
-    steady = passes[-n * noop_passes :]
+    by_platform: dict[str, list[tuple[int, int]]] = {}
+    for who, w, r in LINE.findall(log.read_text(errors="replace")):
+        by_platform.setdefault(who, []).append((int(w), int(r)))
+    # the first pass of each platform creates its children; the steady state is its last noop_passes
+    steady = [p for passes in by_platform.values() if len(passes) > 1 for p in passes[1:][-noop_passes:]]
     kubectl(settings, "delete", "namespace", *namespaces, "--wait=false")
     return {
         "platforms": n,

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     kopf.configure(verbose=args.verbose)
+    # the Kafka client's debug output (whole metadata responses) would drown the operator's own
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     kopf.run(
         standalone=args.standalone,
         peering_name=None if args.standalone else args.peering,

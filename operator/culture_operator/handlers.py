@@ -65,8 +65,11 @@ async def _reconcile(body: kopf.Body, logger: logging.Logger) -> None:
         finally:
             REQUEST_COUNTS.reset(token)
     # the benchmark reads this line: a no-op reconcile must show 0 writes
+    meta = body["metadata"]
     logger.info(
-        "reconciled: phase %s, %d API writes, %d reads",
+        "reconciled %s/%s: phase %s, %d API writes, %d reads",
+        meta["namespace"],
+        meta["name"],
         status.get("phase"),
         counts["writes"],
         counts["reads"],

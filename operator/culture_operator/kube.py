@@ -23,6 +23,8 @@ from culture_operator.builders import STRIMZI_API_VERSION, child_key, owner_sele
 from culture_operator.spec import GROUP, KIND, PLURAL, VERSION
 
 FIELD_MANAGER = "culture-operator"
+#: concurrent server-side applies per reconcile (one request each; the API server does the work)
+APPLY_WORKERS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +76,9 @@ def load_api_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    cfg = client.Configuration.get_default_copy()
+    cfg.connection_pool_maxsize = APPLY_WORKERS * 2  # applies run in parallel threads
+    return client.ApiClient(cfg)
 
 
 class Kube:

@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import secrets
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pydantic
@@ -20,7 +21,7 @@ from culture_operator import builders as b
 from culture_operator import status as st
 from culture_operator.compare import needs_apply, stamp
 from culture_operator.kafka_admin import sync_topics
-from culture_operator.kube import CHILD_KINDS, KINDS_BY_KEY, Kube, KubeError
+from culture_operator.kube import APPLY_WORKERS, CHILD_KINDS, KINDS_BY_KEY, Kube, KubeError
 from culture_operator.spec import CulturePlatformSpec, parse_spec
 
 
@@ -102,16 +103,26 @@ def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> Chil
     result.shrink_refused = _keep_partitions(desired, live)
     desired = [stamp(m) for m in desired]
     result.desired = desired
-    for m in desired:
-        if not served[(m["apiVersion"], m["kind"])]:
-            continue
-        key = b.child_key(m)
-        if needs_apply(m, live.get(key)):
-            try:
-                live[key] = kube.apply(m)
+    todo = [
+        m
+        for m in desired
+        if served[(m["apiVersion"], m["kind"])] and needs_apply(m, live.get(b.child_key(m)))
+    ]
+
+    def apply_one(m: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+        try:
+            return m, kube.apply(m), ""
+        except KubeError as exc:
+            return m, None, exc.message
+
+    # children do not depend on each other at apply time (references resolve later), so apply in parallel
+    with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
+        for m, obj, error in pool.map(apply_one, todo):
+            if obj is None:
+                result.errors.append(f"{_label(m)}: {error}")
+            else:
+                live[b.child_key(m)] = obj
                 result.applied.append(_label(m))
-            except KubeError as exc:
-                result.errors.append(f"{_label(m)}: {exc.message}")
     wanted = {b.child_key(m) for m in desired}
     order = {(k.api_version, k.kind): i for i, k in enumerate(CHILD_KINDS)}
     stale = sorted((k for k in live if k not in wanted), key=lambda k: -order[(k[0], k[1])])

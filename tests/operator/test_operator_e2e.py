@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def wait_children(k: Kubectl, namespace: str, name: str, kinds: str = KINDS, tim
 
 
 def reconcile_passes(op: Operator) -> int:
-    return op.log.read_text(errors="replace").count("reconciled: phase")
+    return len(re.findall(r"reconciled \S+: phase", op.log.read_text(errors="replace")))
 
 
 def wait_passes(op: Operator, n: int = 2, timeout: float = 30) -> None:
