@@ -258,7 +258,8 @@ class Router:
                                           "but has no publish_topic; use add_handler(..., publish_topic, "
                                           "publisher)")
                     await config.publisher.publish(config.publish_topic, *outputs)
-                msg.ack()
+                if msg.ack():  # False: the chain nacked it itself
+                    continue
             except asyncio.CancelledError:
                 msg.nack()
                 raise

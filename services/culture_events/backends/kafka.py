@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import ConsumerStoppedError, KafkaConnectionError, KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from culture_events import correlation
@@ -35,8 +35,12 @@ _TOPIC_ALREADY_EXISTS = 36
 
 def to_headers(msg: Message) -> list[tuple[str, bytes]]:
     """Kafka headers of a message: its metadata plus the message id as `event_id`."""
-    headers = {**msg.metadata, Meta.EVENT_ID: msg.id}
-    return [(k, v.encode()) for k, v in headers.items()]
+    metadata = msg.metadata
+    if Meta.EVENT_ID in metadata:  # rare: the header keeps its place, with the message id as value
+        return [(k, (msg.id if k == Meta.EVENT_ID else v).encode()) for k, v in metadata.items()]
+    headers = [(k, v.encode()) for k, v in metadata.items()]  # no merged dict per message
+    headers.append((Meta.EVENT_ID, msg.id.encode()))
+    return headers
 
 
 def from_record(record: ConsumerRecord, cls: type[Message] = Message) -> Message:
@@ -90,8 +94,11 @@ class KafkaPublisher:
         self._started = False
         self._closed = False
         self._lock = asyncio.Lock()
+        self._stopping: asyncio.Future[None] | None = None
 
     async def _start(self) -> None:
+        if self._started:  # every publish comes here: no lock once the producer runs
+            return
         async with self._lock:
             if not self._started:
                 producer = AIOKafkaProducer(**self._producer_config)
@@ -109,15 +116,19 @@ class KafkaPublisher:
             raise ClosedError("KafkaPublisher is closed; create a new one")
         await self._start()
         assert self._producer is not None
+        send = self._producer.send
         futures = []
-        for msg in messages:
-            correlation.stamp(msg)
-            key = msg.key.encode() if msg.key is not None else None
-            futures.append(await self._producer.send(topic, msg.payload, key=key, headers=to_headers(msg)))
         try:
+            for msg in messages:
+                correlation.stamp(msg)
+                key = msg.key
+                futures.append(await send(topic, msg.payload, key=key.encode() if key is not None else None,
+                                          headers=to_headers(msg)))
+            # send() itself fails too (no metadata for the topic in time, a closed producer): same error
             await asyncio.gather(*futures)
         except KafkaError as exc:
-            raise BackendError(f"publishing to Kafka topic {topic!r} failed: {exc}") from exc
+            reason = str(exc) or type(exc).__name__  # aiokafka's timeouts have no message
+            raise BackendError(f"publishing to Kafka topic {topic!r} failed: {reason}") from exc
 
     async def create_topic(self, topic: str, partitions: int = 1, replication_factor: int = 1) -> None:
         """Create the topic through the admin client; a topic that already exists is fine."""
@@ -135,12 +146,61 @@ class KafkaPublisher:
         finally:
             await admin.close()
 
-    async def close(self) -> None:
-        """Flush what is pending and stop the producer."""
-        if not self._closed:
-            self._closed = True
-            if self._producer is not None:
-                await self._producer.stop()
+    # a caller's asyncio.timeout() around close() could only abandon the wait, not the producer's
+    # batches: the timeout has to be ours
+    async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Flush what is pending and stop the producer.
+
+        Without `timeout` this waits for every pending send, which during a Kafka outage is forever
+        (the idempotent producer never expires its batches). With it, sends still pending after
+        `timeout` seconds are failed (their `publish()` raises BackendError: the caller does not
+        know whether they reached Kafka) and the producer is stopped without them.
+        """
+        if self._closed:
+            if self._stopping is not None:
+                await asyncio.shield(self._stopping)
+            return
+        self._closed = True
+        if self._producer is None:
+            return
+        self._stopping = asyncio.ensure_future(self._producer.stop())
+        done, _ = await asyncio.wait({self._stopping}, timeout=timeout)
+        if done:
+            self._stopping.result()
+            return
+        log.warning("kafka publisher: sends still pending %.1fs after close(); giving them up", timeout)
+        assert timeout is not None  # without one, the wait above does not end before stop()
+        await self._abandon_pending(timeout)
+        done, _ = await asyncio.wait({self._stopping}, timeout=max(timeout, 1.0))
+        if done:
+            self._stopping.result()
+        else:
+            log.warning("kafka publisher: the producer did not stop; leaving it behind")
+
+    async def _abandon_pending(self, waited: float) -> None:
+        """Stop the producer's sender, then fail its pending batches (so the publishes waiting for
+        them raise, and stop(), which waits for them, goes on to close the connections).
+
+        The order matters: a batch failed while the sender still retries it breaks the sender. This
+        reaches into aiokafka's producer (`_sender`, `_message_accumulator`); without them, the
+        close only stops waiting.
+        """
+        sender = getattr(self._producer, "_sender", None)
+        accumulator = getattr(self._producer, "_message_accumulator", None)
+        task = getattr(sender, "sender_task", None)
+        if task is None or accumulator is None:
+            return
+        task.cancel()  # it lets its in-flight requests finish (at most request_timeout_ms)
+        await asyncio.wait({task}, timeout=max(waited, 1.0))
+        batches = [*(b for queue in getattr(accumulator, "_batches", {}).values() for b in queue),
+                   *getattr(accumulator, "_pending_batches", ())]
+        accumulator.fail_all(KafkaTimeoutError(
+            f"the publisher was closed with sends pending for {waited}s "
+            f"(is Kafka at {self.bootstrap_servers} up?)"))
+        for batch in batches:  # nobody waits on a batch's drain waiter any more: no "never retrieved"
+            waiter = getattr(batch, "_drain_waiter", None)
+            if waiter is not None and waiter.done() and not waiter.cancelled():
+                waiter.exception()
 
 
 class _Subscription(ConsumerRebalanceListener):
@@ -235,9 +295,9 @@ class _Subscription(ConsumerRebalanceListener):
                     self.consumer.seek(tp, rewind)
 
     def _hand_out(self, tracker: PartitionTracker, record: ConsumerRecord) -> Message:
+        """The record as a message (the caller recorded its offset as delivered)."""
         msg = from_record(record, _Delivered)
         msg._subscription, msg._tracker, msg._offset = self, tracker, record.offset
-        tracker.in_flight.add(record.offset)  # tracker.delivered(), inlined
         self.in_flight += 1
         self.owner._in_flight += 1
         return msg
@@ -317,7 +377,11 @@ class _Subscription(ConsumerRebalanceListener):
                         # a nack or a revocation since this batch was fetched: the rest is stale
                         if tracker.rewind_to is not None or closing.is_set():
                             break
-                        if tracker.should_deliver(record.offset):
+                        offset = record.offset
+                        # tracker.should_deliver() and delivered(), inlined: this runs per record
+                        if (offset >= tracker.committed and offset not in tracker.in_flight
+                                and offset not in tracker.acked):
+                            tracker.in_flight.add(offset)
                             yield self._hand_out(tracker, record)
                             if self.trackers.get(tp) is not tracker:
                                 break
