@@ -29,14 +29,15 @@ from typing import Protocol, runtime_checkable
 from culture_events import handling
 from culture_events.errors import ClosedError, EventsError
 from culture_events.handling import Handler, Middleware
-from culture_events.message import Message, Settlement
+from culture_events.message import Message, Meta, Settlement
 from culture_events.ports import Publisher, Subscriber
 
 log = logging.getLogger(__name__)
 
 #: messages waiting in one lane: enough for bursts between the consume loop and the lane's worker,
 #: few enough that close() (which lets every waiting message finish) stays quick
-LANE_CAPACITY = 16
+LANE_CAPACITY = 8
+_KEYS_REMEMBERED = 10_000
 
 
 @runtime_checkable
@@ -231,11 +232,19 @@ class Router:
         lanes = [_Lane(LANE_CAPACITY) for _ in range(config.concurrency)]
         workers = [asyncio.create_task(self._work(config, chain, lane)) for lane in lanes]
         spread = itertools.count()
-        crc32, count = zlib.crc32, len(lanes)
+        # the lane of a key is crc32(key) % lanes; remembered for the keys seen lately (bounded)
+        lane_of: dict[str, _Lane] = {}
         try:
             async for msg in config.subscriber.subscribe(config.topic):
-                key = msg.key
-                lane = lanes[(crc32(key.encode()) if key is not None else next(spread)) % count]
+                key = msg.metadata.get(Meta.PARTITION_KEY)  # msg.key, without the property call
+                if key is None:
+                    lane = lanes[next(spread) % len(lanes)]
+                elif (known := lane_of.get(key)) is not None:
+                    lane = known
+                else:
+                    if len(lane_of) >= _KEYS_REMEMBERED:
+                        lane_of.clear()
+                    lane = lane_of[key] = lanes[zlib.crc32(key.encode()) % len(lanes)]
                 if not lane.offer(msg):
                     await lane.put(msg)
         finally:

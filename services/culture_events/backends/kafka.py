@@ -30,6 +30,7 @@ from culture_events.message import Message, Meta, Settlement
 log = logging.getLogger(__name__)
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+EVENT_ID, PARTITION_KEY = Meta.EVENT_ID, Meta.PARTITION_KEY
 _TOPIC_ALREADY_EXISTS = 36
 
 
@@ -294,18 +295,9 @@ class _Subscription(ConsumerRebalanceListener):
                 with contextlib.suppress(KafkaError):  # partition no longer assigned
                     self.consumer.seek(tp, rewind)
 
-    def _hand_out(self, tracker: PartitionTracker, record: ConsumerRecord) -> Message:
-        """The record as a message (the caller recorded its offset as delivered)."""
-        msg = from_record(record, _Delivered)
-        msg._subscription, msg._tracker, msg._offset = self, tracker, record.offset
-        self.in_flight += 1
-        self.owner._in_flight += 1
-        return msg
-
     def settled(self, tracker: PartitionTracker, offset: int, state: Settlement) -> None:
         """A handed-out message was acked or nacked (called synchronously by the message)."""
         self.in_flight -= 1
-        self.owner._in_flight -= 1
         if state is Settlement.ACKED:
             tracker.ack(offset)
             if self.in_flight <= self._wake_at or self._draining:
@@ -326,10 +318,8 @@ class _Subscription(ConsumerRebalanceListener):
     async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
         """One getmany(), cut short by close()."""
         limit = max(1, self.owner.max_in_flight - self.in_flight)
-        # records already prefetched by aiokafka come back at once, without a task or a wait
-        batch = await self.consumer.getmany(timeout_ms=0, max_records=limit)
-        if batch:
-            return batch
+        # always through a task: even getmany(timeout_ms=0) blocks while a rebalance is under way,
+        # and close() must be able to cut that short; one task per batch, not per message
         if self._closing_waiter is None:
             self._closing_waiter = asyncio.ensure_future(self.owner._closing.wait())
         fetch = asyncio.ensure_future(self.consumer.getmany(timeout_ms=500, max_records=limit))
@@ -378,11 +368,19 @@ class _Subscription(ConsumerRebalanceListener):
                         if tracker.rewind_to is not None or closing.is_set():
                             break
                         offset = record.offset
-                        # tracker.should_deliver() and delivered(), inlined: this runs per record
+                        # tracker.should_deliver() and delivered(), and from_record(), inlined: this
+                        # runs for every record
                         if (offset >= tracker.committed and offset not in tracker.in_flight
                                 and offset not in tracker.acked):
                             tracker.in_flight.add(offset)
-                            yield self._hand_out(tracker, record)
+                            self.in_flight += 1
+                            metadata = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+                            if record.key is not None and PARTITION_KEY not in metadata:
+                                metadata[PARTITION_KEY] = record.key.decode("utf-8", "replace")
+                            msg_id = metadata.get(EVENT_ID) or f"{tp.topic}-{tp.partition}-{offset}"
+                            msg = _Delivered(record.value or b"", metadata, id=msg_id)
+                            msg._subscription, msg._tracker, msg._offset = self, tracker, offset
+                            yield msg
                             if self.trackers.get(tp) is not tracker:
                                 break
         finally:
@@ -417,7 +415,6 @@ class KafkaSubscriber:
         self.close_timeout = close_timeout
         self.session_timeout_ms = session_timeout_ms
         self._closing = asyncio.Event()
-        self._in_flight = 0
         self._subscriptions: list[_Subscription] = []
 
     def subscribe(self, topic: str) -> AsyncIterator[Message]:
