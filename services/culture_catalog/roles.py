@@ -28,7 +28,7 @@ TOPICS = (topic_of(catalog_events_pb2.ProfileCreated),)
 
 def _store(platform: PlatformSettings, settings: CatalogSettings) -> ProfileStore:
     return ProfileStore(platform.mongo_uri, settings.database, settings.outbox_collection,
-                        created_topic=settings.topic(topic_of(catalog_events_pb2.ProfileCreated)))
+                        created_topic=platform.topic(topic_of(catalog_events_pb2.ProfileCreated)))
 
 
 async def worker() -> None:
@@ -37,14 +37,14 @@ async def worker() -> None:
     store = _store(platform, settings)
 
     def install(router: Router, wiring: Wiring) -> None:
-        source = settings.topic(topic_of(identity_events_pb2.UserRegistered))
+        source = platform.topic(topic_of(identity_events_pb2.UserRegistered))
         router.add_consumer_handler("catalog.profile", source, wiring.subscriber, ProfileCreator(store))
 
     async def stop() -> None:
         store.close()
 
     await run_worker("catalog", settings, install, platform=platform,
-                     extra_topics=[settings.topic(t) for t in TOPICS],
+                     extra_topics=[platform.topic(t) for t in TOPICS],
                      on_start=store.connect, on_stop=stop)
 
 
@@ -61,7 +61,7 @@ async def relay() -> None:
     async def start() -> None:
         publisher = KafkaPublisher(platform.kafka_bootstrap, client_id="culture-catalog-admin")
         try:  # Kafka may be down: the relay keeps the documents and retries, so only try briefly
-            await asyncio.wait_for(ensure_topics(publisher, [settings.topic(t) for t in TOPICS],
+            await asyncio.wait_for(ensure_topics(publisher, [platform.topic(t) for t in TOPICS],
                                                  settings.topic_partitions), 30)
         except Exception as exc:  # noqa: BLE001 - not fatal: publishing retries until Kafka is back
             log.warning("catalog relay: could not ensure topics %s yet (%s)", TOPICS, exc)

@@ -36,7 +36,8 @@ def signer_of(settings: IdentitySettings) -> TokenSigner:
 async def _api(role: str, writes: bool) -> None:
     platform, settings = PlatformSettings(), IdentitySettings()
     store = IdentityStore(platform.postgres_dsn, settings.db_schema,
-                          min_size=settings.pool_min_size, max_size=settings.pool_max_size)
+                          min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                          registered_topic=platform.topic(topic_of(identity_events_pb2.UserRegistered)))
     limiter = (LoginLimiter(platform.redis_url, max_failures=settings.login_max_failures,
                             window=settings.login_failure_window_seconds) if writes else None)
     servicer = IdentityServicer(settings, store, signer_of(settings), limiter, writes=writes)
@@ -68,11 +69,11 @@ async def api_read() -> None:
     await _api("api-read", writes=False)
 
 
-async def ensure_topics(bootstrap: str, partitions: int) -> None:
+async def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
     """Create identity's topics if missing (idempotent; Kafka's auto creation is off)."""
     publisher = KafkaPublisher(bootstrap, client_id="culture-identity-admin")
     try:
-        for topic in TOPICS:
+        for topic in topics:
             await publisher.create_topic(topic, partitions)
     finally:
         await publisher.close()
@@ -82,6 +83,7 @@ async def relay() -> None:
     """Publish committed outbox rows (UserRegistered) to Kafka."""
     platform, settings = PlatformSettings(), IdentitySettings()
     store = IdentityStore(platform.postgres_dsn, settings.db_schema, min_size=1, max_size=1)
+    topics = [platform.topic(t) for t in TOPICS]
     outbox_relay = Relay(
         PostgresStore(platform.postgres_dsn, store.outbox, create_schema=False),
         lambda: KafkaPublisher(platform.kafka_bootstrap, client_id="culture-identity-relay"),
@@ -93,10 +95,11 @@ async def relay() -> None:
         await store.close()
         # Kafka may be down at start: the relay keeps the rows and retries, so only try briefly here
         try:
-            await asyncio.wait_for(ensure_topics(platform.kafka_bootstrap, settings.topic_partitions), 30)
+            await asyncio.wait_for(
+                ensure_topics(platform.kafka_bootstrap, topics, settings.topic_partitions), 30)
         except Exception as exc:  # noqa: BLE001 - not fatal: the relay retries publishing until Kafka is back
             log.warning("identity relay: could not ensure topics %s yet (%s); "
-                        "will publish when Kafka is back", TOPICS, exc)
+                        "will publish when Kafka is back", topics, exc)
 
     await run_grpc_service("identity relay", on_start=start, background=[outbox_relay.run])
 

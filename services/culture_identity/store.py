@@ -48,9 +48,11 @@ def _user(row: asyncpg.Record) -> UserRow:
 class IdentityStore:
     """All SQL of the identity service, on a pool whose search_path is the configured schema."""
 
-    def __init__(self, dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10,
+                 registered_topic: str = topic_of(identity_events_pb2.UserRegistered)) -> None:
         self.dsn = dsn
         self.schema = schema
+        self.registered_topic = registered_topic
         self.outbox = outbox_of(schema)
         self._min, self._max = min_size, max_size
         self._pool: asyncpg.Pool | None = None
@@ -103,7 +105,8 @@ class IdentityStore:
                 user_id=user.user_id, username=user.username, email=user.email,
                 display_name=user.display_name)
             event.register_time.FromDatetime(user.created_at)
-            await self.outbox.publisher(conn).publish(topic_of(event), codec.encode(event, key=key_of(event)))
+            await self.outbox.publisher(conn).publish(self.registered_topic,
+                                                      codec.encode(event, key=key_of(event)))
         return user
 
     async def user_by_id(self, user_id: str) -> UserRow | None:

@@ -16,12 +16,12 @@ async def worker() -> None:
     ledger = Ledger(platform.redis_url, settings.ledger_ttl_seconds)
 
     def install(router: Router, wiring: Wiring) -> None:
-        router.add_handler("mailer.welcome", settings.topic(SOURCE_TOPIC), wiring.subscriber,
+        router.add_handler("mailer.welcome", platform.topic(SOURCE_TOPIC), wiring.subscriber,
                            WelcomeMailer(settings, platform, ledger),
-                           publish_topic=settings.topic(SENT_TOPIC), publisher=wiring.publisher)
+                           publish_topic=platform.topic(SENT_TOPIC), publisher=wiring.publisher)
 
     await run_worker("mailer", settings, install, platform=platform, chain=mailer_chain(ledger),
-                     extra_topics=[settings.topic(FAILED_TOPIC)], on_start=ledger.ping, on_stop=ledger.close)
+                     extra_topics=[platform.topic(FAILED_TOPIC)], on_start=ledger.ping, on_stop=ledger.close)
 
 
 ROLES = {"worker": worker}

@@ -146,7 +146,7 @@ def mailer_chain(ledger: Ledger) -> Callable[[Wiring], list[Middleware]]:
     def chain(wiring: Wiring) -> list[Middleware]:
         settings = wiring.settings
         return [correlation_id, PoisonQueue(wiring.publisher, settings.poison_topic),
-                report_failure(wiring.publisher, ledger, settings.topic(FAILED_TOPIC)), settings.retry(),
-                timeout(settings.handler_timeout_seconds), recoverer]
+                report_failure(wiring.publisher, ledger, wiring.platform.topic(FAILED_TOPIC)),
+                settings.retry(), timeout(settings.handler_timeout_seconds), recoverer]
 
     return chain

@@ -20,7 +20,7 @@ async def worker() -> None:
 
     def install(router: Router, wiring: Wiring) -> None:
         for topic in STEP_EVENTS:
-            router.add_consumer_handler(f"notifier.{topic}", settings.topic(topic), wiring.subscriber,
+            router.add_consumer_handler(f"notifier.{topic}", platform.topic(topic), wiring.subscriber,
                                         StepRecorder(store, topic))
 
     await run_worker("notifier", settings, install, platform=platform, on_start=store.ping,

@@ -29,3 +29,11 @@ class PlatformSettings(BaseSettings):
     neo4j_uri: str = Field(f"bolt://{ports.HOST}:{ports.NEO4J_BOLT}", description="Neo4j Bolt URI")
     smtp_host: str = Field(ports.HOST, description="SMTP server for outgoing mail")
     smtp_port: int = Field(ports.SMTP, ge=1, le=65535)
+    topic_namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
+                                 description="prefix of every event topic ('<ns>.identity.user-registered'), "
+                                 "so several installations or test runs can share one Kafka; empty for the "
+                                 "plain names. Every service of one installation must agree on it.")
+
+    def topic(self, name: str) -> str:
+        """The topic `name` (e.g. topic_of(UserRegistered)) in this installation's namespace."""
+        return f"{self.topic_namespace}.{name}" if self.topic_namespace else name

@@ -6,7 +6,7 @@
 A service describes only its handlers (`install(router, wiring)`) and, if the standard middleware
 chain does not fit, its own chain. Its settings subclass `WorkerSettings`, so every worker has the
 same knobs (consumer group, partitions, retry, timeout) under its own env prefix, e.g.
-CULTURE_MAILER_CONSUMER_GROUP, plus the shared CULTURE_TOPIC_NAMESPACE. Tests give each run its own
+CULTURE_MAILER_CONSUMER_GROUP; the topic namespace (CULTURE_TOPIC_NAMESPACE) is in PlatformSettings. Tests give each run its own
 consumer group and topic namespace, so a platform running beside them never sees their events.
 """
 
@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from culture_events.backends.kafka import KafkaPublisher, KafkaSubscriber
@@ -42,17 +42,6 @@ class WorkerSettings(BaseSettings):
     retry_initial_seconds: float = Field(0.2, gt=0, le=60, description="first retry delay (then doubled)")
     retry_max_seconds: float = Field(5.0, gt=0, le=600, description="cap on a retry delay")
     handler_timeout_seconds: float = Field(30.0, gt=0, le=3600, description="limit on one handler attempt")
-    # one env var for every service (no prefix): the services of one installation must agree on it
-    topic_namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
-                                 validation_alias=AliasChoices("CULTURE_TOPIC_NAMESPACE"),
-                                 description="CULTURE_TOPIC_NAMESPACE: prefix of every event topic "
-                                 "('<ns>.identity.user-registered'), so several installations or test "
-                                 "runs can share one Kafka; empty for the plain names")
-
-    def topic(self, name: str) -> str:
-        """The topic `name` (e.g. topic_of(UserRegistered)) in this installation's namespace."""
-        return f"{self.topic_namespace}.{name}" if self.topic_namespace else name
-
     @property
     def poison_topic(self) -> str:
         """The consumer group's poison (dead letter) topic."""
