@@ -6,8 +6,9 @@
 A service describes only its handlers (`install(router, wiring)`) and, if the standard middleware
 chain does not fit, its own chain. Its settings subclass `WorkerSettings`, so every worker has the
 same knobs (consumer group, partitions, retry, timeout) under its own env prefix, e.g.
-CULTURE_MAILER_CONSUMER_GROUP; the topic namespace (CULTURE_TOPIC_NAMESPACE) is in PlatformSettings. Tests give each run its own
-consumer group and topic namespace, so a platform running beside them never sees their events.
+CULTURE_MAILER_CONSUMER_GROUP; the topic namespace (CULTURE_TOPIC_NAMESPACE) is in PlatformSettings.
+Tests give each run its own consumer group and topic namespace, so a platform running beside them
+never sees their events.
 """
 
 from __future__ import annotations
