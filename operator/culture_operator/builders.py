@@ -13,6 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from culture_operator.spec import (
     EVENT_TOPICS,
     GROUP,
@@ -23,6 +26,9 @@ from culture_operator.spec import (
     CulturePlatformSpec,
     Resources,
 )
+
+# the services' own settings class: env names are derived from it, never spelled twice
+from culture_runtime.settings import PlatformSettings
 
 #: The one place the Strimzi API version lives (Strimzi 1.x serves kafka.strimzi.io/v1 only).
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1"
@@ -185,9 +191,72 @@ def topic_name(spec: CulturePlatformSpec, topic: str) -> str:
     return f"{spec.kafka.topicPrefix}{topic}"
 
 
-def env_key(*parts: str) -> str:
-    """An environment variable name: CULTURE_ + parts, upper case, [-.] as underscores."""
-    return "CULTURE_" + "_".join(p.upper().replace("-", "_").replace(".", "_") for p in parts)
+# -- the environment the services read ---------------------------------------------------------------
+#
+# Every CULTURE_* name a pod gets is one a settings class of the services reads. The shared endpoints come
+# from `culture_runtime.settings.PlatformSettings` itself; the per-service prefixes are the `env_prefix` of
+# IdentitySettings, CatalogSettings, ..., GrpcServerSettings and GatewaySettings (the operator does not
+# import those: they pull in the gRPC and Kafka stacks). tests/operator checks every name against the
+# classes, and that every role gets what it needs.
+
+#: env_prefix of each service's settings class (culture_<service>/settings.py)
+SERVICE_ENV_PREFIX: dict[str, str] = {
+    s: f"CULTURE_{s.upper()}_" for s in ("identity", "catalog", "notifier", "mailer", "gateway")
+}
+#: env_prefix of culture_grpc.server.GrpcServerSettings (every gRPC role)
+GRPC_ENV_PREFIX = "CULTURE_GRPC_"
+#: the services whose settings are culture_runtime.worker.WorkerSettings (consumer group, topic partitions)
+WORKER_SETTINGS_SERVICES = ("catalog", "notifier", "mailer")
+#: the services whose settings have `topic_partitions` (the partitions of topics they create themselves)
+TOPIC_PARTITIONS_SERVICES = ("identity", *WORKER_SETTINGS_SERVICES)
+
+
+def platform_env(field: str) -> str:
+    """The variable PlatformSettings reads `field` from (KeyError when it has no such field)."""
+    if field not in PlatformSettings.model_fields:
+        raise KeyError(f"PlatformSettings has no field {field!r}")
+    return str(PlatformSettings.model_config.get("env_prefix", "")).upper() + field.upper()
+
+
+def service_env(service: str, field: str) -> str:
+    """The variable the settings class of `service` (or `grpc`) reads `field` from."""
+    prefix = GRPC_ENV_PREFIX if service == "grpc" else SERVICE_ENV_PREFIX[service]
+    return prefix + field.upper()
+
+
+#: database -> (Secret key, PlatformSettings field) of each value its users read from the database's Secret
+DATABASE_ENV: dict[str, tuple[tuple[str, str], ...]] = {
+    "postgres": (("url", "postgres_dsn"),),
+    "mongo": (("url", "mongo_uri"),),
+    "redis": (("url", "redis_url"),),
+    "neo4j": (("url", "neo4j_uri"),),
+    # the Cassandra driver takes contact points and a port, not a URL
+    "cassandra": (("contactPoints", "cassandra_contact_points"), ("port", "cassandra_port")),
+}
+
+#: gateway upstream setting -> (service, role) it points at
+GATEWAY_UPSTREAMS: dict[str, tuple[str, str]] = {
+    "identity-write": ("identity", "api-write"),
+    "identity-read": ("identity", "api-read"),
+    "notifier": ("notifier", "api-read"),
+}
+
+#: the keys of the identity signing-key Secret
+SIGNING_KEY_KEYS = {
+    "signing-key": "signing_key",
+    "signing-key-id": "signing_key_id",
+    "verification-keys": "verification_keys",
+}
+
+
+def topic_namespace(spec: CulturePlatformSpec) -> str:
+    """CULTURE_TOPIC_NAMESPACE: services name topics `<namespace>.<topic>`, the operator `<prefix><topic>`."""
+    return spec.kafka.topicPrefix.removesuffix(".")
+
+
+def consumer_group(spec: CulturePlatformSpec, service: str) -> str:
+    """A worker's consumer group: the service name, with the platform's prefix (so shared Kafkas are safe)."""
+    return f"{spec.kafka.topicPrefix}{service}"
 
 
 # -- topics ----------------------------------------------------------------------------------------------
@@ -262,27 +331,17 @@ def kafka_bootstrap(owner: Owner, spec: CulturePlatformSpec) -> str:
 
 
 def build_wiring(owner: Owner, spec: CulturePlatformSpec) -> dict[str, Any]:
-    """The ConfigMap with what every service reads: Kafka, topic names, gRPC endpoints, DB hosts."""
+    """The ConfigMap with what every service pod reads: Kafka, the topic namespace, the SMTP server.
+
+    Database endpoints and keys are in Secrets (see `build_deployment`), role specifics in each Deployment.
+    """
     data: dict[str, str] = {
-        env_key("platform"): owner.name,
-        env_key("kafka", "bootstrap", "servers"): kafka_bootstrap(owner, spec),
-        env_key("kafka", "topic", "prefix"): spec.kafka.topicPrefix,
+        platform_env("kafka_bootstrap"): kafka_bootstrap(owner, spec),
+        platform_env("topic_namespace"): topic_namespace(spec),
     }
-    for t in wanted_topics(spec):
-        data[env_key("topic", t.event)] = t.name
-    for service, roles in SERVICE_ROLES.items():
-        if not spec.service_enabled(service):
-            continue
-        for role in roles:
-            if role.startswith("api"):
-                data[env_key(service, role, "addr")] = (
-                    f"{deployment_name(owner, service, role)}.{owner.namespace}.svc:{spec.grpcPort}"
-                )
-    for db in spec.databases_in_use():
-        data[env_key(db, "secret")] = database_secret_name(owner, spec, db)
-        if spec.database(db).mode == "managed":
-            data[env_key(db, "host")] = f"{database_name(owner, db)}.{owner.namespace}.svc"
-            data[env_key(db, "port")] = str(DATABASE_IMAGES[db].port)
+    if spec.service_enabled("mailer"):
+        data[platform_env("smtp_host")] = spec.smtp.host
+        data[platform_env("smtp_port")] = str(spec.smtp.port)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -309,29 +368,101 @@ def _grpc_probe(port: int, period: int, delay: int) -> dict[str, Any]:
     }
 
 
+def _http_probe(path: str, period: int, delay: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "initialDelaySeconds": delay,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+
+
+def _value(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _secret_value(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def signing_key_secret_name(owner: Owner) -> str:
+    """The Secret with identity's token signing key (generated by the operator when absent)."""
+    return f"{owner.name}-identity-signing-key"
+
+
+def service_address(owner: Owner, spec: CulturePlatformSpec, service: str, role: str) -> str:
+    """host:port of an api role's Service, as other pods dial it."""
+    return f"{deployment_name(owner, service, role)}.{owner.namespace}.svc:{spec.grpcPort}"
+
+
+def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> list[dict[str, Any]]:
+    """The env of every pod of `service` beyond the shared wiring ConfigMap (same for all its roles)."""
+    env: list[dict[str, Any]] = []
+    if service == "gateway":
+        # the gateway is HTTP only (uvicorn); it reaches its upstreams through their Services
+        env += [_value(service_env("gateway", "host"), "0.0.0.0"),
+                _value(service_env("gateway", "port"), str(HTTP_PORT))]
+        required = []
+        for upstream, (svc, role) in GATEWAY_UPSTREAMS.items():
+            if spec.service_enabled(svc):
+                env.append(_value(service_env("gateway", upstream.replace("-", "_")),
+                                  service_address(owner, spec, svc, role)))
+                required.append(upstream)
+        env.append(_value(service_env("gateway", "required_upstreams"), json.dumps(required)))
+    else:
+        # 127.0.0.1 (the default) would be unreachable for the kubelet's gRPC probes and the Services
+        env += [_value(service_env("grpc", "host"), "0.0.0.0"),
+                _value(service_env("grpc", "port"), str(spec.grpcPort))]
+    for db in SERVICE_DATABASES[service]:
+        for key, field in DATABASE_ENV[db]:
+            env.append(_secret_value(platform_env(field), database_secret_name(owner, spec, db), key))
+    if service == "identity":
+        secret = signing_key_secret_name(owner)
+        env += [
+            _secret_value(service_env("identity", field), secret, key)
+            for key, field in SIGNING_KEY_KEYS.items()
+        ]
+        # never a generated key on the pod's (read-only) disk: each replica would sign with its own
+        env.append(_value(service_env("identity", "dev_keys"), "false"))
+    if service in WORKER_SETTINGS_SERVICES:
+        env.append(_value(service_env(service, "consumer_group"), consumer_group(spec, service)))
+    if service in TOPIC_PARTITIONS_SERVICES:
+        env.append(_value(service_env(service, "topic_partitions"), str(spec.kafka.topics.partitions)))
+    if service == "mailer":
+        env.append(_value(service_env("mailer", "smtp_starttls"), str(spec.smtp.startTLS).lower()))
+        if spec.smtp.secretRef is not None:
+            env += [_secret_value(service_env("mailer", f"smtp_{key}"), spec.smtp.secretRef.name, key)
+                    for key in ("username", "password")]
+    return env
+
+
 def build_deployment(
     owner: Owner, spec: CulturePlatformSpec, service: str, role: str, wiring_digest: str
 ) -> dict[str, Any]:
-    """The Deployment of one role: `culture serve SERVICE --role ROLE`, hardened, with gRPC probes."""
+    """The Deployment of one role: `culture serve SERVICE --role ROLE`, hardened, with probes.
+
+    gRPC roles are probed through the standard gRPC health service; the gateway (HTTP) through
+    `/healthz` (ready only while its upstreams are SERVING) and, for liveness, its open port.
+    """
     rs = spec.role(service, role)
     name = deployment_name(owner, service, role)
     lbl = labels(owner, service, role)
     selector = {k: lbl[k] for k in (LABEL_NAME, LABEL_INSTANCE, LABEL_COMPONENT)}
-    ports = [{"name": "grpc", "containerPort": spec.grpcPort, "protocol": "TCP"}]
     if service == "gateway":
-        ports.append({"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"})
+        ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+        readiness = _http_probe("/healthz", period=5, delay=2)
+        liveness = {"tcpSocket": {"port": "http"}, "periodSeconds": 10, "initialDelaySeconds": 0,
+                    "timeoutSeconds": 2, "failureThreshold": 3}
+    else:
+        ports = [{"name": "grpc", "containerPort": spec.grpcPort, "protocol": "TCP"}]
+        readiness = _grpc_probe(spec.grpcPort, period=5, delay=2)
+        liveness = _grpc_probe(spec.grpcPort, period=10, delay=0)
     env: list[dict[str, Any]] = [
-        {"name": env_key("service"), "value": service},
-        {"name": env_key("role"), "value": role},
-        {"name": env_key("grpc", "port"), "value": str(spec.grpcPort)},
+        # uid 10001 has no passwd entry: HOME would be /, on the read-only root filesystem
+        {"name": "HOME", "value": "/tmp"},
+        *service_env_vars(owner, spec, service),
     ]
-    for db in SERVICE_DATABASES[service]:
-        env.append(
-            {
-                "name": env_key(db, "url"),
-                "valueFrom": {"secretKeyRef": {"name": database_secret_name(owner, spec, db), "key": "url"}},
-            }
-        )
     container: dict[str, Any] = {
         "name": service,
         "image": spec.image,
@@ -340,8 +471,11 @@ def build_deployment(
         "ports": ports,
         "envFrom": [{"configMapRef": {"name": wiring_name(owner)}}],
         "env": env,
-        "readinessProbe": _grpc_probe(spec.grpcPort, period=5, delay=2),
-        "livenessProbe": _grpc_probe(spec.grpcPort, period=10, delay=15),
+        # a cold Python start on a busy node can take a while: the startup probe covers it, so the
+        # liveness probe does not restart a pod that is merely slow to import
+        "startupProbe": {**liveness, "initialDelaySeconds": 2, "periodSeconds": 2, "failureThreshold": 90},
+        "readinessProbe": readiness,
+        "livenessProbe": liveness,
         "securityContext": _container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -372,17 +506,18 @@ def build_deployment(
 def build_service(owner: Owner, spec: CulturePlatformSpec, service: str, role: str) -> dict[str, Any]:
     """The ClusterIP Service in front of an api role."""
     lbl = labels(owner, service, role)
-    ports = [
-        {
-            "name": "grpc",
-            "port": spec.grpcPort,
-            "targetPort": "grpc",
-            "protocol": "TCP",
-            "appProtocol": "grpc",
-        }
-    ]
     if service == "gateway":
-        ports.append({"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"})
+        ports = [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]
+    else:
+        ports = [
+            {
+                "name": "grpc",
+                "port": spec.grpcPort,
+                "targetPort": "grpc",
+                "protocol": "TCP",
+                "appProtocol": "grpc",
+            }
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -441,6 +576,66 @@ def build_database_secret(owner: Owner, db: str, password: str) -> dict[str, Any
             "username": _b64(img.username),
             "password": _b64(password),
             "url": _b64(database_url(owner, db, password)),
+            # what the services read for Cassandra (see DATABASE_ENV)
+            **(
+                {
+                    "contactPoints": _b64(f"{database_name(owner, db)}.{owner.namespace}.svc"),
+                    "port": _b64(str(img.port)),
+                }
+                if db == "cassandra"
+                else {}
+            ),
+        },
+    }
+
+
+# -- identity's signing key ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningKey:
+    """identity's JWT signing key as its Secret holds it (the forms CULTURE_IDENTITY_* accept)."""
+
+    #: base64url of the Ed25519 private key's 32-byte seed
+    private: str
+    key_id: str
+    #: JSON {kid: public key}: older keys still accepted after a rotation
+    verification_keys: str = "{}"
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        """A new key from 32 random bytes; its id is derived from the public key (stable, unique)."""
+        private = Ed25519PrivateKey.from_private_bytes(seed)
+        public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return cls(
+            private=base64.urlsafe_b64encode(seed).decode().rstrip("="),
+            key_id="op-" + hashlib.sha256(public).hexdigest()[:12],
+        )
+
+    @classmethod
+    def from_secret_data(cls, data: Mapping[str, str] | None) -> SigningKey | None:
+        """The key a live Secret (`data`, base64) holds; None when it has none (then generate one)."""
+        data = data or {}
+        if not data.get("signing-key") or not data.get("signing-key-id"):
+            return None
+
+        def text(key: str, default: str) -> str:
+            return base64.b64decode(data[key]).decode() if data.get(key) else default
+
+        return cls(text("signing-key", ""), text("signing-key-id", ""), text("verification-keys", "{}"))
+
+
+def build_signing_key_secret(owner: Owner, key: SigningKey) -> dict[str, Any]:
+    """The Secret identity's pods read their signing key from (kept across reconciles, rotatable by hand)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(owner, signing_key_secret_name(owner), "identity", "signing-key"),
+        "type": "Opaque",
+        "data": {
+            "signing-key": _b64(key.private),
+            "signing-key-id": _b64(key.key_id),
+            "verification-keys": _b64(key.verification_keys),
         },
     }
 
@@ -638,16 +833,22 @@ def build_kafka_topic(owner: Owner, topic: TopicWanted) -> dict[str, Any]:
 
 
 def build_children(
-    owner: Owner, spec: CulturePlatformSpec, passwords: Mapping[str, str]
+    owner: Owner,
+    spec: CulturePlatformSpec,
+    passwords: Mapping[str, str],
+    signing_key: SigningKey | None = None,
 ) -> list[dict[str, Any]]:
     """Every child the spec asks for, in apply order (Secrets and config before their users).
 
     `passwords` maps each managed database in use to its password (the caller keeps the existing one
-    or generates one); a missing one is a programming error.
+    or generates one); a missing one is a programming error. `signing_key` is identity's token key
+    (the caller keeps the live one or generates one); None leaves its Secret out of the children.
     """
     children: list[dict[str, Any]] = []
     wiring = build_wiring(owner, spec)
     children.append(wiring)
+    if signing_key is not None and spec.service_enabled("identity"):
+        children.append(build_signing_key_secret(owner, signing_key))
     for db in spec.databases_in_use():
         if spec.database(db).mode != "managed":
             continue

@@ -71,6 +71,18 @@ def _passwords(
     return out
 
 
+def _signing_key(
+    kube: Kube, spec: CulturePlatformSpec, owner: b.Owner, live: Mapping[tuple[str, str, str], Any]
+) -> b.SigningKey | None:
+    """Keep identity's signing key (ours, or a Secret of that name made before); generate one if absent."""
+    if not spec.service_enabled("identity"):
+        return None
+    name = b.signing_key_secret_name(owner)
+    secret = live.get(("v1", "Secret", name))
+    data = (secret or {}).get("data") if secret else kube.secret_data(owner.namespace, name)
+    return b.SigningKey.from_secret_data(data) or b.SigningKey.from_seed(secrets.token_bytes(32))
+
+
 def _keep_partitions(
     desired: list[dict[str, Any]], live: Mapping[tuple[str, str, str], Any]
 ) -> dict[str, tuple[int, int]]:
@@ -97,7 +109,9 @@ def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> Chil
             refs = item["metadata"].get("ownerReferences") or []
             if any(r.get("uid") == owner.uid for r in refs):  # labels can be copied; the owner uid cannot
                 live[b.child_key(item)] = item
-    desired = b.build_children(owner, spec, _passwords(spec, owner, live))
+    desired = b.build_children(
+        owner, spec, _passwords(spec, owner, live), _signing_key(kube, spec, owner, live)
+    )
     result = ChildSync(live=live, desired=desired)
     result.strimzi_served = served[(b.STRIMZI_API_VERSION, "Kafka")]
     result.shrink_refused = _keep_partitions(desired, live)

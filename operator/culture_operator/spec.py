@@ -53,15 +53,17 @@ SERVICE_ROLES: dict[str, tuple[str, ...]] = {
 }
 
 #: service -> the databases it reads and writes.
+#: (identity: Redis counts failed logins; mailer: Redis is its sent-mail ledger; gateway: Redis pub/sub
+#: carries the pushed job updates.)
 SERVICE_DATABASES: dict[str, tuple[str, ...]] = {
-    "identity": ("postgres",),
+    "identity": ("postgres", "redis"),
     "catalog": ("mongo",),
     "feed": ("cassandra",),
     "graph": ("neo4j",),
     "chat": ("cassandra", "redis"),
     "notifier": ("redis",),
-    "mailer": (),
-    "gateway": (),
+    "mailer": ("redis",),
+    "gateway": ("redis",),
 }
 
 DATABASES: tuple[str, ...] = ("postgres", "mongo", "cassandra", "neo4j", "redis")
@@ -238,8 +240,11 @@ class KafkaSpec(_Model):
     topicPrefix: str = Field(
         "",
         max_length=100,
-        pattern=r"^[a-zA-Z0-9._-]*$",
-        description="Prepended to every topic name, so several platforms can share one external Kafka.",
+        pattern=r"^([a-zA-Z0-9._-]*\.)?$",
+        description=(
+            "Prepended to every topic name and consumer group, so several platforms can share one external "
+            "Kafka; empty or ending in a dot (e.g. `demo.`): the services read it as their topic namespace."
+        ),
     )
     topics: TopicSettings = Field(
         default_factory=TopicSettings, description="Partitions, replicas and config of every event topic."
@@ -308,6 +313,19 @@ Databases: type[_Model] = create_model(  # type: ignore[call-overload]
 )
 
 
+class SmtpSpec(_Model):
+    """The mail server the mailer sends the welcome mail through."""
+
+    host: str = Field(
+        "localhost", min_length=1, max_length=253, description="Host name or address of the SMTP server."
+    )
+    port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server.")
+    startTLS: bool = Field(False, description="Upgrade the connection with STARTTLS.")
+    secretRef: SecretRef | None = Field(
+        None, description="A Secret with keys `username` and `password` for SMTP AUTH; none: no AUTH."
+    )
+
+
 class CulturePlatformSpec(_Model):
     """A whole CulturePlatform installation: Kafka, databases and services."""
 
@@ -323,6 +341,7 @@ class CulturePlatformSpec(_Model):
     kafka: KafkaSpec = Field(default_factory=KafkaSpec, description="Kafka and the event topics.")
     databases: Databases = Field(default_factory=Databases, description="The databases of the services.")
     services: Services = Field(default_factory=Services, description="The services and their roles.")
+    smtp: SmtpSpec = Field(default_factory=SmtpSpec, description="The SMTP server of the mailer.")
 
     def role(self, service: str, role: str) -> RoleSpec:
         """The spec of one role of one service."""

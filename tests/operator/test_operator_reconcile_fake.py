@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from culture_operator import builders as b
 from culture_operator import reconcile as rc
 from culture_operator.builders import child_key
 from culture_operator.kube import KindInfo
@@ -74,10 +75,15 @@ async def test_second_reconcile_writes_nothing_and_passwords_are_kept() -> None:
     status = await rc.reconcile(kube, body(spec))  # type: ignore[arg-type]
     assert status["phase"] == "Progressing" and kube.objects
     secret = copy.deepcopy(kube.objects[("v1", "Secret", "demo-postgres-credentials")])
+    signing = copy.deepcopy(kube.objects[("v1", "Secret", "demo-identity-signing-key")])
     first_writes = kube.writes
     await rc.reconcile(kube, body(spec, status=kube.status))  # type: ignore[arg-type]
     assert kube.writes == first_writes, "a no-op reconcile wrote"
     assert kube.objects[("v1", "Secret", "demo-postgres-credentials")]["data"] == secret["data"]
+    # identity's generated signing key is kept too (tokens stay valid across reconciles)
+    assert kube.objects[("v1", "Secret", "demo-identity-signing-key")]["data"] == signing["data"]
+    key = b.SigningKey.from_secret_data(signing["data"])
+    assert key is not None and key.key_id.startswith("op-")
 
 
 async def test_spec_change_applies_one_child_and_prunes_disabled_service() -> None:
@@ -91,17 +97,17 @@ async def test_spec_change_applies_one_child_and_prunes_disabled_service() -> No
                 "services": {
                     "feed": {"api-read": {"replicas": 1, "resources": {}}},
                     "chat": {"enabled": False},
+                    "notifier": {"enabled": False},
                 }
             },
             2,
             kube.status,
         ),
     )  # type: ignore[arg-type]
-    assert not [k for k in kube.objects if "-chat-" in k[2]]
+    assert not [k for k in kube.objects if "-chat-" in k[2] or "-notifier-" in k[2]]
     changed = {k for k, o in kube.objects.items() if o["metadata"]["resourceVersion"] != rvs.get(k)}
-    assert changed == {("v1", "ConfigMap", "demo-wiring")} | {
-        k for k in kube.objects if k[1] == "Deployment"
-    }  # wiring changed (chat addrs gone) -> pods roll
+    # the only pod that reads anything about the notifier is the gateway (its upstream): it alone rolls
+    assert changed == {("apps/v1", "Deployment", "demo-gateway-api")}
     assert any(r == "Pruned" for _, r, _ in kube.events)
 
 

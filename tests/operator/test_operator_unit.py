@@ -95,7 +95,9 @@ def test_pdb_only_for_multi_replica_roles_and_disabled_service_is_gone() -> None
     assert not [n for n in by_name(items, "Deployment") if "-chat-" in n]
     # identity still uses postgres; chat's cassandra is still used by feed, redis by notifier
     assert {"demo-postgres", "demo-cassandra", "demo-redis"} <= set(by_name(items, "StatefulSet"))
-    items = children({"services": {"notifier": {"enabled": False}, "chat": {"enabled": False}}})
+    # redis goes when none of its users (notifier, chat, identity's login limiter, mailer, gateway) is left
+    off = {"enabled": False}
+    items = children({"services": {s: off for s in ("notifier", "chat", "identity", "mailer", "gateway")}})
     assert "demo-redis" not in by_name(items, "StatefulSet")
 
 
@@ -133,15 +135,22 @@ def test_external_modes() -> None:
     assert not by_name(items, "Kafka") and not by_name(items, "KafkaTopic")
     assert "demo-postgres" not in by_name(items, "StatefulSet")
     wiring = by_name(items, "ConfigMap")["demo-wiring"]["data"]
-    assert wiring["CULTURE_KAFKA_BOOTSTRAP_SERVERS"] == "k:9092"
-    assert wiring["CULTURE_TOPIC_IDENTITY_USER_REGISTERED"] == "x.identity.user-registered"
+    # the names culture_runtime.settings.PlatformSettings reads
+    assert wiring["CULTURE_KAFKA_BOOTSTRAP"] == "k:9092"
+    # services name topics <namespace>.<topic>: the same names the operator creates with the prefix
+    assert wiring["CULTURE_TOPIC_NAMESPACE"] == "x"
+    assert {t.name for t in b.wanted_topics(parse_spec({"kafka": {"topicPrefix": "x."}}))} == {
+        f"x.{t}" for t in EVENT_TOPICS
+    }
     env = by_name(items, "Deployment")["demo-identity-api-write"]["spec"]["template"]["spec"]["containers"][
         0
     ]["env"]
     assert {
-        "name": "CULTURE_POSTGRES_URL",
+        "name": "CULTURE_POSTGRES_DSN",
         "valueFrom": {"secretKeyRef": {"name": "pg", "key": "url"}},
     } in env
+    with pytest.raises(pydantic.ValidationError, match="topicPrefix"):
+        parse_spec({"kafka": {"topicPrefix": "no-dot"}})
 
 
 def test_plan_topics_never_shrinks() -> None:
