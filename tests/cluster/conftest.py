@@ -19,12 +19,13 @@ def cluster_ctx() -> Context:
 
 @pytest.fixture(scope="session")
 def cluster(cluster_ctx: Context) -> Kube:
-    """The stack's Kafka and PostgreSQL plus the single-node cluster, up and Ready (idempotent)."""
+    """The stack's servers the platform's built services use, plus the single-node cluster, up and Ready
+    (idempotent)."""
     if os.geteuid() != 0:
         pytest.skip("the real-node cluster needs root")
     from culture_stack.cluster import lifecycle
 
-    stack.up(cluster_ctx, registry.select(["postgres", "kafka"]))
+    stack.up(cluster_ctx, registry.select(["postgres", "redis", "kafka", "mongo", "smtp"]))
     lifecycle.up(cluster_ctx)
     return Kube(cluster_ctx)
 

@@ -181,6 +181,8 @@ def test_helm_chart_lints_renders_valid_and_installs(k: Kubectl, namespace: str,
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert f"--namespace={namespace}" in container["args"] and container["livenessProbe"]["httpGet"]
         assert k.json("clusterkopfpeering", unique)
+        # kopf watching one namespace peers through a namespaced KopfPeering there
+        assert k.json("kopfpeering", unique, "-n", namespace)
         assert (
             k.run(
                 "auth",
