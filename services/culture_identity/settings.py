@@ -87,9 +87,15 @@ def load_or_create_dev_key(path: Path | None = None) -> str:
     path = path or dev_key_path()
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(encode_private_key(Ed25519PrivateKey.generate()) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(encode_private_key(Ed25519PrivateKey.generate()) + "\n")
+    except OSError as exc:  # e.g. a pod's read-only root filesystem: a dev key has no place there
+        raise RuntimeError(
+            f"identity: cannot create the development signing key at {path} ({exc}); set "
+            "CULTURE_IDENTITY_SIGNING_KEY (in a cluster the operator passes one from the Secret "
+            "<platform>-identity-signing-key) and CULTURE_IDENTITY_DEV_KEYS=false") from exc
     tmp.chmod(0o600)
     try:
         os.link(tmp, path)  # fails if another process won the race: use its key
