@@ -44,14 +44,15 @@ def to_headers(msg: Message) -> list[tuple[str, bytes]]:
     return headers
 
 
-def from_record(record: ConsumerRecord, cls: type[Message] = Message) -> Message:
-    """A Message (or `cls`) from a consumed record; records without an event_id header get a stable id."""
-    # positional decode arguments: this runs for every consumed record
+def from_record(record: ConsumerRecord) -> Message:
+    """A Message from a consumed record; records without an event_id header get a stable id.
+
+    (The subscriber inlines the same steps in its fetch loop.)"""
     metadata = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
     msg_id = metadata.get(Meta.EVENT_ID) or f"{record.topic}-{record.partition}-{record.offset}"
     if record.key is not None and Meta.PARTITION_KEY not in metadata:
         metadata[Meta.PARTITION_KEY] = record.key.decode("utf-8", "replace")
-    return cls(record.value or b"", metadata, id=msg_id)
+    return Message(record.value or b"", metadata, id=msg_id)
 
 
 class _Delivered(Message):
