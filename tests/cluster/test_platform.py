@@ -96,6 +96,9 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
     repo, _, tag = operator_ref.rpartition(":")
     release = f"op-{unique}"
     chart = str(paths.repo_root() / "charts" / "culture-operator")
+    # helm installs a chart's crds/ only when they are missing and never upgrades them: apply the current
+    # ones first (as an upgrade of the chart has to), or a CRD left by an older install refuses new fields
+    cluster.run("apply", "--server-side", "--force-conflicts", "-f", f"{chart}/crds")
     # the chart makes the namespaced KopfPeering kopf waits for when it watches only this namespace
     cluster.helm_run("install", release, chart, "--namespace", namespace,
                      "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
