@@ -38,7 +38,11 @@ def small_spec(prefix: str, **over: Any) -> dict[str, Any]:
             "topicPrefix": f"{prefix}.",
             "topics": {"partitions": 2},
         },
-        "databases": {"cassandra": {"mode": "external", "secretRef": {"name": "cassandra-conn"}}},
+        # the gateway's Redis (push updates) is external too: no managed database to wait for
+        "databases": {
+            "cassandra": {"mode": "external", "secretRef": {"name": "cassandra-conn"}},
+            "redis": {"mode": "external", "secretRef": {"name": "redis-conn"}},
+        },
         "services": {s: {"enabled": s in ONLY} for s in SERVICE_ROLES},
     }
     spec.update(over)
@@ -61,7 +65,9 @@ def expected(k: Kubectl, namespace: str, name: str) -> set[tuple[str, str]]:
     spec = parse_spec(cp["spec"])
     return {
         (m["kind"], m["metadata"]["name"])
-        for m in b.build_children(owner, spec, dict.fromkeys(b.managed_databases(spec), "x"))
+        for m in b.build_children(
+            owner, spec, dict.fromkeys(b.managed_databases(spec), "x"), b.SigningKey.from_seed(bytes(32))
+        )
     }
 
 
@@ -334,6 +340,7 @@ def test_readiness_moves_conditions_and_observed_generation(
     k: Kubectl, namespace: str, operator: Operator, unique: str
 ) -> None:
     secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    secret(k, namespace, "redis-conn", "redis://db:6379/0")
     k.apply(platform("p3", namespace, small_spec(unique)))
     wait_children(k, namespace, "p3")
     cp = wait_for("status written", lambda: (c := k.json("cp", "p3", "-n", namespace)).get("status") and c)
