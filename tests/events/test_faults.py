@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import struct
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -20,77 +19,11 @@ from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, 
 from culture_events.backends.kafka import KafkaPublisher
 from culture_events.message import Message, Meta
 from culture_events.outbox.postgres import PostgresOutbox
+from culture_events.testing.kafka_proxy import KafkaProxy
 
 pytestmark = pytest.mark.integration
 
 VENV_BIN = Path(sys.executable).parent
-
-
-class KafkaProxy:
-    """A TCP proxy in front of one Kafka broker that can be cut off and restored ("broker down").
-
-    Kafka clients only bootstrap through the address they are given, then connect to the brokers
-    the Metadata response names; so the proxy rewrites, in every response frame, the broker's
-    advertised `127.0.0.1:<port>` (the string then the int32 port, in both the classic and the
-    compact encodings) to its own port. Same length, so frames need no re-sizing.
-    """
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def open(self) -> None:
-        """Listen (on the same port as before, after a close)."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        """Stop listening and cut every open connection: the broker is now unreachable."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            broker_r, broker_w = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_w.transport.abort()
-            return
-        self._writers |= {client_w, broker_w}
-        ours = b"127.0.0.1" + struct.pack(">i", self.port)
-        theirs = b"127.0.0.1" + struct.pack(">i", self.target[1])
-
-        async def requests() -> None:
-            while data := await client_r.read(65536):
-                broker_w.write(data)
-                await broker_w.drain()
-
-        async def responses() -> None:
-            while True:
-                size = await broker_r.readexactly(4)
-                frame = await broker_r.readexactly(struct.unpack(">i", size)[0])
-                client_w.write(size + frame.replace(theirs, ours))
-                await client_w.drain()
-
-        tasks = [asyncio.ensure_future(requests()), asyncio.ensure_future(responses())]
-        self._tasks.update(tasks)
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-                self._tasks.discard(task)
-            for w in (client_w, broker_w):
-                w.transport.abort()
-                self._writers.discard(w)
 
 
 class Lines:

@@ -7,11 +7,11 @@ import asyncio
 import time
 
 import pytest
-from test_faults import KafkaProxy
 
 from culture_events.backends.kafka import KafkaPublisher
 from culture_events.errors import BackendError
 from culture_events.message import Message, Meta
+from culture_events.testing.kafka_proxy import KafkaProxy
 
 pytestmark = pytest.mark.integration
 

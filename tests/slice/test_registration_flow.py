@@ -2,7 +2,8 @@
 (profile in MongoDB), mailer (mail in the SMTP sink), notifier (job status, SSE push).
 
 Kafka outages are simulated for the identity relay only, through the run's KafkaProxy (Kafka is
-shared by everyone and stays up): see kafka_proxy.py for why a plain TCP proxy would not do.
+shared by everyone and stays up): see culture_events.testing.kafka_proxy for why a plain TCP
+proxy would not do.
 """
 
 from __future__ import annotations

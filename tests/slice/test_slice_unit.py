@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from culture.notifier.v1 import notifier_pb2
+from culture_events.testing.kafka_proxy import rewrite_metadata
 from culture_gateway import jobs
 from culture_gateway.errors import grpc_error_response, http_status_of
 from culture_gateway.settings import GatewaySettings
@@ -19,8 +20,6 @@ from culture_identity import tokens
 from culture_identity.migrations import Migration, migrations, pending
 from culture_identity.settings import IdentitySettings, encode_private_key, encode_public_key
 from culture_identity.validation import email_problem, username_problem, validate_registration
-
-from .kafka_proxy import rewrite_metadata
 
 pytestmark = pytest.mark.unit
 
