@@ -437,6 +437,11 @@ def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> l
     return env
 
 
+def _placement(spec: CulturePlatformSpec) -> dict[str, Any]:
+    """Pod-spec fields that choose nodes (absent when the spec leaves placement to the scheduler)."""
+    return {"nodeSelector": dict(spec.nodeSelector)} if spec.nodeSelector else {}
+
+
 def build_deployment(
     owner: Owner, spec: CulturePlatformSpec, service: str, role: str, wiring_digest: str
 ) -> dict[str, Any]:
@@ -497,6 +502,7 @@ def build_deployment(
                     "terminationGracePeriodSeconds": 30,
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    **_placement(spec),
                 },
             },
         },
@@ -727,6 +733,7 @@ def build_database_statefulset(owner: Owner, spec: CulturePlatformSpec, db: str)
                     "securityContext": _pod_security(img.uid),
                     "containers": [container],
                     "volumes": volumes,
+                    **_placement(spec),
                 },
             },
             "volumeClaimTemplates": [

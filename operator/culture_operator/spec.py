@@ -338,6 +338,11 @@ class CulturePlatformSpec(_Model):
         "IfNotPresent", description="Pull policy of the service containers."
     )
     grpcPort: int = Field(50051, ge=1024, le=65535, description="gRPC port every service pod listens on.")
+    nodeSelector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels every pod of the platform (services and managed databases) must match, "
+        "as a Kubernetes nodeSelector; empty: any node.",
+    )
     kafka: KafkaSpec = Field(default_factory=KafkaSpec, description="Kafka and the event topics.")
     databases: Databases = Field(default_factory=Databases, description="The databases of the services.")
     services: Services = Field(default_factory=Services, description="The services and their roles.")

@@ -44,6 +44,9 @@ def small_spec(prefix: str, **over: Any) -> dict[str, Any]:
             "redis": {"mode": "external", "secretRef": {"name": "redis-conn"}},
         },
         "services": {s: {"enabled": s in ONLY} for s in SERVICE_ROLES},
+        # keep the pods off any real node (the local cluster may have one): these tests play the
+        # kubelet themselves by patching pod status, which a real kubelet would overwrite
+        "nodeSelector": {"culture.dev/e2e-no-node": "true"},
     }
     spec.update(over)
     return spec

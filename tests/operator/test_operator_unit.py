@@ -89,6 +89,17 @@ def test_children_have_owner_labels_and_hardening() -> None:
     assert {"configMapRef": {"name": "demo-wiring"}} in c["envFrom"]
 
 
+def test_node_selector_reaches_every_pod_and_is_absent_by_default() -> None:
+    def pod_specs(items: list[dict]) -> dict[str, list[dict]]:
+        return {kind: [m["spec"]["template"]["spec"] for m in items if m["kind"] == kind]
+                for kind in ("Deployment", "StatefulSet")}
+
+    for pods in pod_specs(children()).values():
+        assert pods and all("nodeSelector" not in pod for pod in pods)
+    for pods in pod_specs(children({"nodeSelector": {"pool": "culture"}})).values():  # services and DBs
+        assert pods and all(pod["nodeSelector"] == {"pool": "culture"} for pod in pods)
+
+
 def test_pdb_only_for_multi_replica_roles_and_disabled_service_is_gone() -> None:
     items = children({"services": {"feed": {"api-read": {"replicas": 3}}, "chat": {"enabled": False}}})
     assert set(by_name(items, "PodDisruptionBudget")) == {"demo-feed-api-read"}
