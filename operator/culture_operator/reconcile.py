@@ -78,8 +78,9 @@ def _signing_key(
     if not spec.service_enabled("identity"):
         return None
     name = b.signing_key_secret_name(owner)
-    secret = live.get(("v1", "Secret", name))
-    data = (secret or {}).get("data") if secret else kube.secret_data(owner.namespace, name)
+    # the live listing may carry a Secret without its data: then read it, never mint a new key
+    # (a new key on every reconcile would rotate the signing key and rewrite the Secret each time)
+    data = (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
     return b.SigningKey.from_secret_data(data) or b.SigningKey.from_seed(secrets.token_bytes(32))
 
 
