@@ -74,6 +74,13 @@ def count_children(settings: dict[str, Any], run: str) -> int:
     return sum(1 for line in out.splitlines() if line.startswith(f"bench-{run}-"))
 
 
+def count_platforms(settings: dict[str, Any], run: str) -> int:
+    """CulturePlatforms still present in this run's namespaces."""
+    out = kubectl(settings, "get", "cultureplatforms.platform.culture.dev", "-A", "-o",
+                  "custom-columns=NS:.metadata.namespace", "--no-headers")
+    return sum(1 for line in out.splitlines() if line.startswith(f"bench-{run}-"))
+
+
 def one_round(settings: dict[str, Any], n: int, drift: float, noop_passes: int) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6]
     namespaces = [f"bench-{run}-{i}" for i in range(n)]
@@ -130,6 +137,14 @@ def one_round(settings: dict[str, Any], n: int, drift: float, noop_passes: int) 
             while len(LINE.findall(log.read_text(errors="replace"))) < target and time.monotonic() < deadline:
                 time.sleep(0.5)
         finally:
+            # delete the platforms while the operator runs: its finalizer must release them, or
+            # the namespaces below would hang in Terminating and keep the API server busy
+            for ns in namespaces:
+                kubectl(settings, "delete", "cultureplatforms.platform.culture.dev", "bench", "-n", ns,
+                        "--ignore-not-found", "--wait=false")
+            deadline = time.monotonic() + 300
+            while count_platforms(settings, run) and time.monotonic() < deadline:
+                time.sleep(0.5)
             proc.terminate()
             proc.wait(timeout=30)
     by_platform: dict[str, list[tuple[int, int]]] = {}
