@@ -24,6 +24,9 @@ QUANTITY_FIELDS = frozenset({"cpu", "memory", "storage", "ephemeral-storage", "s
 def _same_scalar(want: Any, have: Any, key: str | None) -> bool:
     if want == have:
         return True
+    # the API server drops zero values of omitempty fields (`initialDelaySeconds: 0` reads back absent)
+    if have is None and want in (0, False, ""):
+        return True
     # the API server canonicalises quantities ("1000m" is stored as "1", "0.5" as "500m")
     if key in QUANTITY_FIELDS and isinstance(want, str | int) and isinstance(have, str | int):
         try:

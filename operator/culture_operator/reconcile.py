@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import dataclasses
 import datetime
 import secrets
@@ -131,8 +132,10 @@ def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> Chil
             return m, None, exc.message
 
     # children do not depend on each other at apply time (references resolve later), so apply in parallel
+    # each task runs in a copy of this context, so the per-reconcile request counters see its writes
+    context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
-        for m, obj, error in pool.map(apply_one, todo):
+        for m, obj, error in pool.map(lambda m: context.copy().run(apply_one, m), todo):
             if obj is None:
                 result.errors.append(f"{_label(m)}: {error}")
             else:

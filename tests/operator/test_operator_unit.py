@@ -191,6 +191,10 @@ def test_compare_ignores_server_defaults_and_quantity_spelling() -> None:
     assert needs_apply(want, None)
     assert contains({"emptyDir": {}}, {"emptyDir": {}})
     assert contains({"emptyDir": {}}, {"emptyDir": {}, "name": "tmp"})
+    # zero values of omitempty fields read back absent; a non-zero value that is missing is drift
+    assert contains({"probe": {"initialDelaySeconds": 0, "periodSeconds": 10}},
+                    {"probe": {"periodSeconds": 10}})
+    assert not contains({"probe": {"initialDelaySeconds": 2}}, {"probe": {}})
 
 
 def test_children_are_stable_for_the_same_input() -> None:
