@@ -5,10 +5,8 @@ kube-proxy.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from culture_stack import tools
+from culture_stack import process, tools
 from culture_stack.cluster import config
 from culture_stack.ports import HOST
 from culture_stack.server import Context, Launch, Server, StackError
@@ -110,12 +108,6 @@ def _http_ok(url: str, timeout: float = 2.0) -> bytes:
     context = ssl._create_unverified_context() if url.startswith("https:") else None
     with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
         return resp.read()
-
-
-def _tcp_open(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
-        return True
-    return False
 
 
 def _build_info(metrics: str, name: str) -> str:
@@ -262,7 +254,7 @@ class PodGateway(Server):
                        *map(str, GATEWAY_PORTS)])
 
     def healthy(self, ctx: Context) -> bool:
-        return _tcp_open(config.GATEWAY, config.APISERVER_GATEWAY_PORT)
+        return process.port_open(config.APISERVER_GATEWAY_PORT, config.GATEWAY, timeout=1.0)
 
     def version(self, ctx: Context) -> str:
         return f"forwarding {config.GATEWAY}:{{{','.join(map(str, GATEWAY_PORTS))}}} -> {HOST}"
