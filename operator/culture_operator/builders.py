@@ -16,6 +16,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+# the services' own settings class: env names are derived from it, never spelled twice
+from culture_identity.settings import encode_private_key
 from culture_operator.spec import (
     EVENT_TOPICS,
     GROUP,
@@ -26,8 +28,6 @@ from culture_operator.spec import (
     CulturePlatformSpec,
     Resources,
 )
-
-# the services' own settings class: env names are derived from it, never spelled twice
 from culture_runtime.settings import PlatformSettings
 
 #: The one place the Strimzi API version lives (Strimzi 1.x serves kafka.strimzi.io/v1 only).
@@ -614,7 +614,7 @@ class SigningKey:
         private = Ed25519PrivateKey.from_private_bytes(seed)
         public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return cls(
-            private=base64.urlsafe_b64encode(seed).decode().rstrip("="),
+            private=encode_private_key(private),  # the form identity's settings parse
             key_id="op-" + hashlib.sha256(public).hexdigest()[:12],
         )
 
