@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from culture_stack import registry, stack
-from culture_stack.server import Context, StackError
+from culture_stack.server import Context, StackError, Status
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,14 +66,20 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    rows = stack.status(Context.default(), registry.select(args.servers))
-    if args.json:
+    return print_status(stack.status(Context.default(), registry.select(args.servers)),
+                        as_json=args.json, heading="SERVER", width=24)
+
+
+def print_status(rows: list[Status], *, as_json: bool, heading: str, width: int) -> int:
+    """Print status rows as a table (or JSON); exit code 0 only when every row is healthy."""
+    if as_json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
     else:
-        print(f"{'SERVER':<24} {'STATE':<10} {'PORT':>6} {'PID':>8}  VERSION / DETAIL")
+        print(f"{heading:<{width}} {'STATE':<10} {'PORT':>6} {'PID':>8}  VERSION / DETAIL")
         for r in rows:
             state = "healthy" if r.healthy else ("unhealthy" if r.running else "stopped")
-            print(f"{r.name:<24} {state:<10} {r.port:>6} {r.pid or '-':>8}  {r.version or r.detail}")
+            detail = r.version or r.detail
+            print(f"{r.name:<{width}} {state:<10} {r.port or '-':>6} {r.pid or '-':>8}  {detail}")
     return 0 if all(r.healthy for r in rows) else 1
 
 

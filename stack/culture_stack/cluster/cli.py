@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 
+from culture_stack.cli import print_status
 from culture_stack.server import Context
 
 
@@ -62,15 +61,7 @@ def _down(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from culture_stack.cluster import lifecycle
 
-    rows = lifecycle.status(Context.default())
-    if args.json:
-        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
-    else:
-        print(f"{'COMPONENT':<16} {'STATE':<10} {'PORT':>6} {'PID':>8}  VERSION / DETAIL")
-        for r in rows:
-            state = "healthy" if r.healthy else ("unhealthy" if r.running else "stopped")
-            print(f"{r.name:<16} {state:<10} {r.port or '-':>6} {r.pid or '-':>8}  {r.version or r.detail}")
-    return 0 if all(r.healthy for r in rows) else 1
+    return print_status(lifecycle.status(Context.default()), as_json=args.json, heading="COMPONENT", width=16)
 
 
 def _build_images(ctx: Context, *, force: bool) -> None:
