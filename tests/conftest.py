@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
-from culture_stack import registry, stack
+from culture_stack import process, registry, stack
 from culture_stack.server import Context
 
 
@@ -24,7 +27,37 @@ def stack_settings(stack_ctx: Context) -> dict[str, Any]:
     return {s.name: s.settings() for s in servers}
 
 
+@pytest.fixture(scope="session")
+def issued_names() -> Iterator[set[str]]:
+    """Every unique name this session handed out; at the end, the Kafka topics named after them go.
+
+    Topics are the one kind of test leftover that costs later runs: a broker holding thousands of
+    partitions takes minutes to start. Only topics containing one of OUR names are deleted, so a
+    second session on the same stack keeps its own.
+    """
+    names: set[str] = set()
+    yield names
+    if names:
+        asyncio.run(_drop_topics_named_after(names))
+
+
+async def _drop_topics_named_after(names: set[str]) -> None:
+    kafka = registry.select(["kafka"], with_dependencies=False)[0]
+    if not process.port_open(kafka.port):
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.settings()["bootstrap_servers"])
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if any(n in t for n in names)]
+        for i in range(0, len(ours), 100):
+            await admin.delete_topics(ours[i : i + 100])
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
-def unique() -> str:
+def unique(issued_names: set[str]) -> str:
     """A short name no other test (or earlier run) uses: for topics, keyspaces, databases, groups."""
-    return "t" + uuid.uuid4().hex[:12]
+    name = "t" + uuid.uuid4().hex[:12]
+    issued_names.add(name)
+    return name

@@ -123,6 +123,14 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def file_size(path: Path) -> int:
+    """The size of a file, 0 when it does not exist (yet)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """The last lines of a text file, for error messages."""
     try:

@@ -93,6 +93,12 @@ class Status:
     detail: str = ""
 
 
+#: seconds a start-up may go on after the server last wrote to its log
+LOG_GRACE = 30.0
+#: a start-up that keeps logging may take at most this many times its nominal timeout
+PROGRESS_CAP = 5
+
+
 class Server(abc.ABC):
     """One server of the local stack."""
 
@@ -149,7 +155,12 @@ class Server(abc.ABC):
         timeout = timeout or self.start_timeout
         start = time.monotonic()
         next_note = start + 15
-        while time.monotonic() - start < timeout:
+        # A server still writing its log is still starting (Kafka loading thousands of partitions,
+        # Cassandra replaying its commit log): each write moves the deadline to at least
+        # LOG_GRACE seconds away, up to PROGRESS_CAP times the nominal timeout.
+        deadline, cap = start + timeout, start + timeout * PROGRESS_CAP
+        log_size = process.file_size(ctx.log(self.name))
+        while time.monotonic() < deadline:
             if not process.pid_alive(pid):
                 raise StackError(
                     f"{self.name} exited during start-up.\n"
@@ -161,11 +172,16 @@ class Server(abc.ABC):
                     return
             except Exception:  # noqa: BLE001 - any failure means "not yet"
                 pass
+            size = process.file_size(ctx.log(self.name))
+            if size != log_size:
+                log_size = size
+                deadline = min(max(deadline, time.monotonic() + LOG_GRACE), cap)
             if time.monotonic() >= next_note:
                 say(f"  {self.name}: waiting for health ({time.monotonic() - start:.0f}s)...")
                 next_note += 15
             time.sleep(0.5)
         raise StackError(
-            f"{self.name} did not become healthy within {timeout:.0f}s on {HOST}:{self.port}.\n"
+            f"{self.name} did not become healthy within {time.monotonic() - start:.0f}s on "
+            f"{HOST}:{self.port} (its log was quiet for the last part of it).\n"
             f"--- last lines of {ctx.log(self.name)} ---\n{process.tail(ctx.log(self.name))}"
         )

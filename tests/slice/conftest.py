@@ -81,11 +81,12 @@ def slice_servers(stack_ctx: Context) -> Context:
 
 
 @pytest.fixture(scope="session")
-async def slice_run(slice_servers: Context,
-                    tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SliceRun]:
+async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFactory,
+                    issued_names: set[str]) -> AsyncIterator[SliceRun]:
     """Start every role of the slice this build has; stop them (reverse order) after the session."""
     platform = PlatformSettings()
     run_id = "s" + uuid.uuid4().hex[:10]
+    issued_names.add(run_id)
     schema = f"slice_{run_id}"
     present, _missing = available_roles(SLICE)
     groups = {svc: f"{svc}-{run_id}" for svc in WORKERS}
