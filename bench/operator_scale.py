@@ -147,6 +147,10 @@ def one_round(settings: dict[str, Any], n: int, drift: float, noop_passes: int) 
                 time.sleep(0.5)
             proc.terminate()
             proc.wait(timeout=30)
+            for ns in namespaces:  # whatever the operator did not release (bench interrupted, timeout)
+                for name in kubectl(settings, "get", "cultureplatforms", "-n", ns, "-o", "name").split():
+                    kubectl(settings, "patch", name, "-n", ns, "--type=merge",
+                            "-p", '{"metadata":{"finalizers":null}}')
     by_platform: dict[str, list[tuple[int, int]]] = {}
     for who, w, r in LINE.findall(log.read_text(errors="replace")):
         by_platform.setdefault(who, []).append((int(w), int(r)))
