@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one.add_argument("--no-push", action="store_true",
                      help="only build (default: push unless $PUSH_IMAGE=false)")
     one.set_defaults(func=_build_image)
+    sk = verbs.add_parser("skaffold", help="run skaffold (built on first use) against this cluster, from the "
+                          "repository root, e.g. `culture cluster skaffold run -p local`",
+                          description="Everything after `skaffold` goes to skaffold itself; KUBECONFIG, "
+                          "helm and kubectl are the stack's.")
+    sk.add_argument("args", nargs=argparse.REMAINDER, help="skaffold's own arguments (`--help` for its help)")
+    sk.set_defaults(func=_skaffold)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -92,3 +98,9 @@ def _build_image(args: argparse.Namespace) -> int:
     push = not args.no_push and os.environ.get("PUSH_IMAGE", "true") != "false"
     images.build_dockerfile(Context.default(), Path(args.dockerfile), ref, push_image=push)
     return 0
+
+
+def _skaffold(args: argparse.Namespace) -> int:
+    from culture_stack.cluster import skaffold
+
+    return skaffold.run(Context.default(), args.args or ["--help"])
