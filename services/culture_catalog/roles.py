@@ -12,7 +12,7 @@ from culture_catalog.service import CatalogServicer
 from culture_catalog.settings import CatalogSettings
 from culture_catalog.worker import ProfileCreator
 from culture_contracts.topics import topic_of
-from culture_events.backends.kafka import KafkaPublisher
+from culture_events.backends.kafka import KafkaPublisher, relay_publisher
 from culture_events.outbox.mongo import MongoStore
 from culture_events.outbox.relay import Relay
 from culture_events.router import Router
@@ -54,7 +54,7 @@ async def relay() -> None:
     outbox_relay = Relay(
         MongoStore(platform.mongo_uri, settings.database, settings.outbox_collection,
                    lease=settings.relay_lease_seconds),
-        lambda: KafkaPublisher(platform.kafka_bootstrap, client_id="culture-catalog-relay"),
+        lambda: relay_publisher(platform.kafka_bootstrap, "culture-catalog-relay"),
         batch_size=settings.relay_batch_size, poll_interval=settings.relay_poll_seconds,
         report=lambda line: log.info("catalog %s", line))
 

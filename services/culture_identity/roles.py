@@ -9,7 +9,7 @@ import logging
 from culture.events.v1 import identity_events_pb2
 from culture.identity.v1 import identity_pb2, identity_pb2_grpc
 from culture_contracts.topics import topic_of
-from culture_events.backends.kafka import KafkaPublisher
+from culture_events.backends.kafka import KafkaPublisher, relay_publisher
 from culture_events.outbox.postgres import PostgresStore
 from culture_events.outbox.relay import Relay
 from culture_identity.ratelimit import LoginLimiter
@@ -86,7 +86,7 @@ async def relay() -> None:
     topics = [platform.topic(t) for t in TOPICS]
     outbox_relay = Relay(
         PostgresStore(platform.postgres_dsn, store.outbox, create_schema=False),
-        lambda: KafkaPublisher(platform.kafka_bootstrap, client_id="culture-identity-relay"),
+        lambda: relay_publisher(platform.kafka_bootstrap, "culture-identity-relay"),
         batch_size=settings.relay_batch_size, poll_interval=settings.relay_poll_seconds,
         report=lambda line: log.info("identity %s", line))
 

@@ -205,6 +205,12 @@ class KafkaPublisher:
                 waiter.exception()
 
 
+def relay_publisher(bootstrap_servers: str, client_id: str) -> KafkaPublisher:
+    """The publisher an outbox relay uses: no linger. A relay hands the producer a whole claimed
+    batch at once, so waiting for more messages would only add latency to every event."""
+    return KafkaPublisher(bootstrap_servers, client_id=client_id, linger_ms=0)
+
+
 class _Subscription(ConsumerRebalanceListener):
     """One consumer on one topic: its partitions' trackers, the fetch loop and the commits.
 

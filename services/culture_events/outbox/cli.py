@@ -92,12 +92,12 @@ def _store(args: argparse.Namespace) -> object:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from culture_events.backends.kafka import KafkaPublisher
+    from culture_events.backends.kafka import relay_publisher
     from culture_events.errors import EventsError
     from culture_events.outbox.relay import Relay
 
     relay = Relay(_store(args),  # type: ignore[arg-type]
-                  lambda: KafkaPublisher(args.brokers, client_id="culture-events-relay"),
+                  lambda: relay_publisher(args.brokers, "culture-events-relay"),
                   batch_size=args.batch_size, poll_interval=args.poll_interval, report=say,
                   report_every=args.report_every, stall_warning=args.stall_warning)
     stop = asyncio.Event()

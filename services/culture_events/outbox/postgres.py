@@ -166,7 +166,10 @@ class PostgresStore:
 
     async def _connect(self) -> asyncpg.Connection:
         try:
-            return await asyncpg.connect(self.dsn, timeout=10)
+            # The relay's own commits (deleting what went out) need not wait for the WAL flush: if
+            # the server crashes first, those entries are published again, which at-least-once
+            # delivery already allows. The writers' commits stay synchronous.
+            return await asyncpg.connect(self.dsn, timeout=10, server_settings={"synchronous_commit": "off"})
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise EventsError(f"cannot connect to PostgreSQL ({exc}); check --dsn "
                               "(locally: `culture stack up postgres`)") from exc
