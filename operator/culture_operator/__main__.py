@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         standalone=args.standalone,
         peering_name=None if args.standalone else args.peering,
         priority=args.priority,
-        namespaces=args.namespace or None,
+        namespaces=args.namespace or (),  # kopf wants a collection; empty + clusterwide = every namespace
         clusterwide=not args.namespace,
         liveness_endpoint=args.liveness,
     )

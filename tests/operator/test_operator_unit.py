@@ -269,3 +269,24 @@ def test_pure_modules_do_no_io() -> None:
             or m.startswith(("kubernetes.client", "kubernetes.config", "culture_operator.kube"))
         }
         assert not bad, f"{name}.py imports {bad}"
+
+
+@pytest.mark.parametrize(("argv", "namespaces", "clusterwide"), [
+    ([], (), True),
+    (["--all-namespaces"], (), True),
+    (["-n", "a", "--namespace", "b"], ["a", "b"], False),
+])
+def test_the_command_line_scopes_kopf_as_it_expects(
+        monkeypatch: pytest.MonkeyPatch, argv: list[str], namespaces: object, clusterwide: bool) -> None:
+    """kopf needs a collection of namespaces (None crashed the cluster-wide operator at start-up)."""
+    import kopf
+    from kopf._cogs.structs import references
+
+    from culture_operator.__main__ import main
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(kopf, "run", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(kopf, "configure", lambda **kw: None)
+    assert main(argv) == 0
+    assert seen["namespaces"] == namespaces and seen["clusterwide"] is clusterwide
+    references.select_specific_namespaces(seen["namespaces"])  # what kopf does first with them
