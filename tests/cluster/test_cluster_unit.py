@@ -68,3 +68,25 @@ def test_pods_reach_the_stack_on_their_loopback() -> None:
     assert cmds[0][-1] == "net.ipv4.conf.eth0.route_localnet=1"
     assert [*cmds[1][-4:]] == ["-j", "DNAT", "--to-destination", f"{config.GATEWAY}:19092"]
     assert cmds[-1][-2:] == ["-j", "MASQUERADE"]
+
+
+def test_the_example_for_this_cluster_runs_exactly_the_roles_this_build_has() -> None:
+    """examples/cultureplatform-here.yaml (what the e2e platform test applies) keeps up with the build:
+    a service is enabled iff it has built roles, and a role the build lacks runs 0 replicas."""
+    import yaml
+
+    from culture_operator.spec import SERVICE_ROLES, parse_spec
+    from culture_runtime.serve import roles_of
+    from culture_stack import paths
+
+    doc = yaml.safe_load((paths.repo_root() / "examples" / "cultureplatform-here.yaml").read_text())
+    parse_spec(doc["spec"])  # what the operator accepts
+    services = doc["spec"]["services"]
+    assert set(services) == set(SERVICE_ROLES)
+    for service, roles in SERVICE_ROLES.items():
+        built = set(roles_of(service)) & set(roles)
+        assert services[service]["enabled"] is bool(built), service
+        if built:
+            lacking = {r for r in roles if r not in built}
+            zero = {r for r, v in services[service].items() if isinstance(v, dict) and v.get("replicas") == 0}
+            assert zero == lacking, (service, zero, lacking)

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import yaml
 from cluster_kube import Kube, describe, ready, wait_for
 
 from culture_operator.spec import SERVICE_ROLES
@@ -31,6 +32,7 @@ BUILT = {s: tuple(r for r in roles if r in roles_of(s)) for s, roles in SERVICE_
 BUILT = {s: roles for s, roles in BUILT.items() if roles}
 SCALED = ("identity", "api-read")
 EXTERNAL_DATABASES = ("postgres", "redis", "mongo")
+EXAMPLE = paths.repo_root() / "examples" / "cultureplatform-here.yaml"
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"
 NAME = "app.kubernetes.io/name"
@@ -60,30 +62,16 @@ async def _drop_database(name: str) -> None:
 
 
 def platform(name: str, namespace: str, image: str, prefix: str) -> dict[str, Any]:
-    """Every built service, each role the build lacks at 0 replicas; Kafka and databases external."""
-    services: dict[str, Any] = {}
-    for service, roles in SERVICE_ROLES.items():
-        if service not in BUILT:
-            services[service] = {"enabled": False}
-            continue
-        services[service] = {"enabled": True}
-        for role in roles:
-            if role not in BUILT[service]:
-                services[service][role] = {"replicas": 0}
-    external = {"mode": "external"}
-    # only databases an enabled (built) service uses are looked at; give them all a Secret
-    return {
-        "apiVersion": "platform.culture.dev/v1alpha1", "kind": "CulturePlatform",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "image": image,
-            "kafka": {"mode": "external", "bootstrapServers": [f"{HOST}:{KAFKA}"],
-                      "topicPrefix": prefix, "topics": {"partitions": 1}},
-            "databases": {db: {**external, "secretRef": {"name": db}} for db in EXTERNAL_DATABASES},
-            "smtp": {"host": HOST, "port": SMTP},
-            "services": services,
-        },
-    }
+    """examples/cultureplatform-here.yaml (every built service; Kafka and databases external), with
+    this test's name, namespace, image and topic prefix."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"]["image"] = image
+    doc["spec"]["kafka"]["topicPrefix"] = prefix
+    assert sorted(doc["spec"]["databases"]) == sorted(EXTERNAL_DATABASES)
+    assert doc["spec"]["kafka"]["bootstrapServers"] == [f"{HOST}:{KAFKA}"]
+    assert doc["spec"]["smtp"] == {"host": HOST, "port": SMTP}
+    return doc
 
 
 def _role_pods(cluster: Kube, namespace: str, name: str, service: str, role: str) -> list[dict[str, Any]]:
