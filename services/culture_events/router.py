@@ -234,6 +234,7 @@ class Router:
         spread = itertools.count()
         # the lane of a key is crc32(key) % lanes; remembered for the keys seen lately (bounded)
         lane_of: dict[str, _Lane] = {}
+        capacity = LANE_CAPACITY
         try:
             async for msg in config.subscriber.subscribe(config.topic):
                 key = msg.metadata.get(Meta.PARTITION_KEY)  # msg.key, without the property call
@@ -245,7 +246,14 @@ class Router:
                     if len(lane_of) >= _KEYS_REMEMBERED:
                         lane_of.clear()
                     lane = lane_of[key] = lanes[zlib.crc32(key.encode()) % len(lanes)]
-                if not lane.offer(msg):
+                # lane.offer(), inlined (once per message)
+                queue = lane.queue
+                if len(queue) < capacity:
+                    queue.append(msg)
+                    getter = lane._getter
+                    if getter is not None and not getter.done():
+                        getter.set_result(None)
+                else:
                     await lane.put(msg)
         finally:
             for lane in lanes:
@@ -257,8 +265,16 @@ class Router:
         # bound once: this worker task has its own context and runs only this handler's calls, so
         # every call sees it without a set and a reset per message
         handling.bind(handling.Handling(config.name, config.topic))
-        queue = lane.queue
-        while (msg := lane.take() if queue else await lane.get()) is not None:
+        queue, half = lane.queue, lane.capacity // 2
+        while True:
+            if queue:  # lane.take(), inlined
+                msg = queue.popleft()
+                if lane._putter is not None and len(queue) <= half:
+                    lane._room()
+            else:
+                msg = await lane.get()
+            if msg is None:
+                break
             try:
                 outputs = await chain(msg)
                 if outputs:  # the common consumer case (None or []) skips the publish path entirely

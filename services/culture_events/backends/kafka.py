@@ -64,15 +64,39 @@ class _Delivered(Message):
 
     __slots__ = ("_offset", "_subscription", "_tracker")
 
-    _subscription: _Subscription
-    _tracker: PartitionTracker
-    _offset: int
+    def __init__(self, payload: bytes, metadata: dict[str, str], id: str,
+                 subscription: _Subscription, tracker: PartitionTracker, offset: int) -> None:
+        # Message.__init__ without its copy of the metadata: the fetch loop made this dict for it
+        self.id, self.metadata, self.payload = id, metadata, payload
+        self._state, self._settled, self._callbacks = Settlement.PENDING, None, None
+        self._subscription, self._tracker, self._offset = subscription, tracker, offset
+
+    def ack(self) -> bool:
+        """Message.ack with the settlement inlined (once per consumed message: the hot path)."""
+        if self._state is not Settlement.PENDING:
+            return self._state is Settlement.ACKED
+        self._state = Settlement.ACKED
+        if self._settled is not None:
+            self._settled.set()
+        if self._callbacks:
+            for callback in self._callbacks:
+                callback(Settlement.ACKED)
+            self._callbacks = None
+        # the subscription's bookkeeping of an ack (its `settled`), inlined
+        sub = self._subscription
+        sub.in_flight -= 1
+        self._tracker.ack(self._offset)
+        if sub.in_flight <= sub._wake_at or sub._draining:
+            sub.signal.notify()
+        return True
 
     def _settle(self, to: Settlement) -> bool:
+        if to is Settlement.ACKED:
+            return self.ack()
         pending = self._state is Settlement.PENDING
         done = Message._settle(self, to)
         if pending:
-            self._subscription.settled(self._tracker, self._offset, to)
+            self._subscription.nacked(self._tracker, self._offset)
         return done
 
 
@@ -302,16 +326,12 @@ class _Subscription(ConsumerRebalanceListener):
                 with contextlib.suppress(KafkaError):  # partition no longer assigned
                     self.consumer.seek(tp, rewind)
 
-    def settled(self, tracker: PartitionTracker, offset: int, state: Settlement) -> None:
-        """A handed-out message was acked or nacked (called synchronously by the message)."""
+    def nacked(self, tracker: PartitionTracker, offset: int) -> None:
+        """A handed-out message was nacked (called synchronously by the message; acks are counted by
+        `_Delivered.ack` itself)."""
         self.in_flight -= 1
-        if state is Settlement.ACKED:
-            tracker.ack(offset)
-            if self.in_flight <= self._wake_at or self._draining:
-                self.signal.notify()
-        else:
-            tracker.nack(offset)
-            self.signal.notify()  # the fetch loop rewinds at once
+        tracker.nack(offset)
+        self.signal.notify()  # the fetch loop rewinds at once
 
     async def _wait_for_room(self) -> None:
         """Sleep until in_flight is down to the low-water mark, a nack, close(), or half a second
@@ -385,9 +405,7 @@ class _Subscription(ConsumerRebalanceListener):
                             if record.key is not None and PARTITION_KEY not in metadata:
                                 metadata[PARTITION_KEY] = record.key.decode("utf-8", "replace")
                             msg_id = metadata.get(EVENT_ID) or f"{tp.topic}-{tp.partition}-{offset}"
-                            msg = _Delivered(record.value or b"", metadata, id=msg_id)
-                            msg._subscription, msg._tracker, msg._offset = self, tracker, offset
-                            yield msg
+                            yield _Delivered(record.value or b"", metadata, msg_id, self, tracker, offset)
                             if self.trackers.get(tp) is not tracker:
                                 break
         finally:
