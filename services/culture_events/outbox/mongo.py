@@ -9,7 +9,8 @@ Writing::
             await reviews.insert_one(review, session=session)
             await outbox.publisher(session).publish("catalog.review-created", msg)
 
-Relaying: `Relay(MongoStore(uri, "catalog", "catalog_outbox"), lambda: KafkaPublisher(brokers))`, or
+Relaying: `Relay(MongoStore(uri, "catalog", "catalog_outbox"), lambda: relay_publisher(brokers, "relay"))`,
+or
 `culture events relay --store mongo --uri ... --database catalog --collection catalog_outbox`.
 
 MongoDB has no SKIP LOCKED, so a relay claims with a lease: one `update_many` stamps unleased

@@ -8,7 +8,7 @@ Writing::
         await conn.execute("INSERT INTO accounts ...")
         await outbox.publisher(conn).publish("identity.user-registered", msg)
 
-Relaying: `Relay(PostgresStore(dsn, outbox), lambda: KafkaPublisher(brokers)).run(stop)`, or
+Relaying: `Relay(PostgresStore(dsn, outbox), lambda: relay_publisher(brokers, "my-relay")).run(stop)`, or
 `culture events relay --store postgres --dsn ... --brokers ...`.
 
 The insert also runs `pg_notify(<table>_new)`; PostgreSQL delivers it when (and only if) the
