@@ -35,7 +35,7 @@ def _build_key() -> str:
 
 
 def install(ctx: Context) -> Path:
-    """Build skaffold into `<cache>/kube/bin` once (about 10 minutes on 2 cores; then instant)."""
+    """Build skaffold into `<cache>/kube/bin` once (about 5 minutes on 2 idle cores; then instant)."""
     with kube._build_lock(ctx):
         target = skaffold_path(ctx)
         stamp = target.with_name(".skaffold-build-key")
