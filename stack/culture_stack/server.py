@@ -113,9 +113,11 @@ class Server(abc.ABC):
     #: how long a graceful stop may take before SIGKILL
     stop_timeout: float = 60.0
 
-    @abc.abstractmethod
-    def install(self, ctx: Context) -> None:
-        """Fetch or build the server into the cache (idempotent, fast when already cached)."""
+    def install(self, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """Fetch or build the server into the cache (idempotent, fast when already cached).
+
+        Nothing by default: a server that runs from this package (a Python module) has nothing to fetch.
+        """
 
     def init_data(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Create the data directory on first start (idempotent); keep existing data."""
@@ -137,8 +139,9 @@ class Server(abc.ABC):
         """Connection settings for clients (written to `<state>/stack.json`)."""
 
     def ports(self) -> tuple[int, ...]:
-        """Every port the server binds, checked for conflicts before it starts."""
-        return (self.port,)
+        """Every port the server binds, checked for conflicts before it starts (none when `port` is 0:
+        a server on a unix socket or on addresses other than 127.0.0.1)."""
+        return (self.port,) if self.port else ()
 
     def after_start(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """One-time set-up that needs the running server (users, buckets...), idempotent."""

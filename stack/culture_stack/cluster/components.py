@@ -173,9 +173,6 @@ class Containerd(Server):
     port = 0  # a unix socket, no TCP port
     stop_timeout = 30.0
 
-    def ports(self) -> tuple[int, ...]:
-        return ()
-
     def install(self, ctx: Context) -> None:
         tools.apt_install(["containerd", "runc", "containernetworking-plugins", "iptables", "conntrack"],
                           provides="containerd")
@@ -243,12 +240,6 @@ class PodGateway(Server):
     name = "pod-gateway"
     port = 0
 
-    def ports(self) -> tuple[int, ...]:
-        return ()
-
-    def install(self, ctx: Context) -> None:
-        pass
-
     def launch(self, ctx: Context) -> Launch:
         return Launch([sys.executable, "-m", "culture_stack.cluster.gateway", "--listen", config.GATEWAY,
                        *map(str, GATEWAY_PORTS)])
@@ -268,12 +259,6 @@ class ClusterDns(Server):
 
     name = "cluster-dns"
     port = 0
-
-    def ports(self) -> tuple[int, ...]:
-        return ()
-
-    def install(self, ctx: Context) -> None:
-        pass
 
     def init_data(self, ctx: Context) -> None:
         ensure_credentials(ctx)
