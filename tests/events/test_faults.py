@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, up, wait_for
+from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, wait_for
 
 from culture_events.backends.kafka import KafkaPublisher
 from culture_events.message import Message, Meta
@@ -41,18 +41,6 @@ class Lines:
         return any(text in line for line in self.lines)
 
 
-@pytest.fixture(scope="module")
-def pg_dsn() -> str:
-    return up("postgres")["dsn"]
-
-
-@pytest.fixture
-async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(pg_dsn)
-    yield c
-    await c.close()
-
-
 async def _write(conn: asyncpg.Connection, box: PostgresOutbox, topic: str, n: int, tag: str) -> list[str]:
     ids = []
     for i in range(n):
@@ -64,7 +52,7 @@ async def _write(conn: asyncpg.Connection, box: PostgresOutbox, topic: str, n: i
 
 
 async def test_kafka_unreachable_while_services_write_loses_nothing_and_duplicates_nothing(
-        pg_dsn: str, conn: asyncpg.Connection, unique: str) -> None:
+        postgres_dsn: str, conn: asyncpg.Connection, unique: str) -> None:
     """The stack's Kafka is shared by every engineer and test, so it is not stopped here. Instead
     the relay (the real `culture events relay` process) reaches Kafka through a proxy this test
     owns; closing the proxy (listener and open connections) is, from the relay's side, exactly a
@@ -79,7 +67,7 @@ async def test_kafka_unreachable_while_services_write_loses_nothing_and_duplicat
     proxy = KafkaProxy(host, int(port))
     await proxy.open()
     relay = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "culture"), "events", "relay", "--store", "postgres", "--dsn", pg_dsn,
+        str(VENV_BIN / "culture"), "events", "relay", "--store", "postgres", "--dsn", postgres_dsn,
         "--table", box.table, "--brokers", f"127.0.0.1:{proxy.port}", "--stall-warning", "2",
         "--poll-interval", "0.5", "--report-every", "1",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

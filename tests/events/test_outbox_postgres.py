@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, up, wait_for
+from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, wait_for
 
 from culture_events import correlation
 from culture_events.backends.kafka import KafkaPublisher
@@ -21,18 +21,6 @@ from culture_events.outbox.postgres import OutboxPublisher, PostgresOutbox, Post
 from culture_events.outbox.relay import Relay
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pg_dsn() -> str:
-    return up("postgres")["dsn"]
-
-
-@pytest.fixture
-async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(pg_dsn)
-    yield c
-    await c.close()
 
 
 @pytest.fixture
@@ -47,9 +35,9 @@ async def _count(conn: asyncpg.Connection, box: PostgresOutbox) -> int:
     return int(await conn.fetchval(f"SELECT count(*) FROM {box.qtable}"))
 
 
-async def test_ensure_schema_is_idempotent_and_safe_concurrently(pg_dsn: str, unique: str) -> None:
+async def test_ensure_schema_is_idempotent_and_safe_concurrently(postgres_dsn: str, unique: str) -> None:
     box = PostgresOutbox(f"outbox_{unique}")
-    conns = [await asyncpg.connect(pg_dsn) for _ in range(3)]
+    conns = [await asyncpg.connect(postgres_dsn) for _ in range(3)]
     try:
         await asyncio.gather(*(box.ensure_schema(c) for c in conns))
         await box.ensure_schema(conns[0])
@@ -84,11 +72,11 @@ async def test_rows_follow_the_callers_transaction_and_carry_the_correlation_id(
     assert all(r["message_id"] == r["e"] for r in rows)
 
 
-async def test_relay_wakes_on_notify_not_on_polling(pg_dsn: str, conn: asyncpg.Connection,
+async def test_relay_wakes_on_notify_not_on_polling(postgres_dsn: str, conn: asyncpg.Connection,
                                                    outbox: PostgresOutbox) -> None:
     broker = MemoryBroker()
     # a 60 s poll interval: only the NOTIFY can explain a fast delivery
-    store = PostgresStore(pg_dsn, outbox)
+    store = PostgresStore(postgres_dsn, outbox)
     relay = Relay(store, MemoryPublisher(broker), poll_interval=60)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
@@ -108,13 +96,13 @@ async def test_relay_wakes_on_notify_not_on_polling(pg_dsn: str, conn: asyncpg.C
         await asyncio.wait_for(task, 30)
 
 
-async def _write(pg_dsn: str, box: PostgresOutbox, topic: str, keys: list[str], per_key: int,
+async def _write(postgres_dsn: str, box: PostgresOutbox, topic: str, keys: list[str], per_key: int,
                  writers: int = 4) -> list[str]:
     """Concurrent writers, each committing small transactions; returns the ids in write order."""
     ids: list[str] = []
 
     async def writer(w: int) -> None:
-        c = await asyncpg.connect(pg_dsn)
+        c = await asyncpg.connect(postgres_dsn)
         try:
             for i in range(per_key):
                 for key in keys[w::writers]:
@@ -130,19 +118,19 @@ async def _write(pg_dsn: str, box: PostgresOutbox, topic: str, keys: list[str], 
 
 
 async def test_three_relays_publish_each_row_exactly_once_in_key_order(
-        pg_dsn: str, conn: asyncpg.Connection, outbox: PostgresOutbox, unique: str) -> None:
+        postgres_dsn: str, conn: asyncpg.Connection, outbox: PostgresOutbox, unique: str) -> None:
     bootstrap = kafka_bootstrap()
     topic = f"{unique}.outbox"
     await create_topic(bootstrap, topic, partitions=3)
     keys = [f"user-{k}" for k in range(12)]
     per_key = 50  # 600 rows
     # rows written while the relays run, in small batches so their claims interleave
-    relays = [Relay(PostgresStore(pg_dsn, outbox), lambda: KafkaPublisher(bootstrap),
+    relays = [Relay(PostgresStore(postgres_dsn, outbox), lambda: KafkaPublisher(bootstrap),
                     batch_size=16, poll_interval=0.5) for _ in range(3)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
-        ids = await _write(pg_dsn, outbox, topic, keys, per_key)
+        ids = await _write(postgres_dsn, outbox, topic, keys, per_key)
         await wait_for(lambda: _empty(conn, outbox), 120, "the relays to drain the outbox")
     finally:
         stop.set()
