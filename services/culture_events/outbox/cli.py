@@ -16,16 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import textwrap
 
-from culture_stack import ports
+from culture_runtime.settings import PlatformSettings
 from culture_stack.server import say
-
-_DSN = f"postgresql://culture:culture@{ports.HOST}:{ports.POSTGRES}/culture"
-_URI = f"mongodb://{ports.HOST}:{ports.MONGO}/?directConnection=true"
-_BROKERS = f"{ports.HOST}:{ports.KAFKA}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,16 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  culture events relay --store postgres --table identity.identity_outbox\n"
         "  culture events relay --store mongo --database catalog --collection catalog_outbox\n"
         "defaults: CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_KAFKA_BOOTSTRAP, else the local stack")
+    # the platform's settings: the same CULTURE_* variables and local-stack defaults every service reads
+    platform = PlatformSettings()
     r.add_argument("--store", choices=["postgres", "mongo"], required=True, help="where the outbox lives")
-    r.add_argument("--brokers", default=os.environ.get("CULTURE_KAFKA_BOOTSTRAP", _BROKERS),
+    r.add_argument("--brokers", default=platform.kafka_bootstrap,
                    help="Kafka bootstrap servers (default: %(default)s)")
     pg = r.add_argument_group("postgres")
-    pg.add_argument("--dsn", default=os.environ.get("CULTURE_POSTGRES_DSN", _DSN),
+    pg.add_argument("--dsn", default=platform.postgres_dsn,
                     help="PostgreSQL DSN (default: $CULTURE_POSTGRES_DSN or the local stack)")
     pg.add_argument("--table", default="culture_outbox", help="outbox table, `table` or `schema.table` "
                     "(default: %(default)s)")
     mg = r.add_argument_group("mongo")
-    mg.add_argument("--uri", default=os.environ.get("CULTURE_MONGO_URI", _URI),
+    mg.add_argument("--uri", default=platform.mongo_uri,
                     help="MongoDB connection string (default: $CULTURE_MONGO_URI or the local stack)")
     mg.add_argument("--database", default="culture", help="database of the outbox (default: %(default)s)")
     mg.add_argument("--collection", default="culture_outbox", help="outbox collection (default: %(default)s)")
