@@ -286,7 +286,22 @@ class ClusterDns(Server):
         return {"address": config.CLUSTER_DNS, "domain": config.CLUSTER_DOMAIN}
 
 
-class Kubelet(Server):
+class _NodeComponent(Server):
+    """A node binary built from the API server's Kubernetes module, configured by one YAML file."""
+
+    def install(self, ctx: Context) -> None:
+        install_node_binaries(ctx)
+
+    def config_path(self, ctx: Context) -> Path:
+        return ctx.conf(self.name) / "config.yaml"
+
+    def write_config(self, ctx: Context, cfg: dict[str, Any]) -> None:
+        path = self.config_path(ctx)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+class Kubelet(_NodeComponent):
     """The kubelet, registering the node `culture-node` with InternalIP = the gateway address."""
 
     name = "kubelet"
@@ -294,23 +309,18 @@ class Kubelet(Server):
     depends_on = ("containerd", "registry", "cluster-dns", "pod-gateway")
     start_timeout = 180.0
 
-    def install(self, ctx: Context) -> None:
-        install_node_binaries(ctx)
-
     def init_data(self, ctx: Context) -> None:
         ensure_credentials(ctx)
         pki = pki_dir(ctx)
-        conf = ctx.conf(self.name) / "config.yaml"
-        conf.parent.mkdir(parents=True, exist_ok=True)
         cfg = config.kubelet_config(ca_file=kube.pki_dir(ctx) / "ca.crt", cert=pki / "kubelet-serving.crt",
                                     key=pki / "kubelet-serving.key", resolv_conf="/etc/resolv.conf")
         cfg["containerRuntimeEndpoint"] = f"unix://{CONTAINERD_SOCKET}"
-        conf.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self.write_config(ctx, cfg)
 
     def launch(self, ctx: Context) -> Launch:
         return Launch([
             str(kube.bin_dir(ctx) / "kubelet"),
-            f"--config={ctx.conf(self.name) / 'config.yaml'}",
+            f"--config={self.config_path(ctx)}",
             f"--kubeconfig={kubeconfig_for(ctx, 'kubelet')}",
             f"--root-dir={ctx.data(self.name)}",
             f"--node-ip={config.GATEWAY}",
@@ -332,25 +342,20 @@ class Kubelet(Server):
                 "containerd_socket": str(CONTAINERD_SOCKET)}
 
 
-class KubeScheduler(Server):
+class KubeScheduler(_NodeComponent):
     """kube-scheduler from the same Kubernetes build."""
 
     name = "kube-scheduler"
     port = config.SCHEDULER_PORT
 
-    def install(self, ctx: Context) -> None:
-        install_node_binaries(ctx)
-
     def init_data(self, ctx: Context) -> None:
         ensure_credentials(ctx)
-        conf = ctx.conf(self.name) / "config.yaml"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(yaml.safe_dump(config.scheduler_config(kubeconfig=kubeconfig_for(ctx, "scheduler"))))
+        self.write_config(ctx, config.scheduler_config(kubeconfig=kubeconfig_for(ctx, "scheduler")))
 
     def launch(self, ctx: Context) -> Launch:
         kc = kubeconfig_for(ctx, "scheduler")
         return Launch([str(kube.bin_dir(ctx) / "kube-scheduler"),
-                       f"--config={ctx.conf(self.name) / 'config.yaml'}",
+                       f"--config={self.config_path(ctx)}",
                        f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
                        f"--bind-address={HOST}", f"--secure-port={config.SCHEDULER_PORT}", "--v=1"])
 
@@ -366,7 +371,7 @@ class KubeScheduler(Server):
         return {"healthz": f"https://{HOST}:{config.SCHEDULER_PORT}/healthz"}
 
 
-class KubeProxy(Server):
+class KubeProxy(_NodeComponent):
     """kube-proxy in iptables mode (IPVS is not in this kernel)."""
 
     name = "kube-proxy"
@@ -377,19 +382,13 @@ class KubeProxy(Server):
     def ports(self) -> tuple[int, ...]:
         return (config.PROXY_HEALTHZ, config.PROXY_METRICS)
 
-    def install(self, ctx: Context) -> None:
-        install_node_binaries(ctx)
-
     def init_data(self, ctx: Context) -> None:
         ensure_credentials(ctx)
-        conf = ctx.conf(self.name) / "config.yaml"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        cfg = config.kube_proxy_config(kubeconfig=kubeconfig_for(ctx, "kube-proxy"))
-        conf.write_text(yaml.safe_dump(cfg))
+        self.write_config(ctx, config.kube_proxy_config(kubeconfig=kubeconfig_for(ctx, "kube-proxy")))
 
     def launch(self, ctx: Context) -> Launch:
         return Launch([str(kube.bin_dir(ctx) / "kube-proxy"),
-                       f"--config={ctx.conf(self.name) / 'config.yaml'}", "--v=1"])
+                       f"--config={self.config_path(ctx)}", "--v=1"])
 
     def healthy(self, ctx: Context) -> bool:
         # /healthz answers 503 while the node is not registered yet ("nodeEligible": false); the
