@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -83,53 +85,64 @@ async def write_paced(dsn: str, box: PostgresOutbox, topic: str, rate: float, se
             await c.close()
 
 
-async def latency(servers: str, dsn: str, args: argparse.Namespace) -> None:
-    topic = unique("outbox-latency")
+@contextlib.asynccontextmanager
+async def outbox_and_topic(servers: str, dsn: str,
+                           name: str) -> AsyncIterator[tuple[str, PostgresOutbox, asyncpg.Connection]]:
+    """A fresh topic and outbox table, and a connection to the database; all dropped afterwards."""
+    topic = unique(f"outbox-{name}")
     box = PostgresOutbox(unique("outbox").replace("-", "_"))
     await create_topic(servers, topic, PARTITIONS)
     conn = await asyncpg.connect(dsn)
-    await box.ensure_schema(conn)
-    culture = str(Path(sys.executable).parent / "culture")
-    relay = await asyncio.create_subprocess_exec(
-        culture, "events", "relay", "--store", "postgres", "--dsn", dsn, "--table", box.table,
-        "--brokers", servers, "--report-every", "3600", stderr=asyncio.subprocess.PIPE)
-    assert relay.stderr is not None
-    while b"watching" not in (await relay.stderr.readline()):  # the relay LISTENs: go
-        pass
-    arrived: dict[str, float] = {}
-    committed: dict[str, float] = {}
-    ready, stop = asyncio.Event(), asyncio.Event()
-    consumer = asyncio.create_task(consume(servers, topic, arrived, ready, stop))
     try:
-        await ready.wait()
-        # one event through the whole path first, as the Kafka-alone run below sends one: the
-        # relay's producer fetches the topic's metadata on its first send, which is set-up, not latency
-        warm = Message(b"warm-up")
-        async with conn.transaction():
-            await box.publisher(conn).publish(topic, warm)
-        deadline = time.monotonic() + 30
-        while warm.id not in arrived and time.monotonic() < deadline:  # noqa: ASYNC110 - filled by a task
-            await asyncio.sleep(0.01)
-        arrived.clear()
-        say(f"outbox latency: {args.rate:.0f} events/s for {args.seconds:.0f}s, {WRITERS} writers, "
-            f"relay process pid {relay.pid}")
-        achieved = await write_paced(dsn, box, topic, args.rate, args.seconds, committed)
-        deadline = time.monotonic() + 60
-        # the consumer task fills `arrived`; a bounded poll is simpler than an event per message
-        while len(arrived) < len(committed) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-        lat = [(arrived[i] - t) * 1000 for i, t in committed.items() if i in arrived]
-        print(f"commit->consumed latency at {achieved:,.0f} events/s written ({len(lat)}/{len(committed)} "
-              f"consumed): p50 {percentile(lat, 50):.1f} ms, p90 {percentile(lat, 90):.1f} ms, "
-              f"p99 {percentile(lat, 99):.1f} ms, max {max(lat):.1f} ms (target p99 < 50 ms)")
+        await box.ensure_schema(conn)
+        yield topic, box, conn
     finally:
-        stop.set()
-        await consumer
-        relay.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(relay.wait(), 30)
         await conn.execute(f"DROP TABLE IF EXISTS {box.qtable}")
         await conn.close()
         await delete_topics(servers, topic)
+
+
+async def latency(servers: str, dsn: str, args: argparse.Namespace) -> None:
+    async with outbox_and_topic(servers, dsn, "latency") as (topic, box, conn):
+        culture = str(Path(sys.executable).parent / "culture")
+        relay = await asyncio.create_subprocess_exec(
+            culture, "events", "relay", "--store", "postgres", "--dsn", dsn, "--table", box.table,
+            "--brokers", servers, "--report-every", "3600", stderr=asyncio.subprocess.PIPE)
+        assert relay.stderr is not None
+        while b"watching" not in (await relay.stderr.readline()):  # the relay LISTENs: go
+            pass
+        arrived: dict[str, float] = {}
+        committed: dict[str, float] = {}
+        ready, stop = asyncio.Event(), asyncio.Event()
+        consumer = asyncio.create_task(consume(servers, topic, arrived, ready, stop))
+        try:
+            await ready.wait()
+            # one event through the whole path first, as the Kafka-alone run below sends one: the
+            # relay's producer fetches the topic's metadata on its first send, which is set-up, not latency
+            warm = Message(b"warm-up")
+            async with conn.transaction():
+                await box.publisher(conn).publish(topic, warm)
+            deadline = time.monotonic() + 30
+            while warm.id not in arrived and time.monotonic() < deadline:  # noqa: ASYNC110 - filled by a task
+                await asyncio.sleep(0.01)
+            arrived.clear()
+            say(f"outbox latency: {args.rate:.0f} events/s for {args.seconds:.0f}s, {WRITERS} writers, "
+                f"relay process pid {relay.pid}")
+            achieved = await write_paced(dsn, box, topic, args.rate, args.seconds, committed)
+            deadline = time.monotonic() + 60
+            # the consumer task fills `arrived`; a bounded poll is simpler than an event per message
+            while len(arrived) < len(committed) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+            lat = [(arrived[i] - t) * 1000 for i, t in committed.items() if i in arrived]
+            print(f"commit->consumed latency at {achieved:,.0f} events/s written "
+                  f"({len(lat)}/{len(committed)} consumed): p50 {percentile(lat, 50):.1f} ms, "
+                  f"p90 {percentile(lat, 90):.1f} ms, "
+                  f"p99 {percentile(lat, 99):.1f} ms, max {max(lat):.1f} ms (target p99 < 50 ms)")
+        finally:
+            stop.set()
+            await consumer
+            relay.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(relay.wait(), 30)
 
 
 async def kafka_floor(servers: str, args: argparse.Namespace) -> None:
@@ -169,12 +182,7 @@ async def kafka_floor(servers: str, args: argparse.Namespace) -> None:
 
 
 async def throughput(servers: str, dsn: str, args: argparse.Namespace) -> None:
-    topic = unique("outbox-throughput")
-    box = PostgresOutbox(unique("outbox").replace("-", "_"))
-    await create_topic(servers, topic, PARTITIONS)
-    conn = await asyncpg.connect(dsn)
-    await box.ensure_schema(conn)
-    try:
+    async with outbox_and_topic(servers, dsn, "throughput") as (topic, box, conn):
         say(f"outbox relay throughput: committing a backlog of {args.backlog} events...")
         for i in range(0, args.backlog, 500):
             async with conn.transaction():
@@ -194,10 +202,6 @@ async def throughput(servers: str, dsn: str, args: argparse.Namespace) -> None:
         await task
         print(f"relay throughput: {args.backlog:,} events in {elapsed:.1f}s = {args.backlog / elapsed:,.0f} "
               f"events/s (one relay, batches of 500, acks=all)")
-    finally:
-        await conn.execute(f"DROP TABLE IF EXISTS {box.qtable}")
-        await conn.close()
-        await delete_topics(servers, topic)
 
 
 async def main() -> None:
