@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -12,13 +11,13 @@ from culture_catalog.service import CatalogServicer
 from culture_catalog.settings import CatalogSettings
 from culture_catalog.worker import ProfileCreator
 from culture_contracts.topics import topic_of
-from culture_events.backends.kafka import KafkaPublisher, relay_publisher
+from culture_events.backends.kafka import relay_publisher
 from culture_events.outbox.mongo import MongoStore
 from culture_events.outbox.relay import Relay
 from culture_events.router import Router
 from culture_runtime.service import run_grpc_service
 from culture_runtime.settings import PlatformSettings
-from culture_runtime.worker import Wiring, ensure_topics, run_worker
+from culture_runtime.worker import Wiring, run_worker, try_ensure_topics
 
 log = logging.getLogger("culture_catalog")
 
@@ -59,14 +58,8 @@ async def relay() -> None:
         report=lambda line: log.info("catalog %s", line))
 
     async def start() -> None:
-        publisher = KafkaPublisher(platform.kafka_bootstrap, client_id="culture-catalog-admin")
-        try:  # Kafka may be down: the relay keeps the documents and retries, so only try briefly
-            await asyncio.wait_for(ensure_topics(publisher, [platform.topic(t) for t in TOPICS],
-                                                 settings.topic_partitions), 30)
-        except Exception as exc:  # noqa: BLE001 - not fatal: publishing retries until Kafka is back
-            log.warning("catalog relay: could not ensure topics %s yet (%s)", TOPICS, exc)
-        finally:
-            await publisher.close()
+        await try_ensure_topics(platform.kafka_bootstrap, [platform.topic(t) for t in TOPICS],
+                                settings.topic_partitions, role="catalog relay")
 
     await run_grpc_service("catalog relay", on_start=start, background=[outbox_relay.run])
 

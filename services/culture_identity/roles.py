@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 
 from culture.events.v1 import identity_events_pb2
 from culture.identity.v1 import identity_pb2, identity_pb2_grpc
 from culture_contracts.topics import topic_of
-from culture_events.backends.kafka import KafkaPublisher, relay_publisher
+from culture_events.backends.kafka import relay_publisher
 from culture_events.outbox.postgres import PostgresStore
 from culture_events.outbox.relay import Relay
 from culture_identity.ratelimit import LoginLimiter
@@ -19,6 +18,7 @@ from culture_identity.store import IdentityStore
 from culture_identity.tokens import TokenSigner
 from culture_runtime.service import run_grpc_service
 from culture_runtime.settings import PlatformSettings
+from culture_runtime.worker import try_ensure_topics
 
 log = logging.getLogger("culture_identity")
 
@@ -69,16 +69,6 @@ async def api_read() -> None:
     await _api("api-read", writes=False)
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
-    """Create identity's topics if missing (idempotent; Kafka's auto creation is off)."""
-    publisher = KafkaPublisher(bootstrap, client_id="culture-identity-admin")
-    try:
-        for topic in topics:
-            await publisher.create_topic(topic, partitions)
-    finally:
-        await publisher.close()
-
-
 async def relay() -> None:
     """Publish committed outbox rows (UserRegistered) to Kafka."""
     platform, settings = PlatformSettings(), IdentitySettings()
@@ -93,13 +83,8 @@ async def relay() -> None:
     async def start() -> None:
         await store.connect()  # migrations: the relay may start before the API
         await store.close()
-        # Kafka may be down at start: the relay keeps the rows and retries, so only try briefly here
-        try:
-            await asyncio.wait_for(
-                ensure_topics(platform.kafka_bootstrap, topics, settings.topic_partitions), 30)
-        except Exception as exc:  # noqa: BLE001 - not fatal: the relay retries publishing until Kafka is back
-            log.warning("identity relay: could not ensure topics %s yet (%s); "
-                        "will publish when Kafka is back", topics, exc)
+        await try_ensure_topics(platform.kafka_bootstrap, topics, settings.topic_partitions,
+                                role="identity relay")
 
     await run_grpc_service("identity relay", on_start=start, background=[outbox_relay.run])
 

@@ -77,6 +77,21 @@ async def ensure_topics(publisher: KafkaPublisher, topics: Sequence[str], partit
         await publisher.create_topic(topic, partitions)
 
 
+async def try_ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int, *, role: str,
+                            within: float = 30.0) -> None:
+    """`ensure_topics` with its own admin client, tried for `within` seconds only: for outbox relays,
+    which must start while Kafka is down (the outbox keeps the events; publishing retries until
+    Kafka is back, so a failure here is logged, not fatal)."""
+    publisher = KafkaPublisher(bootstrap, client_id=f"culture-{role.replace(' ', '-')}-admin")
+    try:
+        await asyncio.wait_for(ensure_topics(publisher, topics, partitions), within)
+    except Exception as exc:  # noqa: BLE001 - not fatal, see above
+        log.warning("%s: could not ensure topics %s yet (%s); will publish when Kafka is back",
+                    role, list(topics), exc)
+    finally:
+        await publisher.close()
+
+
 def topics_of(router: Router, poison_topic: str) -> list[str]:
     """Every topic a router reads or writes, plus its poison topic."""
     topics = [poison_topic]
