@@ -45,18 +45,11 @@ def project_images(cluster: Kube, cluster_ctx: Context) -> dict[str, str]:
     return {name: images.build_project_image(cluster_ctx, name, tag=tag) for name in images.PROJECT_IMAGES}
 
 
-async def _create_database(name: str) -> None:
+async def _stack_sql(statement: str) -> None:
+    """Run one statement on the stack's PostgreSQL (database `culture`)."""
     conn = await asyncpg.connect(f"postgresql://culture:culture@{HOST}:{POSTGRES}/culture")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(name: str) -> None:
-    conn = await asyncpg.connect(f"postgresql://culture:culture@{HOST}:{POSTGRES}/culture")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -98,7 +91,7 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
         assert op and all(ready(p) for p in op), describe(cluster, namespace)
 
         # external databases at the addresses host processes use too: a PostgreSQL database of its own
-        asyncio.run(_create_database(unique))
+        asyncio.run(_stack_sql(f'CREATE DATABASE "{unique}"'))
         urls = {"postgres": f"postgresql://culture:culture@{HOST}:{POSTGRES}/{unique}",
                 "redis": f"redis://{HOST}:{REDIS}/0",
                 "mongo": f"mongodb://{HOST}:{MONGO}/?directConnection=true"}
@@ -151,4 +144,4 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
                  180, diagnose=lambda: describe(cluster, namespace))
     finally:
         cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "2m")
-        asyncio.run(_drop_database(unique))
+        asyncio.run(_stack_sql(f'DROP DATABASE IF EXISTS "{unique}" WITH (FORCE)'))
