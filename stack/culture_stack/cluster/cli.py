@@ -103,4 +103,4 @@ def _build_image(args: argparse.Namespace) -> int:
 def _skaffold(args: argparse.Namespace) -> int:
     from culture_stack.cluster import skaffold
 
-    return skaffold.run(Context.default(), args.args or ["--help"])
+    skaffold.run(Context.default(), args.args or ["--help"])

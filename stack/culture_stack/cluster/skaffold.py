@@ -12,6 +12,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from culture_stack import paths, tools
 from culture_stack.server import Context, say
@@ -60,9 +61,8 @@ def environment(ctx: Context) -> dict[str, str]:
             "SKAFFOLD_UPDATE_CHECK": "false", "SKAFFOLD_INTERACTIVE": "false"}
 
 
-def run(ctx: Context, args: list[str]) -> int:
-    """Run skaffold with `args` from the repository root; returns its exit status."""
+def run(ctx: Context, args: list[str]) -> NoReturn:
+    """Become skaffold with `args`, in the repository root (its exit status is the command's)."""
     binary = install(ctx)
     os.chdir(paths.repo_root())
     os.execve(binary, [str(binary), *args], environment(ctx))
-    return 0  # not reached
