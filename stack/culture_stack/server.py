@@ -183,8 +183,10 @@ class Server(abc.ABC):
                 say(f"  {self.name}: waiting for health ({time.monotonic() - start:.0f}s)...")
                 next_note += 15
             time.sleep(0.5)
+        why = (f"still logging at {PROGRESS_CAP}x its {timeout:.0f}s timeout" if deadline >= cap
+               else f"its log quiet for the last {LOG_GRACE:.0f}s or more")
         raise StackError(
             f"{self.name} did not become healthy within {time.monotonic() - start:.0f}s on "
-            f"{HOST}:{self.port} (its log was quiet for the last part of it).\n"
+            f"{HOST}:{self.port} ({why}).\n"
             f"--- last lines of {ctx.log(self.name)} ---\n{process.tail(ctx.log(self.name))}"
         )
