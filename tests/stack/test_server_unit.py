@@ -67,7 +67,7 @@ def test_a_server_that_keeps_logging_gets_past_its_nominal_timeout(ctx: Context,
 def test_a_quiet_server_fails_at_its_timeout_with_the_log_tail(ctx: Context, tmp_path: Path) -> None:
     proc = _start(ctx, tmp_path / "elsewhere", log_secs=0)  # logs nothing
     try:
-        with pytest.raises(StackError, match="did not become healthy.*log quiet") as err:
+        with pytest.raises(StackError, match=r"did not become healthy.*log quiet") as err:
             _Slow(tmp_path / "never").wait_healthy(ctx, proc.pid)
         assert str(ctx.log("slow")) in str(err.value)
     finally:
@@ -82,7 +82,7 @@ def test_the_progress_allowance_is_capped(
     ready = tmp_path / "late"
     proc = _start(ctx, ready, log_secs=30)  # keeps logging far past 2 x 1 s
     try:
-        with pytest.raises(StackError, match="did not become healthy.*still logging at 2x"):
+        with pytest.raises(StackError, match=r"did not become healthy.*still logging at 2x"):
             _Slow(ready).wait_healthy(ctx, proc.pid)
         assert not ready.exists()
     finally:
