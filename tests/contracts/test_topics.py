@@ -11,11 +11,15 @@ from culture_contracts import topics
 
 pytestmark = pytest.mark.unit
 
-# The topics ARCHITECTURE.md names (one per event type), plus the mailer's two (registration slice).
+# The topics ARCHITECTURE.md names (one per event type), plus the mailer's two (registration slice)
+# and the catalog's work and review life cycle (issue #14: the graph mirrors works; review updates
+# and deletions keep interests and feeds exact).
 ARCHITECTURE_TOPICS = {
     "identity.user-registered": "UserRegistered",
     "catalog.profile-created": "ProfileCreated",
     "catalog.review-created": "ReviewCreated",
+    "catalog.review-updated": "ReviewUpdated", "catalog.review-deleted": "ReviewDeleted",
+    "catalog.work-created": "WorkCreated", "catalog.work-updated": "WorkUpdated",
     "catalog.profile-marked-incomplete": "ProfileMarkedIncomplete",
     "graph.follow-created": "FollowCreated",
     "graph.follow-removed": "FollowRemoved",
