@@ -95,6 +95,8 @@ BASE: dict[str, str] = {
     "useradd": "passwd",
     "runuser": "util-linux",
     "nsenter": "util-linux",
+    "prlimit": "util-linux",
+    "setpriv": "util-linux",
     "mount": "mount",
     "umount": "mount",
 }
