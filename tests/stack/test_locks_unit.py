@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from culture_events.testing import wait_until
 
+from culture_events.testing import wait_until
 from culture_stack import debian, locks
 from culture_stack.server import StackError
 
@@ -68,7 +68,8 @@ def test_the_wait_is_bounded_and_the_error_names_the_holder(tmp_path: Path) -> N
     lock, release = tmp_path / "x.lock", tmp_path / "release"
     holder = _start_holder(lock, release)
     try:
-        with pytest.raises(StackError, match=rf"gave up waiting for the test lock .* held by pid {holder.pid}"), \
+        expected = rf"gave up waiting for the test lock .* held by pid {holder.pid}"
+        with pytest.raises(StackError, match=expected), \
                 locks.held(lock, "the test lock", timeout=0.5, note=lambda _: None):
             pass
     finally:
@@ -82,9 +83,9 @@ def test_reentrant_in_one_thread_and_free_afterwards(tmp_path: Path) -> None:
         assert locks.holder(lock).startswith("pid ")
     assert lock.read_text() == ""  # a free lock names no holder
     # and another process gets it at once
-    done = subprocess.run([sys.executable, "-c", "import pathlib, sys\nfrom culture_stack import locks\n"
-                           "with locks.held(pathlib.Path(sys.argv[1]), 'x', timeout=2): print('ok')", str(lock)],
-                          capture_output=True, text=True, timeout=60)
+    code = ("import pathlib, sys\nfrom culture_stack import locks\n"
+            "with locks.held(pathlib.Path(sys.argv[1]), 'x', timeout=2): print('ok')")
+    done = subprocess.run([sys.executable, "-c", code, str(lock)], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
 
 
