@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import glob
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -118,6 +119,7 @@ DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt
               "/var/cache/apt/archives/lock")
 
 _updated = False
+_DPKG_PROGRESS = re.compile(r"^\(Reading database \.\.\. \d+%\s*$")
 _found: dict[str, str] = {}
 _found_guard = threading.Lock()
 
@@ -223,7 +225,8 @@ def apt_get(args: list[str], *, timeout: float = APT_TIMEOUT) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             tail.append(line.rstrip())
-            say("    " + line.rstrip())
+            if not _DPKG_PROGRESS.match(line):  # dpkg's twenty "(Reading database ... 5%" lines
+                say("    " + line.rstrip())
         if proc.wait() == 0:
             return
         text = "\n".join(tail)

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,31 @@ def test_dpkg_lock_holder_reads_the_fcntl_lock_owner(tmp_path: Path) -> None:
     finally:
         proc.communicate("", timeout=30)
     assert debian.dpkg_lock_holder(str(lock)) is None
+
+
+def test_apt_waits_for_a_foreign_dpkg_lock_naming_its_holder(tmp_path: Path, monkeypatch) -> None:
+    """A non-`culture` apt/dpkg (unattended-upgrades, a person's apt-get) holding dpkg's lock: we wait,
+    saying who holds it, and go on when it is free; the wait is bounded."""
+    lock = tmp_path / "lock-frontend"
+    lock.touch()
+    notes: list[str] = []
+    monkeypatch.setattr(debian, "DPKG_LOCKS", (str(lock),))
+    monkeypatch.setattr(debian, "say", notes.append)
+    code = ("import fcntl, sys\nf = open(sys.argv[1], 'w')\nfcntl.lockf(f, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\nsys.stdin.read()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    try:
+        with pytest.raises(StackError, match=rf"gave up .* {lock} by pid {proc.pid}"):
+            debian.wait_for_dpkg_locks(time.monotonic() + 0.5)
+        notes.clear()
+        waiter = threading.Thread(target=debian.wait_for_dpkg_locks, args=(time.monotonic() + 30,))
+        waiter.start()
+        asyncio.run(wait_until(lambda: bool(notes), 10, "a waiting note"))
+        assert "waiting for apt/dpkg's locks" in notes[0] and f"pid {proc.pid}" in notes[0], notes
+        assert waiter.is_alive()
+    finally:
+        proc.communicate("", timeout=30)
+    waiter.join(30)
+    assert not waiter.is_alive()
