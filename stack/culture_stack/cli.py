@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="only those the fresh-machine check removes (not the README's requirements, "
                     "not packages the base system depends on)")
     pk.add_argument("--verbose", action="store_true", help="also the programs each package provides, and why")
+    pk.add_argument("--with-owners", action="store_true",
+                    help="also the installed packages holding the programs (postgresql-15 behind postgresql)")
     pk.add_argument("--install", nargs="*", metavar="PROGRAM",
                     help="install the packages of these programs (of all programs when none is named), "
                     "waiting for other apt users")
@@ -89,7 +91,10 @@ def _packages(args: argparse.Namespace) -> int:
         for name in names:
             print(f"{name}: {debian.which(name)}")
         return 0
-    for package in debian.packages(purgeable=args.purgeable):
+    pkgs = debian.packages(purgeable=args.purgeable)
+    if args.with_owners:
+        pkgs = sorted({*pkgs, *debian.owners(purgeable=args.purgeable)})
+    for package in pkgs:
         if args.verbose:
             progs = {c: d for c, d in debian.COMMANDS.items() if d.package == package}
             print(f"{package}: " + "; ".join(f"{c} ({d.why})" for c, d in progs.items()))

@@ -130,6 +130,25 @@ def packages(*, purgeable: bool = False) -> list[str]:
     return sorted({d.package for d in COMMANDS.values() if d.purge or not purgeable})
 
 
+def owners(*, purgeable: bool = False) -> list[str]:
+    """The installed packages that hold the programs of COMMANDS (sorted): the real packages behind
+    metapackages (postgresql-15 behind postgresql), which removing the metapackage alone would keep."""
+    found = set()
+    for command, deb in COMMANDS.items():
+        if purgeable and not deb.purge:
+            continue
+        path = which(command)
+        if path is None:
+            continue
+        out = subprocess.run(["dpkg-query", "-S", os.path.realpath(path)], capture_output=True,
+                             text=True).stdout
+        for line in out.splitlines():
+            pkg, sep, _ = line.partition(": ")
+            if sep and not line.startswith("diversion"):
+                found |= {p.strip().split(":")[0] for p in pkg.split(",")}
+    return sorted(found)
+
+
 def which(command: str) -> str | None:
     """The path of an installed program of COMMANDS (or BASE), without installing anything."""
     with _found_guard:

@@ -160,7 +160,9 @@ def _unmount_under(roots: list[Path]) -> None:
 
 def _remove_kubelet_chains() -> None:
     """The kubelet's own iptables chains (its canary and firewall chains)."""
-    iptables, save_cmd = debian.need("iptables"), debian.need("iptables-save")
+    iptables, save_cmd = debian.which("iptables"), debian.which("iptables-save")
+    if not (iptables and save_cmd):
+        return  # no iptables, no chains (and `down` installs nothing)
     for table in ("filter", "nat", "mangle"):
         save = subprocess.run([save_cmd, "-t", table], capture_output=True, text=True).stdout
         chains = [line[1:].split()[0] for line in save.splitlines()

@@ -94,11 +94,13 @@ def up(ctx: Context) -> None:
 
 def down(ctx: Context) -> None:
     """Undo `up` and what the node's components left: rules, chains, the bridge, the sysctls."""
-    for table, chain, rule in RULES:
-        rule_args = [chain, *rule, "-m", "comment", "--comment", COMMENT]
-        while _iptables("-t", table, "-C", *rule_args, check=False).returncode == 0:
-            _iptables("-t", table, "-D", *rule_args, check=False)
-    _remove_pod_chains()
+    # without iptables there are no rules of ours to remove (and `down` installs nothing)
+    if debian.which("iptables") and debian.which("iptables-save"):
+        for table, chain, rule in RULES:
+            rule_args = [chain, *rule, "-m", "comment", "--comment", COMMENT]
+            while _iptables("-t", table, "-C", *rule_args, check=False).returncode == 0:
+                _iptables("-t", table, "-D", *rule_args, check=False)
+        _remove_pod_chains()
     if _ip("link", "show", config.BRIDGE, check=False).returncode == 0:
         say(f"  cluster: removing bridge {config.BRIDGE}")
         _ip("link", "delete", config.BRIDGE, check=False)
