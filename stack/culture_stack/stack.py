@@ -17,9 +17,9 @@ def settings_file(ctx: Context):
     return ctx.state / "stack.json"
 
 
-#: how long `up`/`down` wait for another `culture` process's `up`/`down` of the same state, and an
-#: install for another's install of the same server into the same cache (a cold Kubernetes build
-#: on a busy machine takes about an hour)
+#: how long a start-up/`down` waits for another `culture` process's start-up/`down` of the same
+#: state, and an install for another's install of the same server into the same cache (a cold
+#: Kubernetes build on a busy machine takes about an hour)
 LOCK_TIMEOUT = 2 * 3600.0
 
 
@@ -55,16 +55,20 @@ def install_all(ctx: Context, servers: list[Server]) -> None:
 
 
 def up(ctx: Context, servers: list[Server]) -> None:
-    """Start what is not running; leave running servers alone; wait until all are healthy."""
-    with state_lock(ctx):
-        _up(ctx, servers)
+    """Start what is not running; leave running servers alone; wait until all are healthy.
 
-
-def _up(ctx: Context, servers: list[Server]) -> None:
+    Installing runs outside the state lock (each install has its own lock), so a second `up` waits
+    only for the other's start-up, not for its downloads and builds.
+    """
     t0 = time.monotonic()
     say(f"stack: state in {ctx.state}, caches in {ctx.cache}")
     install_all(ctx, servers)
     say(f"stack: installed ({time.monotonic() - t0:.0f}s)")
+    with state_lock(ctx):
+        _start(ctx, servers, t0)
+
+
+def _start(ctx: Context, servers: list[Server], t0: float) -> None:
     pending = list(servers)
     started: dict[str, int] = {}
     healthy: set[str] = set()

@@ -52,16 +52,12 @@ def commands() -> list[str]:
 def up(ctx: Context) -> float:
     """Bring the control plane and the node up; return the seconds it took until the node was Ready."""
     _require_root()
-    with stack.state_lock(ctx):
-        return _up(ctx)
-
-
-def _up(ctx: Context) -> float:
     t0 = time.monotonic()
     # every package of the node in one apt-get run, before the first step runs any of its programs
     debian.need_all(commands())
     stack.up(ctx, registry.select(CONTROL_PLANE))
-    network.up(ctx)
+    with stack.state_lock(ctx):  # not while another process's `cluster down` takes it apart
+        network.up(ctx)
     # the API server runs with the endpoint reconciler off (it advertises 127.0.0.1); pods reach it
     # through the gateway forwarder, so the `kubernetes` Service points there
     _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice(), *DNS_RBAC])
