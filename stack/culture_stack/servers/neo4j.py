@@ -104,6 +104,7 @@ def _javac(home: Path) -> Path:
 class Neo4j(Server):
     name = "neo4j"
     port = NEO4J_BOLT
+    commands = ("mvn",)  # Maven resolves the jars from Maven Central
     # a new store creates the system and neo4j databases; on a busy 2-core machine that takes a while
     start_timeout = 300.0
     stop_timeout = 90.0
