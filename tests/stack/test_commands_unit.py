@@ -267,3 +267,11 @@ def test_cluster_up_installs_the_node_packages_before_running_anything(monkeypat
     first = set(events[0].split()[1:])
     assert {"ip", "iptables", "iptables-save", "containerd", "runc", "conntrack", "docker-registry"} <= first
     assert events[1:] == ["stack up", "network up", "apply", "stack up"]
+
+
+if __name__ == "__main__":  # `python tests/stack/test_commands_unit.py`: the table this test checks
+    for rel, line, _kind, what in sorted(run_sites(), key=lambda r: (r[3], r[0], r[1])):
+        source = (debian.COMMANDS[what].package if what in debian.COMMANDS else
+                  f"base ({debian.BASE[what]})" if what in debian.BASE else
+                  "prerequisite" if what in debian.PREREQUISITES else DYNAMIC.get((rel, what), "?"))
+        print(f"{what:<48} {rel}:{line:<5} {source}")
