@@ -87,7 +87,7 @@ protected=()
 for p in "${removed[@]}"; do
   fields="$(dpkg-query -W -f='${Essential} ${Priority}' "$p" 2>/dev/null || true)"
   case "$fields" in yes*|*required|*important) protected+=("$p") ;; esac
-  case "$p" in openjdk-*|default-j*|maven|golang*|nodejs|npm|python3*|git) protected+=("$p") ;; esac
+  case "$p" in openjdk-*|default-j*|maven|golang|golang-go|golang-[0-9]*|nodejs|npm|python3*|git) protected+=("$p") ;; esac
 done
 if [[ ${#removed[@]} -gt 0 ]]; then
   # purging exactly this list must remove nothing more
