@@ -43,6 +43,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inst = verbs.add_parser("install", help="only fetch/build the servers into the cache")
     inst.add_argument("servers", nargs="*")
     inst.set_defaults(func=_install)
+    pk = verbs.add_parser(
+        "packages", help="the Debian packages the stack and the cluster install, one a line",
+        description="Print the Debian packages `culture stack` and `culture cluster` install (from "
+        "culture_stack.debian.COMMANDS, the one list the code installs from), or install them.")
+    pk.add_argument("--purgeable", action="store_true",
+                    help="only those the fresh-machine check removes (not the README's requirements, "
+                    "not packages the base system depends on)")
+    pk.add_argument("--verbose", action="store_true", help="also the programs each package provides, and why")
+    pk.add_argument("--with-owners", action="store_true",
+                    help="also the installed packages holding the programs (postgresql-15 behind postgresql)")
+    pk.add_argument("--install", nargs="*", metavar="PROGRAM",
+                    help="install the packages of these programs (of all programs when none is named), "
+                    "waiting for other apt users")
+    pk.set_defaults(func=_packages)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -62,6 +76,30 @@ def _down(args: argparse.Namespace) -> int:
 
 def _install(args: argparse.Namespace) -> int:
     stack.install_all(Context.default(), registry.select(args.servers))
+    return 0
+
+
+def _packages(args: argparse.Namespace) -> int:
+    from culture_stack import debian
+
+    if args.install is not None:
+        names = args.install or list(debian.COMMANDS)
+        unknown = [n for n in names if n not in debian.COMMANDS]
+        if unknown:
+            raise StackError(f"unknown program(s) {unknown}; known: {sorted(debian.COMMANDS)}")
+        debian.need_all(names)
+        for name in names:
+            print(f"{name}: {debian.which(name)}")
+        return 0
+    pkgs = debian.packages(purgeable=args.purgeable)
+    if args.with_owners:
+        pkgs = sorted({*pkgs, *debian.owners(purgeable=args.purgeable)})
+    for package in pkgs:
+        if args.verbose:
+            progs = {c: d for c, d in debian.COMMANDS.items() if d.package == package}
+            print(f"{package}: " + "; ".join(f"{c} ({d.why})" for c, d in progs.items()))
+        else:
+            print(package)
     return 0
 
 

@@ -28,9 +28,14 @@ def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
 
 def who_listens(port: int) -> str:
     """A human description of the process listening on a TCP port, for error messages."""
+    from culture_stack import debian  # not at the top: debian -> server -> process
+
+    ss = debian.which("ss")  # a diagnostic: it does not install anything
+    if ss is None:
+        return "an unknown process (`ss`, from iproute2, is not installed)"
     try:
         out = subprocess.run(
-            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+            [ss, "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""

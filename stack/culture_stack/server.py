@@ -112,6 +112,9 @@ class Server(abc.ABC):
     start_timeout: float = 120.0
     #: how long a graceful stop may take before SIGKILL
     stop_timeout: float = 60.0
+    #: external programs (culture_stack.debian.COMMANDS) the server runs, or makes the programs it
+    #: starts run; `stack.install_all` installs their packages before any install() runs
+    commands: tuple[str, ...] = ()
 
     def install(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Fetch or build the server into the cache (idempotent, fast when already cached).

@@ -8,7 +8,7 @@ import shutil
 import time
 from typing import Any
 
-from culture_stack import process
+from culture_stack import debian, locks, process
 from culture_stack.ports import HOST
 from culture_stack.server import Context, Server, StackError, Status, say
 
@@ -17,10 +17,33 @@ def settings_file(ctx: Context):
     return ctx.state / "stack.json"
 
 
+#: how long a start-up/`down` waits for another `culture` process's start-up/`down` of the same
+#: state, and an install for another's install of the same server into the same cache (a cold
+#: Kubernetes build on a busy machine takes about an hour)
+LOCK_TIMEOUT = 2 * 3600.0
+
+
+def state_lock(ctx: Context):
+    """One `up`/`down` per state directory at a time (two would start the same servers twice)."""
+    return locks.held(ctx.state / "run" / "stack.lock", f"the stack lock of {ctx.state}",
+                      timeout=LOCK_TIMEOUT)
+
+
+def _install_one(ctx: Context, server: Server) -> None:
+    # processes sharing a cache install each server once: the second finds it done
+    with locks.held(ctx.tool(".locks", f"install-{server.name}.lock"), f"the {server.name} install lock",
+                    timeout=LOCK_TIMEOUT):
+        server.install(ctx)
+
+
 def install_all(ctx: Context, servers: list[Server]) -> None:
-    """Install every server into the cache, a few at a time (downloads overlap with builds)."""
+    """Install every server into the cache, a few at a time (downloads overlap with builds).
+
+    First the Debian packages of every server, in one apt-get run, before anything runs a program.
+    """
+    debian.need_all(c for s in servers for c in s.commands)
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {pool.submit(s.install, ctx): s for s in servers}
+        futures = {pool.submit(_install_one, ctx, s): s for s in servers}
         errors = []
         for fut in concurrent.futures.as_completed(futures):
             try:
@@ -32,11 +55,20 @@ def install_all(ctx: Context, servers: list[Server]) -> None:
 
 
 def up(ctx: Context, servers: list[Server]) -> None:
-    """Start what is not running; leave running servers alone; wait until all are healthy."""
+    """Start what is not running; leave running servers alone; wait until all are healthy.
+
+    Installing runs outside the state lock (each install has its own lock), so a second `up` waits
+    only for the other's start-up, not for its downloads and builds.
+    """
     t0 = time.monotonic()
     say(f"stack: state in {ctx.state}, caches in {ctx.cache}")
     install_all(ctx, servers)
     say(f"stack: installed ({time.monotonic() - t0:.0f}s)")
+    with state_lock(ctx):
+        _start(ctx, servers, t0)
+
+
+def _start(ctx: Context, servers: list[Server], t0: float) -> None:
     pending = list(servers)
     started: dict[str, int] = {}
     healthy: set[str] = set()
@@ -89,6 +121,11 @@ def write_settings(ctx: Context, servers: list[Server]) -> None:
 
 def down(ctx: Context, servers: list[Server], *, clean: bool = False) -> None:
     """Stop, in reverse start order, only the processes this stack started (by pid file)."""
+    with state_lock(ctx):
+        _down(ctx, servers, clean=clean)
+
+
+def _down(ctx: Context, servers: list[Server], *, clean: bool = False) -> None:
     for server in reversed(servers):
         pid = server.pid(ctx)
         if pid is None:

@@ -8,34 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from culture_stack import process
+from culture_stack import debian, process
 from culture_stack.server import Context, StackError, say
-
-_apt_updated = False
-
-
-def apt_install(packages: list[str], *, provides: str) -> str:
-    """Make sure an executable exists, installing Debian packages when it does not.
-
-    Returns the executable's path.
-    """
-    global _apt_updated
-    found = shutil.which(provides)
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise StackError(
-            f"`{provides}` is missing; install it with: sudo apt-get install -y {' '.join(packages)}"
-        )
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    if not _apt_updated:
-        process.run(["apt-get", "update", "-q"], env=env, what="apt-get update")
-        _apt_updated = True
-    process.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], env=env)
-    found = shutil.which(provides)
-    if not found:
-        raise StackError(f"installed {packages} but `{provides}` is still not on PATH")
-    return found
 
 
 def java_home(min_version: int = 17) -> Path:
@@ -55,11 +29,15 @@ def java_home(min_version: int = 17) -> Path:
 
 
 def java_home_exact(major: int) -> Path:
-    """A JDK of exactly this major version (some servers support only one)."""
-    for home in sorted(Path("/usr/lib/jvm").glob("*")):
-        java = home / "bin" / "java"
-        if java.exists() and not home.is_symlink() and _java_major(java) == major:
-            return home
+    """A JDK of exactly this major version (some servers support only one); Debian's JDK 17 is
+    installed when no JDK of that version is there."""
+    for attempt in range(2):
+        for home in sorted(Path("/usr/lib/jvm").glob("*")) if Path("/usr/lib/jvm").is_dir() else []:
+            java = home / "bin" / "java"
+            if java.exists() and not home.is_symlink() and _java_major(java) == major:
+                return home
+        if attempt == 0 and major == 17:
+            debian.install([debian.COMMANDS["javac"].package])  # openjdk-17-jdk-headless (Debian 12's)
     raise StackError(f"no JDK {major} under /usr/lib/jvm; install openjdk-{major}-jdk-headless")
 
 
@@ -87,7 +65,7 @@ def maven_classpath(ctx: Context, name: str, artifacts: list[str], *, exclusions
     marker = ctx.tool(name, f".resolved-{key}")
     if marker.exists() and lib.is_dir():
         return lib
-    mvn = apt_install(["maven"], provides="mvn")
+    mvn = debian.need("mvn")
     work = ctx.tool(name, "pom")
     work.mkdir(parents=True, exist_ok=True)
     excl = "".join(

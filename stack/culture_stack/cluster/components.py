@@ -6,7 +6,6 @@ kube-proxy.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from culture_stack import process, tools
+from culture_stack import debian, process, tools
 from culture_stack.cluster import config
 from culture_stack.ports import HOST
 from culture_stack.server import Context, Launch, Server, StackError
@@ -127,9 +126,8 @@ class Registry(Server):
 
     name = "registry"
     port = config.REGISTRY_PORT
-
-    def install(self, ctx: Context) -> None:
-        tools.apt_install(["docker-registry"], provides="docker-registry")
+    # after_start builds the pause image with buildah
+    commands = ("docker-registry", "buildah", "fuse-overlayfs", "newuidmap")  # = images.BUILDAH
 
     def init_data(self, ctx: Context) -> None:
         conf = ctx.conf(self.name) / "config.yml"
@@ -144,7 +142,7 @@ class Registry(Server):
         }))
 
     def launch(self, ctx: Context) -> Launch:
-        exe = tools.apt_install(["docker-registry"], provides="docker-registry")
+        exe = debian.need("docker-registry")
         return Launch([exe, "serve", str(ctx.conf(self.name) / "config.yml")])
 
     def healthy(self, ctx: Context) -> bool:
@@ -171,21 +169,17 @@ class Containerd(Server):
     name = "containerd"
     port = 0  # a unix socket, no TCP port
     stop_timeout = 30.0
-
-    def install(self, ctx: Context) -> None:
-        tools.apt_install(["containerd", "runc", "containernetworking-plugins", "iptables", "conntrack"],
-                          provides="containerd")
-        for exe, pkg in (("runc", "runc"), ("conntrack", "conntrack"), ("iptables", "iptables")):
-            tools.apt_install([pkg], provides=exe)
+    # containerd runs runc and the CNI plugins; the bridge plugin runs iptables (masquerade), and our
+    # culture-stack-ports plugin runs sysctl and iptables inside each pod's network namespace
+    commands = ("containerd", "ctr", "runc", "bridge", "host-local", "loopback", "portmap",
+                "iptables", "ip6tables", "iptables-save", "sysctl")
 
     def cni_conf_dir(self, ctx: Context) -> Path:
         return ctx.conf("cni")
 
     def cni_bin_dir(self, ctx: Context) -> Path:
         """Debian's CNI plugins plus ours, in one directory (containerd 1.6 takes a single one)."""
-        system = Path("/usr/lib/cni")
-        if not (system / "bridge").exists():
-            raise StackError(f"CNI plugins missing in {system}; apt-get install containernetworking-plugins")
+        system = Path(debian.need("bridge")).parent
         out = ctx.conf("cni-bin")
         out.mkdir(parents=True, exist_ok=True)
         for plugin in system.iterdir():
@@ -209,15 +203,15 @@ class Containerd(Server):
         CONTAINERD_SOCKET.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(config.containerd_config(
             root=ctx.data(self.name), state=CONTAINERD_SOCKET.parent / "state", socket=CONTAINERD_SOCKET,
-            cni_conf_dir=conf_dir, cni_bin_dir=cni_bin, runc=shutil.which("runc") or "runc"))
+            cni_conf_dir=conf_dir, cni_bin_dir=cni_bin, runc=debian.need("runc")))
 
     def launch(self, ctx: Context) -> Launch:
-        return Launch([shutil.which("containerd") or "containerd", "--config",
+        return Launch([debian.need("containerd"), "--config",
                        str(ctx.conf(self.name) / "config.toml")])
 
     def _ctr(self, *args: str) -> str:
-        return subprocess.run(["ctr", "--address", str(CONTAINERD_SOCKET), *args], capture_output=True,
-                              text=True, timeout=10, check=True).stdout
+        return subprocess.run([debian.need("ctr"), "--address", str(CONTAINERD_SOCKET), *args],
+                              capture_output=True, text=True, timeout=10, check=True).stdout
 
     def healthy(self, ctx: Context) -> bool:
         return "Server:" in self._ctr("version")
@@ -307,6 +301,8 @@ class Kubelet(_NodeComponent):
     port = config.KUBELET_HEALTHZ
     depends_on = ("containerd", "registry", "cluster-dns", "pod-gateway")
     start_timeout = 180.0
+    # its canary chains, and mount/umount (base system) for volumes
+    commands = ("iptables", "ip6tables", "iptables-save", "iptables-restore")
 
     def init_data(self, ctx: Context) -> None:
         ensure_credentials(ctx)
@@ -379,6 +375,8 @@ class KubeProxy(_NodeComponent):
     port = config.PROXY_HEALTHZ
     # it waits (up to 30s) for its Node object to learn the node's IP: start after the kubelet
     depends_on = ("kubelet",)
+    # iptables mode: it reads and writes rules with these, and clears stale UDP flows with conntrack
+    commands = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "conntrack")
 
     def ports(self) -> tuple[int, ...]:
         return (config.PROXY_HEALTHZ, config.PROXY_METRICS)

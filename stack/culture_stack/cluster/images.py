@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from culture_stack import paths, process, tools
+from culture_stack import debian, paths, process
 from culture_stack.cluster import config
 from culture_stack.server import Context, StackError, say
 
@@ -26,6 +26,8 @@ DEBIAN_SUITE = "bookworm"  # python3 is 3.11 there, the same minor as the public
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 #: what the base image holds beyond minbase; python-is-python3 so Dockerfiles may say `python`
 BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+#: buildah and the helpers it runs (culture_stack.debian installs them)
+BUILDAH = ("buildah", "fuse-overlayfs", "newuidmap")
 PAUSE_DIR = Path(__file__).resolve().parent / "pause"
 
 #: image name (in the local registry) -> Dockerfile, relative to the repository root
@@ -36,8 +38,9 @@ PROJECT_IMAGES = {
 
 
 def buildah() -> str:
-    """The buildah binary (Debian package), installed on first use."""
-    return tools.apt_install(["buildah", "fuse-overlayfs", "uidmap"], provides="buildah")
+    """The buildah binary (Debian package, with the helpers it uses), installed on first use."""
+    debian.need_all(BUILDAH)
+    return debian.need("buildah")
 
 
 def _storage_args(ctx: Context) -> list[str]:
@@ -106,7 +109,7 @@ def base_rootfs(ctx: Context) -> Path:
     tarball = ctx.tool("cluster", f"rootfs-{DEBIAN_SUITE}-{key}.tar")
     if tarball.exists():
         return tarball
-    debootstrap = tools.apt_install(["debootstrap"], provides="debootstrap")
+    debootstrap = debian.need("debootstrap")
     tarball.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(dir=tarball.parent, prefix="rootfs-") as tmp:

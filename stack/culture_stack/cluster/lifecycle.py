@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from culture_stack import process, registry, stack
+from culture_stack import debian, process, registry, stack
 from culture_stack.cluster import components, config, network
 from culture_stack.server import Context, StackError, Status, say
 from culture_stack.servers import kube
@@ -43,12 +44,20 @@ def _apply(ctx: Context, docs: list[dict]) -> None:
                        "-f", "-", input_text=yaml.safe_dump_all(docs))
 
 
+def commands() -> list[str]:
+    """Every external program the cluster runs (its host network, its components, what they run)."""
+    return [*network.COMMANDS, *(c for s in components.node_components() for c in s.commands)]
+
+
 def up(ctx: Context) -> float:
     """Bring the control plane and the node up; return the seconds it took until the node was Ready."""
     _require_root()
     t0 = time.monotonic()
+    # every package of the node in one apt-get run, before the first step runs any of its programs
+    debian.need_all(commands())
     stack.up(ctx, registry.select(CONTROL_PLANE))
-    network.up(ctx)
+    with stack.state_lock(ctx):  # not while another process's `cluster down` takes it apart
+        network.up(ctx)
     # the API server runs with the endpoint reconciler off (it advertises 127.0.0.1); pods reach it
     # through the gateway forwarder, so the `kubernetes` Service points there
     _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice(), *DNS_RBAC])
@@ -63,6 +72,11 @@ def down(ctx: Context, *, clean: bool = False) -> None:
     """Stop what `up` started (not the control plane), remove pods' containers, mounts, interfaces
     and iptables rules. With clean, also wipe the node's data (kubelet, containerd)."""
     _require_root()
+    with stack.state_lock(ctx):
+        _down(ctx, clean=clean)
+
+
+def _down(ctx: Context, *, clean: bool = False) -> None:
     comps = components.node_components()
     kubelet = [c for c in comps if c.name == "kubelet"]
     stack.down(ctx, kubelet)
@@ -94,7 +108,7 @@ def _remove_containers(ctx: Context) -> None:
     sock = components.CONTAINERD_SOCKET
     if not sock.exists():
         return
-    ctr = ["ctr", "--address", str(sock), "--namespace", "k8s.io"]
+    ctr = [debian.need("ctr"), "--address", str(sock), "--namespace", "k8s.io"]
 
     def ids(*args: str) -> list[str]:
         out = subprocess.run([*ctr, *args, "-q"], capture_output=True, text=True, timeout=30).stdout
@@ -137,20 +151,22 @@ def _unmount_under(roots: list[Path]) -> None:
     # the kubelet bind-mounts its root dir onto itself (to make it shared): the root counts too
     for point in sorted({p for p in points if any(p == b or p.startswith(b + "/") for b in bases)},
                         key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True)
+        subprocess.run(["umount", "-l", point], capture_output=True)  # base system (mount)
 
 
 def _remove_kubelet_chains() -> None:
     """The kubelet's own iptables chains (its canary and firewall chains)."""
+    iptables, save_cmd = debian.which("iptables"), debian.which("iptables-save")
+    if not (iptables and save_cmd):
+        return  # no iptables, no chains (and `down` installs nothing)
     for table in ("filter", "nat", "mangle"):
-        save = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        save = subprocess.run([save_cmd, "-t", table], capture_output=True, text=True).stdout
         chains = [line[1:].split()[0] for line in save.splitlines()
                   if line.startswith(":KUBE-") and any(w in line for w in ("KUBELET", "FIREWALL", "HINT"))]
         for line in save.splitlines():
             if line.startswith("-A ") and any(f"-j {c}" in line for c in chains):
-                import shlex
-
-                subprocess.run(["iptables", "-t", table, *shlex.split("-D " + line[3:])], capture_output=True)
+                subprocess.run([iptables, "-w", "-t", table, *shlex.split("-D " + line[3:])],
+                               capture_output=True)
         for chain in chains:
-            subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
-            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
+            subprocess.run([iptables, "-w", "-t", table, "-F", chain], capture_output=True)
+            subprocess.run([iptables, "-w", "-t", table, "-X", chain], capture_output=True)

@@ -13,10 +13,14 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from culture_stack import debian
 from culture_stack.cluster import config
 from culture_stack.server import Context, StackError, say
 
 COMMENT = "culture-cluster"
+
+#: the programs `up` and `down` run (culture_stack.debian installs them)
+COMMANDS = ("ip", "iptables", "iptables-save")
 
 #: sysctl -> value while the cluster is up (the previous values are restored by down)
 SYSCTLS = {
@@ -38,6 +42,15 @@ def _run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[
     return result
 
 
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run([debian.need("ip"), *args], check=check)
+
+
+def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # -w: wait for the xtables lock (kube-proxy and the kubelet write rules concurrently)
+    return _run([debian.need("iptables"), "-w", *args], check=check)
+
+
 def _record(ctx: Context) -> Path:
     return ctx.data("cluster") / "network.json"
 
@@ -48,7 +61,7 @@ def _sysctl_path(key: str) -> Path:
 
 def bridge_up() -> bool:
     """True when the bridge exists with the gateway address."""
-    out = _run(["ip", "-4", "-o", "addr", "show", "dev", config.BRIDGE], check=False).stdout
+    out = _ip("-4", "-o", "addr", "show", "dev", config.BRIDGE, check=False).stdout
     return f" {config.GATEWAY}/" in out
 
 
@@ -68,27 +81,29 @@ def up(ctx: Context) -> None:
     record.write_text(json.dumps(saved, indent=2) + "\n")
     if not bridge_up():
         say(f"  cluster: bridge {config.BRIDGE} with {config.GATEWAY}/{config.POD_CIDR.split('/')[1]}")
-        if _run(["ip", "link", "show", config.BRIDGE], check=False).returncode != 0:
-            _run(["ip", "link", "add", config.BRIDGE, "type", "bridge"])
+        if _ip("link", "show", config.BRIDGE, check=False).returncode != 0:
+            _ip("link", "add", config.BRIDGE, "type", "bridge")
         prefix = config.POD_CIDR.split("/")[1]
-        _run(["ip", "addr", "replace", f"{config.GATEWAY}/{prefix}", "dev", config.BRIDGE])
-    _run(["ip", "link", "set", config.BRIDGE, "up"])
+        _ip("addr", "replace", f"{config.GATEWAY}/{prefix}", "dev", config.BRIDGE)
+    _ip("link", "set", config.BRIDGE, "up")
     for table, chain, rule in RULES:
         rule_args = [chain, *rule, "-m", "comment", "--comment", COMMENT]
-        if _run(["iptables", "-t", table, "-C", *rule_args], check=False).returncode != 0:
-            _run(["iptables", "-t", table, "-I", *rule_args])
+        if _iptables("-t", table, "-C", *rule_args, check=False).returncode != 0:
+            _iptables("-t", table, "-I", *rule_args)
 
 
 def down(ctx: Context) -> None:
     """Undo `up` and what the node's components left: rules, chains, the bridge, the sysctls."""
-    for table, chain, rule in RULES:
-        rule_args = [chain, *rule, "-m", "comment", "--comment", COMMENT]
-        while _run(["iptables", "-t", table, "-C", *rule_args], check=False).returncode == 0:
-            _run(["iptables", "-t", table, "-D", *rule_args], check=False)
-    _remove_pod_chains()
-    if _run(["ip", "link", "show", config.BRIDGE], check=False).returncode == 0:
+    # without iptables there are no rules of ours to remove (and `down` installs nothing)
+    if debian.which("iptables") and debian.which("iptables-save"):
+        for table, chain, rule in RULES:
+            rule_args = [chain, *rule, "-m", "comment", "--comment", COMMENT]
+            while _iptables("-t", table, "-C", *rule_args, check=False).returncode == 0:
+                _iptables("-t", table, "-D", *rule_args, check=False)
+        _remove_pod_chains()
+    if _ip("link", "show", config.BRIDGE, check=False).returncode == 0:
         say(f"  cluster: removing bridge {config.BRIDGE}")
-        _run(["ip", "link", "delete", config.BRIDGE], check=False)
+        _ip("link", "delete", config.BRIDGE, check=False)
     record = _record(ctx)
     if record.exists():
         for key, value in json.loads(record.read_text()).items():
@@ -100,13 +115,13 @@ def down(ctx: Context) -> None:
 def _remove_pod_chains() -> None:
     """Remove the CNI bridge plugin's masquerade chains for our pod network (left behind when a
     sandbox was not torn down through CNI), matched by our network name in their comments."""
-    save = _run(["iptables-save", "-t", "nat"], check=False).stdout
+    save = _run([debian.need("iptables-save"), "-t", "nat"], check=False).stdout
     chains = set()
     for line in save.splitlines():
         if line.startswith("-A POSTROUTING") and "culture-pods" in line and " -j CNI-" in line:
             chain = line.split(" -j ")[1].split()[0]
             chains.add(chain)
-            _run(["iptables", "-t", "nat", *shlex.split("-D " + line[3:])], check=False)
+            _iptables("-t", "nat", *shlex.split("-D " + line[3:]), check=False)
     for chain in chains:
-        _run(["iptables", "-t", "nat", "-F", chain], check=False)
-        _run(["iptables", "-t", "nat", "-X", chain], check=False)
+        _iptables("-t", "nat", "-F", chain, check=False)
+        _iptables("-t", "nat", "-X", chain, check=False)

@@ -193,6 +193,7 @@ LOGBACK_XML = """<configuration scan="false">
 class Cassandra(Server):
     name = "cassandra"
     port = CASSANDRA
+    commands = ("mvn",)  # Maven resolves the jars from Maven Central
     start_timeout = 240.0
     stop_timeout = 60.0
 

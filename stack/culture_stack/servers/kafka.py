@@ -372,6 +372,7 @@ def metadata_version_names(ctx: Context) -> dict[int, str]:
 class Kafka(Server):
     name = "kafka"
     port = KAFKA
+    commands = ("mvn",)  # Maven resolves the jars from Maven Central
     start_timeout = 120.0
     stop_timeout = 60.0
 

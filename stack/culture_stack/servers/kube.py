@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
-import fcntl
 import hashlib
 import ipaddress
 import json
@@ -26,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from culture_stack import tools
+from culture_stack import debian, locks, tools
 from culture_stack.ports import ETCD, ETCD_PEER, HOST, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER
 from culture_stack.server import Context, Launch, Server, StackError, say
 
@@ -41,6 +40,8 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CLUSTER_NAME = "culture-local"
 FRONT_PROXY_CLIENT = "front-proxy-client"  # the CN the API server uses towards aggregated API servers
 
+#: how long a process waits for another's Kubernetes build (cold on a busy 2-core machine: about an hour)
+BUILD_TIMEOUT = 2 * 3600.0
 BUILD_DIR = Path(__file__).resolve().parent.parent / "kube_build"
 HELM_BUILD_DIR = BUILD_DIR / "helm"
 
@@ -120,14 +121,9 @@ def _build_key() -> str:
 def _build_lock(ctx: Context) -> Iterator[None]:
     """One build at a time: the stack installs servers in parallel threads, and two recipes here
     need the same binaries."""
-    lock = ctx.tool("kube", ".build.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locks.held(ctx.tool("kube", ".build.lock"),
+                    f"the Kubernetes build lock ({ctx.tool('kube', 'build.log')})", timeout=BUILD_TIMEOUT):
+        yield
 
 
 def install_binaries(ctx: Context) -> Path:
@@ -392,9 +388,7 @@ class Etcd(Server):
     name = "etcd"
     port = ETCD
     start_timeout = 60.0
-
-    def install(self, ctx: Context) -> None:
-        tools.apt_install(["etcd-server"], provides="etcd")
+    commands = ("etcd",)
 
     def ports(self) -> tuple[int, ...]:
         return (ETCD, ETCD_PEER)
@@ -407,7 +401,7 @@ class Etcd(Server):
     def launch(self, ctx: Context) -> Launch:
         client, peer = f"http://{HOST}:{ETCD}", f"http://{HOST}:{ETCD_PEER}"
         return Launch([
-            tools.apt_install(["etcd-server"], provides="etcd"),
+            debian.need("etcd"),
             "--name=culture", f"--data-dir={ctx.data(self.name)}",
             f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
             f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",

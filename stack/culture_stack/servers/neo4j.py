@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from culture_stack import process, tools
+from culture_stack import debian, process, tools
 from culture_stack.ports import HOST, NEO4J_BOLT
 from culture_stack.server import Context, Launch, Server, StackError, say
 
@@ -94,7 +94,7 @@ def _javac(home: Path) -> Path:
     if javac.exists():
         return javac
     # a JRE without the compiler: the headless JDK package adds javac to the same home
-    tools.apt_install(["openjdk-17-jdk-headless"], provides="javac")
+    debian.install([debian.COMMANDS["javac"].package])
     for candidate in (javac, tools.java_home_exact(17) / "bin" / "javac"):
         if candidate.exists():
             return candidate
@@ -104,6 +104,7 @@ def _javac(home: Path) -> Path:
 class Neo4j(Server):
     name = "neo4j"
     port = NEO4J_BOLT
+    commands = ("mvn",)  # Maven resolves the jars from Maven Central
     # a new store creates the system and neo4j databases; on a busy 2-core machine that takes a while
     start_timeout = 300.0
     stop_timeout = 90.0

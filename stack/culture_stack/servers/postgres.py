@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 from pathlib import Path
 from typing import Any
 
-from culture_stack import process, tools
+from culture_stack import debian, process
 from culture_stack.ports import HOST, POSTGRES
-from culture_stack.server import Context, Launch, Server, StackError, run_sync
+from culture_stack.server import Context, Launch, Server, run_sync
 
 USER = "culture"
 PASSWORD = "culture"
@@ -19,13 +18,8 @@ OS_USER = "postgres"  # PostgreSQL refuses to run as root
 
 
 def _bindir() -> Path:
-    found = shutil.which("pg_ctl") or shutil.which("initdb")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
-    if versions:
-        return versions[-1]
-    raise StackError("PostgreSQL binaries not found")
+    """The newest PostgreSQL's server binaries (Debian keeps them off PATH), installed if missing."""
+    return Path(debian.need("initdb")).parent
 
 
 def dsn(database: str = DATABASE) -> str:
@@ -36,10 +30,9 @@ class Postgres(Server):
     name = "postgres"
     port = POSTGRES
     start_timeout = 60.0
+    commands = ("initdb", "postgres")
 
     def install(self, ctx: Context) -> None:
-        if not (shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))):
-            tools.apt_install(["postgresql"], provides="psql")
         if os.geteuid() == 0:
             try:
                 pwd.getpwnam(OS_USER)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from culture_stack import tools
+from culture_stack import debian
 from culture_stack.ports import HOST, REDIS
 from culture_stack.server import Context, Launch, Server
 
@@ -13,9 +13,7 @@ class Redis(Server):
     name = "redis"
     port = REDIS
     start_timeout = 30.0
-
-    def install(self, ctx: Context) -> None:
-        tools.apt_install(["redis-server"], provides="redis-server")
+    commands = ("redis-server",)
 
     def init_data(self, ctx: Context) -> None:
         ctx.data(self.name).mkdir(parents=True, exist_ok=True)
@@ -28,7 +26,7 @@ class Redis(Server):
         )
 
     def launch(self, ctx: Context) -> Launch:
-        return Launch([tools.apt_install(["redis-server"], provides="redis-server"),
+        return Launch([debian.need("redis-server"),
                        str(ctx.conf(self.name) / "redis.conf")])
 
     def _client(self):
