@@ -4,21 +4,51 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# Every Python package comes from the lock file uv.lock (made by `make lock` from pyproject.toml),
+# so a fresh machine, CI and the images get the same versions. uv itself (PyPI) is pinned here.
+UV_VERSION := 0.13.8
+UV := $(BIN)/uv --no-python-downloads
+# The runtime dependencies (no extras) with hashes, exported from uv.lock for the Dockerfiles' pip.
+IMAGE_REQUIREMENTS := requirements-runtime.txt
+IMAGE_EXTRAS :=
+UV_EXPORT = $(UV) export --frozen --quiet --format requirements-txt --no-emit-project --no-dev \
+	    $(foreach e,$(IMAGE_EXTRAS),--extra $(e))
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: up test venv lint unit stack-up stack-down status
+.PHONY: up test venv lint unit stack-up stack-down status lock lock-upgrade lock-check
 
-$(STAMP): pyproject.toml
-	@echo "==> setting up $(VENV) (Python packages from PyPI; wheels cached by pip outside the repo)"
+$(VENV)/.uv-$(UV_VERSION):
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@$(BIN)/pip install -q --upgrade pip
-	@$(BIN)/pip install -e '.[dev]'
+	@$(BIN)/pip install -q --disable-pip-version-check 'uv==$(UV_VERSION)'
+	@rm -f $(VENV)/.uv-* && touch $@
+
+# The venv is exactly the lock: every extra, the project itself editable. --locked refuses a lock
+# that no longer matches pyproject.toml (then: `make lock`, commit uv.lock and $(IMAGE_REQUIREMENTS)).
+$(STAMP): pyproject.toml uv.lock $(VENV)/.uv-$(UV_VERSION)
+	@echo "==> setting up $(VENV) from uv.lock (packages from PyPI, cached by uv outside the repo)"
+	@$(UV) sync --locked --all-extras || { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock and $(IMAGE_REQUIREMENTS)" >&2; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# After editing the dependencies in pyproject.toml: re-resolve what changed, keep every other pin.
+lock: $(VENV)/.uv-$(UV_VERSION)
+	$(UV) lock $(LOCK_ARGS)
+	$(UV_EXPORT) > $(IMAGE_REQUIREMENTS)
+
+# Every package to the newest version pyproject.toml allows (one package: make lock LOCK_ARGS='--upgrade-package kopf').
+lock-upgrade: LOCK_ARGS = --upgrade
+lock-upgrade: lock
+
+# Part of `make test`: the lock matches pyproject.toml and the images' requirements match the lock.
+lock-check: $(VENV)/.uv-$(UV_VERSION)
+	@echo "==> checking that uv.lock and $(IMAGE_REQUIREMENTS) match pyproject.toml"
+	@$(UV) lock --check --quiet || { echo "uv.lock is out of date: run 'make lock'" >&2; exit 1; }
+	@$(UV_EXPORT) | diff -u $(IMAGE_REQUIREMENTS) - \
+	  || { echo "$(IMAGE_REQUIREMENTS) is out of date: run 'make lock'" >&2; exit 1; }
 
 venv: $(STAMP)
 
 # Extra checks other parts of the tree contribute to `make test` (e.g. the protobuf contracts).
-CHECKS :=
+CHECKS := lock-check
 -include proto/checks.mk
 
 # The local stack, then every role of the registration slice as supervised local processes

@@ -161,7 +161,7 @@ def image_tag(repo: Path | None = None) -> str:
     """A tag that changes with the sources: the short hash of the files an image is built from."""
     repo = repo or paths.repo_root()
     h = hashlib.sha256()
-    for top in ("pyproject.toml", "README.md", "operator", "services", "stack"):
+    for top in ("requirements-runtime.txt", "pyproject.toml", "README.md", "operator", "services", "stack"):
         p = repo / top
         files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file()
                                                 and "__pycache__" not in f.parts)
