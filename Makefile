@@ -75,6 +75,16 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -m unit
 
-test: venv lint $(CHECKS) stack-up
-	@echo "==> running the tests (unit, integration, e2e) against the local stack"
-	$(BIN)/pytest
+# One pytest run per layer, so each layer's time is its own; exit status 5 (no test in the layer) is
+# not a failure. Every phase is timed by stack/culture_stack/phases.py (standard library only: it runs
+# before the venv exists), which prints a table of the phases (and the builds inside them) at the end,
+# also when one failed. The test layers keep going after a failure, the other phases stop the run.
+PYTEST_LAYER = $(BIN)/pytest -m $(1) || test \$$? -eq 5
+test:
+	@$(PY) stack/culture_stack/phases.py run --keep-going unit,integration,e2e \
+	  "set-up (venv)=$(MAKE) --no-print-directory venv" \
+	  "lint/contracts=$(MAKE) --no-print-directory lint $(CHECKS)" \
+	  "unit=$(call PYTEST_LAYER,unit)" \
+	  "stack=$(MAKE) --no-print-directory stack-up" \
+	  "integration=$(call PYTEST_LAYER,integration)" \
+	  "e2e=$(call PYTEST_LAYER,e2e)"

@@ -61,3 +61,17 @@ def unique(issued_names: set[str]) -> str:
     name = "t" + uuid.uuid4().hex[:12]
     issued_names.add(name)
     return name
+
+
+LAYERS = ("unit", "integration", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is in exactly one layer: `make test` runs one pytest per layer marker, so a test
+    with none would never run and a test with two would run twice."""
+    wrong = [f"{item.nodeid}: {found or 'no layer marker'}" for item in items
+             if len(found := [m for m in LAYERS if item.get_closest_marker(m)]) != 1]
+    if wrong:
+        raise pytest.UsageError("each test needs exactly one of the markers "
+                                f"{', '.join(LAYERS)}:\n  " + "\n  ".join(wrong))

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from culture_stack import debian, process
+from culture_stack import debian, phases, process
 from culture_stack.server import Context, StackError, say
 
 
@@ -85,15 +85,16 @@ def maven_classpath(ctx: Context, name: str, artifacts: list[str], *, exclusions
     if lib.exists():
         shutil.rmtree(lib)
     say(f"  {name}: resolving {', '.join(artifacts)} from Maven Central (first time only)...")
-    process.run(
-        [
-            mvn, "-B", "-ntp", f"-Dmaven.repo.local={ctx.tool('m2')}",
-            "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={lib}",
-        ],
-        cwd=work,
-        what=f"mvn dependency:copy-dependencies ({name})",
-        log=ctx.tool(name, "maven.log"),
-    )
+    with phases.step(f"maven fetch {name}"):
+        process.run(
+            [
+                mvn, "-B", "-ntp", f"-Dmaven.repo.local={ctx.tool('m2')}",
+                "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={lib}",
+            ],
+            cwd=work,
+            what=f"mvn dependency:copy-dependencies ({name})",
+            log=ctx.tool(name, "maven.log"),
+        )
     marker.write_text("\n".join(artifacts) + "\n")
     return lib
 
@@ -122,6 +123,7 @@ def go_build(ctx: Context, name: str, module_dir: Path, packages: dict[str, str]
         if target.exists():
             continue
         say(f"  {name}: building {binary} from {pkg} (first time only, may take minutes)...")
-        process.run([go, "build", "-trimpath", "-o", str(target), pkg], cwd=module_dir, env=go_env,
-                    what=f"go build -o {binary} {pkg}", log=ctx.tool(name, "build.log"))
+        with phases.step(f"go build {binary}"):
+            process.run([go, "build", "-trimpath", "-o", str(target), pkg], cwd=module_dir, env=go_env,
+                        what=f"go build -o {binary} {pkg}", log=ctx.tool(name, "build.log"))
     return bin_dir

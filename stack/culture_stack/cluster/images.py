@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from culture_stack import debian, paths, process
+from culture_stack import debian, paths, phases, process
 from culture_stack.cluster import config
 from culture_stack.server import Context, StackError, say
 
@@ -138,19 +138,20 @@ def build_base(ctx: Context, *, force: bool = False) -> str:
     ref = config.BASE_IMAGE
     if not force and image_exists(ref):
         return ref
-    tarball = base_rootfs(ctx)
-    work = ctx.tool("cluster", "base-image")
-    work.mkdir(parents=True, exist_ok=True)
-    link = work / "rootfs.tar"
-    link.unlink(missing_ok=True)
-    os.link(tarball, link)  # the build context must hold the tarball; a hard link costs nothing
-    (work / "Dockerfile").write_text(
-        "FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\n"
-        "RUN python3 --version\nCMD [\"python3\"]\n")
-    say("  cluster: building the Python base image")
-    _buildah(ctx, "bud", "--isolation", "chroot", "--layers=false", "-t", ref, str(work),
-             what=f"buildah bud {ref}")
-    push(ctx, ref)
+    with phases.step("image culture/python-base (debootstrap rootfs if not cached)"):
+        tarball = base_rootfs(ctx)
+        work = ctx.tool("cluster", "base-image")
+        work.mkdir(parents=True, exist_ok=True)
+        link = work / "rootfs.tar"
+        link.unlink(missing_ok=True)
+        os.link(tarball, link)  # the build context must hold the tarball; a hard link costs nothing
+        (work / "Dockerfile").write_text(
+            "FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\n"
+            "RUN python3 --version\nCMD [\"python3\"]\n")
+        say("  cluster: building the Python base image")
+        _buildah(ctx, "bud", "--isolation", "chroot", "--layers=false", "-t", ref, str(work),
+                 what=f"buildah bud {ref}")
+        push(ctx, ref)
     return ref
 
 
@@ -179,11 +180,12 @@ def build_dockerfile(ctx: Context, dockerfile: Path, ref: str, *, push_image: bo
     say(f"  cluster: building {ref} from {dockerfile.relative_to(repo)} "
         f"(log {ctx.tool('cluster', 'images.log')})")
     t0 = time.monotonic()
-    _buildah(ctx, "bud", "--isolation", "chroot", "--network", "host", "--tls-verify=false",
-             "--layers", "--build-arg", f"BASE_IMAGE={base}", "-f", str(dockerfile), "-t", ref, str(repo),
-             what=f"buildah bud -f {dockerfile.relative_to(repo)} -t {ref}")
-    if push_image:
-        push(ctx, ref)
+    with phases.step(f"image {ref.split('/', 1)[-1]}"):
+        _buildah(ctx, "bud", "--isolation", "chroot", "--network", "host", "--tls-verify=false",
+                 "--layers", "--build-arg", f"BASE_IMAGE={base}", "-f", str(dockerfile), "-t", ref, str(repo),
+                 what=f"buildah bud -f {dockerfile.relative_to(repo)} -t {ref}")
+        if push_image:
+            push(ctx, ref)
     say(f"  cluster: {ref} built{' and pushed' if push_image else ''} in {time.monotonic() - t0:.0f}s")
     return ref
 
