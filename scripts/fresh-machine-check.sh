@@ -11,7 +11,7 @@
 #    truth; the owners are the real packages behind metapackages), plus what apt then finds unused; it refuses when apt would also remove a package of the base system or one of
 #    the README's requirements (JDK, Maven, Go, Node.js, Python, git);
 # 4. runs `make test` in the clone under /usr/bin/time with empty CULTURE_CACHE_DIR, CULTURE_STATE_DIR,
-#    pip and npm caches (all under DIR), logging to DIR/make-test.log (time and peak memory in
+#    pip, uv and npm caches (all under DIR), logging to DIR/make-test.log (time and peak memory in
 #    DIR/time.txt).
 #
 # --dry-run prints every step (and what apt would remove: `apt-get -s`, which changes nothing) and
@@ -120,7 +120,7 @@ fi
 say "4. make test in $dir/clone with empty caches and state (log: $dir/make-test.log)"
 fresh_env=(
   CULTURE_CACHE_DIR="$dir/cache" CULTURE_STATE_DIR="$dir/state"
-  PIP_CACHE_DIR="$dir/pip-cache" npm_config_cache="$dir/npm-cache" CI=true
+  PIP_CACHE_DIR="$dir/pip-cache" UV_CACHE_DIR="$dir/uv-cache" npm_config_cache="$dir/npm-cache" CI=true
 )
 timer=()
 if [[ -x /usr/bin/time ]]; then timer=(/usr/bin/time -v -o "$dir/time.txt"); fi
