@@ -32,7 +32,7 @@ import httpx
 
 from culture.events.v1 import catalog_events_pb2
 from culture_contracts.topics import ALL_TOPICS, topic_of
-from culture_runtime.dev import (
+from culture_stack.dev import (
     SLICE,
     Supervisor,
     available_roles,

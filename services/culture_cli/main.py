@@ -9,7 +9,7 @@ import sys
 from culture_stack.server import StackError
 
 # modules that each add their verbs to the parser with register(subparsers)
-_COMMANDS = ("culture_stack.cli", "culture_stack.cluster.cli", "culture_runtime.serve", "culture_runtime.dev",
+_COMMANDS = ("culture_stack.cli", "culture_stack.cluster.cli", "culture_runtime.serve", "culture_stack.dev",
              "culture_events.outbox.cli")
 
 
