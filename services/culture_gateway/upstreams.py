@@ -86,7 +86,8 @@ class _Unconfigured:
 
     def __getattr__(self, method: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
+            why = f"the {self.name} upstream is not configured in this installation"
             raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                       details=f"the {self.name} upstream is not configured in this installation")
+                                       details=why)
 
         return call

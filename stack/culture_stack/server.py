@@ -20,7 +20,6 @@ from culture_stack import paths, process
 from culture_stack.console import StackError, say  # re-exported: most recipes import them from here
 from culture_stack.ports import HOST
 
-
 T = TypeVar("T")
 
 

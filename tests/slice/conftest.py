@@ -23,9 +23,9 @@ import pytest
 
 from culture_contracts.topics import ALL_TOPICS
 from culture_events.testing.kafka_proxy import KafkaProxy
-from culture_stack.dev import SLICE, Supervisor, available_roles, free_port, position_groups_at_end
 from culture_runtime.settings import PlatformSettings
 from culture_stack import registry, stack
+from culture_stack.dev import SLICE, Supervisor, available_roles, free_port, position_groups_at_end
 from culture_stack.server import Context
 
 #: failed logins per login+IP before 429, for this run (small: the test makes them all)
