@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # the services' own settings class: env names are derived from it, never spelled twice
-from culture_identity.settings import encode_private_key
+from culture_contracts.signing_keys import encode_private_key
 from culture_operator.spec import (
     EVENT_TOPICS,
     GROUP,
