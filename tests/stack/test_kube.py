@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from culture_stack import registry, stack
+from culture_stack import pki, registry, stack
 from culture_stack.server import Context
 from culture_stack.servers import kube
 
@@ -50,8 +50,8 @@ def test_admin_certificate_names_user_and_group() -> None:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    ca_cert, ca_key = kube.make_ca("test-ca", days=1)
-    cert_pem, _ = kube.make_cert(ca_cert, ca_key, **kube.LEAF_CERTS["admin"])
+    ca_cert, ca_key = pki.make_ca("test-ca", days=1)
+    cert_pem, _ = pki.make_cert(ca_cert, ca_key, **pki.LEAF_CERTS["admin"])
     cert = x509.load_pem_x509_certificate(cert_pem)
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "admin"
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
@@ -60,7 +60,7 @@ def test_admin_certificate_names_user_and_group() -> None:
 
 @pytest.mark.unit
 def test_kubeconfig_is_self_contained() -> None:
-    config = kube.build_kubeconfig(server="https://127.0.0.1:16443", ca_pem=b"CA", cert_pem=b"CERT",
+    config = pki.build_kubeconfig(server="https://127.0.0.1:16443", ca_pem=b"CA", cert_pem=b"CERT",
                                    key_pem=b"KEY", user="admin")
     assert config["current-context"] == config["contexts"][0]["name"]
     cluster = config["clusters"][0]["cluster"]
