@@ -394,11 +394,8 @@ class _Subscription(ConsumerRebalanceListener):
                         if tracker.rewind_to is not None or closing.is_set():
                             break
                         offset = record.offset
-                        # tracker.should_deliver() and delivered(), and from_record(), inlined: this
-                        # runs for every record
-                        if (offset >= tracker.committed and offset not in tracker.in_flight
-                                and offset not in tracker.acked):
-                            tracker.in_flight.add(offset)
+                        # from_record() inlined: this runs for every record
+                        if tracker.deliver(offset):
                             self.in_flight += 1
                             metadata = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
                             if record.key is not None and PARTITION_KEY not in metadata:
