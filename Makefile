@@ -71,6 +71,7 @@ status: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 unit: venv
 	$(BIN)/pytest -m unit

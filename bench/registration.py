@@ -32,7 +32,9 @@ import httpx
 
 from culture.events.v1 import catalog_events_pb2
 from culture_contracts.topics import ALL_TOPICS, topic_of
-from culture_runtime.dev import (
+from culture_runtime.settings import PlatformSettings
+from culture_stack import registry, stack
+from culture_stack.dev import (
     SLICE,
     Supervisor,
     available_roles,
@@ -40,8 +42,7 @@ from culture_runtime.dev import (
     position_groups_at_end,
     topic_ends,
 )
-from culture_runtime.settings import PlatformSettings
-from culture_stack import registry, stack
+from culture_stack.endpoints import platform_settings, with_platform_env
 from culture_stack.server import Context, say
 
 PROFILE_CREATED = topic_of(catalog_events_pb2.ProfileCreated)
@@ -179,7 +180,7 @@ async def start_slice(run: str, platform: PlatformSettings) -> tuple[Supervisor,
         say("note: not in this build, not started: " + ", ".join(missing))
     groups = {svc: f"{svc}-bench-{run}" for svc in ("catalog", "mailer", "notifier")}
     await position_groups_at_end(platform.kafka_bootstrap, list(groups.values()), ALL_TOPICS)
-    env = {**os.environ, "CULTURE_IDENTITY_DB_SCHEMA": f"bench_{run}",
+    env = {**with_platform_env(dict(os.environ)), "CULTURE_IDENTITY_DB_SCHEMA": f"bench_{run}",
            "CULTURE_CATALOG_DATABASE": f"catalog_bench_{run}",
            "CULTURE_IDENTITY_POOL_MAX_SIZE": "20",
            **{f"CULTURE_{s.upper()}_CONSUMER_GROUP": g for s, g in groups.items()}}
@@ -204,7 +205,7 @@ async def cleanup(run: str, platform: PlatformSettings) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    platform = PlatformSettings()
+    platform = platform_settings()
     run = uuid.uuid4().hex[:6]
     supervisor: Supervisor | None = None
     t0 = time.monotonic()

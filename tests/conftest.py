@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,16 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from culture_stack import process, registry, stack
+from culture_stack.endpoints import platform_env
 from culture_stack.server import Context
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The services have no default endpoints: the tests point them (PlatformSettings in this process,
+    and the `culture serve` children, which inherit the environment) at the local stack, unless the
+    environment already says otherwise."""
+    for name, value in platform_env().items():
+        os.environ.setdefault(name, value)
 
 
 @pytest.fixture(scope="session")

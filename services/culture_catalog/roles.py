@@ -32,7 +32,7 @@ def _store(platform: PlatformSettings, settings: CatalogSettings) -> ProfileStor
 
 async def worker() -> None:
     """Consume identity.user-registered; create profiles (ProfileCreated via the outbox)."""
-    platform, settings = PlatformSettings(), CatalogSettings()
+    platform, settings = PlatformSettings().require("mongo_uri", "kafka_bootstrap"), CatalogSettings()
     store = _store(platform, settings)
 
     def install(router: Router, wiring: Wiring) -> None:
@@ -49,7 +49,7 @@ async def worker() -> None:
 
 async def relay() -> None:
     """Publish the committed outbox documents (ProfileCreated) to Kafka."""
-    platform, settings = PlatformSettings(), CatalogSettings()
+    platform, settings = PlatformSettings().require("mongo_uri", "kafka_bootstrap"), CatalogSettings()
     outbox_relay = Relay(
         MongoStore(platform.mongo_uri, settings.database, settings.outbox_collection,
                    lease=settings.relay_lease_seconds),
@@ -66,7 +66,7 @@ async def relay() -> None:
 
 async def api_read() -> None:
     """CatalogService (GetProfile) over gRPC."""
-    platform, settings = PlatformSettings(), CatalogSettings()
+    platform, settings = PlatformSettings().require("mongo_uri"), CatalogSettings()
     store = _store(platform, settings)
 
     async def stop() -> None:

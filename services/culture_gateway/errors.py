@@ -1,4 +1,5 @@
-"""gRPC status -> HTTP status and JSON error body. Pure: unit-tested without servers.
+"""gRPC status -> HTTP status and JSON error body, and the error the routes raise (HttpError). Pure:
+unit-tested without servers.
 
 Body: {"error": {"status": "ALREADY_EXISTS", "message": "...", "fields": {"username": "..."}}},
 where `fields` names each offending request field (from google.rpc.BadRequest).
@@ -67,3 +68,13 @@ def grpc_error_response(code: grpc.StatusCode, message: str, fields: Mapping[str
     body = error_body(code.name, message, fields, retry_after_seconds=retry_after if status == 429 else None,
                       correlation_id=correlation_id)
     return status, body, headers
+
+
+class HttpError(Exception):
+    """An error answered as JSON with the given HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields, self.headers = fields, headers or {}

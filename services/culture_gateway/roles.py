@@ -45,7 +45,7 @@ class _DrainingServer(uvicorn.Server):
 
 async def api() -> None:
     """Serve the gateway until SIGTERM/SIGINT."""
-    settings, platform = GatewaySettings(), PlatformSettings()
+    platform, settings = PlatformSettings().require("redis_url"), GatewaySettings()
     upstreams = Upstreams(settings)
     gateway = Gateway(settings, upstreams, platform.redis_url)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from culture_runtime.dev import DEV_PORTS
 
 UPSTREAMS = ("identity-write", "identity-read", "notifier")
 
@@ -16,13 +14,12 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CULTURE_GATEWAY_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 inside a pod")
-    port: int = Field(DEV_PORTS[("gateway", "api")], ge=0, le=65535, description="HTTP port")
-    identity_write: str = Field(f"127.0.0.1:{DEV_PORTS[('identity', 'api-write')]}",
-                                description="host:port of identity api-write")
-    identity_read: str = Field(f"127.0.0.1:{DEV_PORTS[('identity', 'api-read')]}",
-                               description="host:port of identity api-read")
-    notifier: str = Field(f"127.0.0.1:{DEV_PORTS[('notifier', 'api-read')]}",
-                          description="host:port of notifier api-read")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port")
+    # no defaults: an upstream is where this installation runs it (the operator and `culture dev up`
+    # pass each); one not in required_upstreams may stay unset (its routes then answer 503)
+    identity_write: str | None = Field(None, description="host:port of identity api-write")
+    identity_read: str | None = Field(None, description="host:port of identity api-read")
+    notifier: str | None = Field(None, description="host:port of notifier api-read")
     required_upstreams: list[str] = Field(
         default_factory=lambda: list(UPSTREAMS),
         description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
@@ -44,8 +41,23 @@ class GatewaySettings(BaseSettings):
 
     @field_validator("identity_write", "identity_read", "notifier")
     @classmethod
-    def _target(cls, value: str) -> str:
+    def _target(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not host:port")
         return value
+
+    @model_validator(mode="after")
+    def _required_set(self) -> GatewaySettings:
+        missing = [f"CULTURE_GATEWAY_{name.upper().replace('-', '_')}" for name in self.required_upstreams
+                   if self.upstream(name) is None]
+        if missing:
+            raise ValueError(f"missing settings: {', '.join(missing)} (host:port of each required upstream; "
+                             "CULTURE_GATEWAY_REQUIRED_UPSTREAMS names the required ones)")
+        return self
+
+    def upstream(self, name: str) -> str | None:
+        """host:port of the upstream `name` ("identity-write", ...), None when not configured."""
+        return getattr(self, name.replace("-", "_"))

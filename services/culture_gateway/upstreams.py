@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from culture.identity.v1 import identity_pb2_grpc
 from culture.notifier.v1 import notifier_pb2_grpc
-from culture_gateway.settings import GatewaySettings
+from culture_gateway.settings import UPSTREAMS, GatewaySettings
 from culture_grpc.client import insecure_channel
 
 log = logging.getLogger("culture_gateway")
@@ -24,14 +25,19 @@ class Upstreams:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.targets = {"identity-write": settings.identity_write, "identity-read": settings.identity_read,
-                        "notifier": settings.notifier}
+        # an upstream this installation does not run (not configured) gets no channel, and its stub
+        # fails every call with UNAVAILABLE, as an unreachable one would
+        self.targets = {name: target for name in UPSTREAMS if (target := settings.upstream(name)) is not None}
         self.channels = {name: insecure_channel(target) for name, target in self.targets.items()}
-        self.identity_write = identity_pb2_grpc.IdentityServiceStub(self.channels["identity-write"])
-        self.identity_read = identity_pb2_grpc.IdentityServiceStub(self.channels["identity-read"])
-        self.notifier = notifier_pb2_grpc.NotifierServiceStub(self.channels["notifier"])
+        self.identity_write = self._stub(identity_pb2_grpc.IdentityServiceStub, "identity-write")
+        self.identity_read = self._stub(identity_pb2_grpc.IdentityServiceStub, "identity-read")
+        self.notifier = self._stub(notifier_pb2_grpc.NotifierServiceStub, "notifier")
         self.health: dict[str, str] = dict.fromkeys(self.targets, "UNKNOWN")
         self._task: asyncio.Task[None] | None = None
+
+    def _stub(self, stub_class: Any, name: str) -> Any:
+        channel = self.channels.get(name)
+        return stub_class(channel) if channel is not None else _Unconfigured(name)
 
     @property
     def ready(self) -> bool:
@@ -70,3 +76,18 @@ class Upstreams:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await asyncio.gather(*(ch.close() for ch in self.channels.values()))
+
+
+class _Unconfigured:
+    """The stub of an upstream with no address: every call fails as UNAVAILABLE (the gateway says 503)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            why = f"the {self.name} upstream is not configured in this installation"
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       details=why)
+
+        return call

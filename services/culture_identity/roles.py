@@ -34,7 +34,8 @@ def signer_of(settings: IdentitySettings) -> TokenSigner:
 
 
 async def _api(role: str, writes: bool) -> None:
-    platform, settings = PlatformSettings(), IdentitySettings()
+    platform = PlatformSettings().require("postgres_dsn", *(("redis_url",) if writes else ()))
+    settings = IdentitySettings()
     store = IdentityStore(platform.postgres_dsn, settings.db_schema,
                           min_size=settings.pool_min_size, max_size=settings.pool_max_size,
                           registered_topic=platform.topic(topic_of(identity_events_pb2.UserRegistered)))
@@ -71,7 +72,7 @@ async def api_read() -> None:
 
 async def relay() -> None:
     """Publish committed outbox rows (UserRegistered) to Kafka."""
-    platform, settings = PlatformSettings(), IdentitySettings()
+    platform, settings = PlatformSettings().require("postgres_dsn", "kafka_bootstrap"), IdentitySettings()
     store = IdentityStore(platform.postgres_dsn, settings.db_schema, min_size=1, max_size=1)
     topics = [platform.topic(t) for t in TOPICS]
     outbox_relay = Relay(

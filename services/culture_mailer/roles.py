@@ -12,7 +12,8 @@ from culture_runtime.worker import Wiring, run_worker
 
 async def worker() -> None:
     """Consume identity.user-registered; send one welcome mail per user."""
-    platform, settings = PlatformSettings(), MailerSettings()
+    platform = PlatformSettings().require("redis_url", "smtp_host", "kafka_bootstrap")
+    settings = MailerSettings()
     ledger = Ledger(platform.redis_url, settings.ledger_ttl_seconds)
 
     def install(router: Router, wiring: Wiring) -> None:

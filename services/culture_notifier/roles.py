@@ -15,7 +15,7 @@ from culture_runtime.worker import Wiring, run_worker
 
 async def worker() -> None:
     """Consume the registration flow's events; record and publish each job's steps."""
-    platform, settings = PlatformSettings(), NotifierSettings()
+    platform, settings = PlatformSettings().require("redis_url", "kafka_bootstrap"), NotifierSettings()
     store = JobStore(platform.redis_url, settings.job_ttl_seconds)
 
     def install(router: Router, wiring: Wiring) -> None:
@@ -29,7 +29,7 @@ async def worker() -> None:
 
 async def api_read() -> None:
     """NotifierService (GetJobStatus, WatchJob) over gRPC."""
-    platform, settings = PlatformSettings(), NotifierSettings()
+    platform, settings = PlatformSettings().require("redis_url"), NotifierSettings()
     store = JobStore(platform.redis_url, settings.job_ttl_seconds)
     await run_grpc_service(
         "notifier api-read",

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
+from culture_runtime.settings import MissingSettings
+
 Role = Callable[[], Awaitable[None]]
 
 #: the services `culture serve` knows, in the order of ARCHITECTURE.md
@@ -39,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run one role of a service (api-write, api-read, worker, relay, api)",
         description="Run one role of one service in the foreground until SIGTERM/SIGINT. Settings come "
-        "from CULTURE_* environment variables and default to the local stack's servers.",
+        "from CULTURE_* environment variables; the servers' endpoints have no defaults (a role started "
+        "without the ones it needs names them and exits 2; `culture dev up` passes the local stack's).",
     )
     p.add_argument("service", choices=SERVICES, help="the service")
     p.add_argument("--role", required=True, help="the role to run, e.g. api-write, api-read, worker, relay")
@@ -62,6 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(roles[args.role]())
     except ValidationError as exc:
         print(f"error: invalid settings for {args.service} {args.role}:\n{exc}", file=sys.stderr)
+        return 2
+    except MissingSettings as exc:
+        print(f"error: {args.service} {args.role} cannot start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

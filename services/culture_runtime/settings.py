@@ -1,7 +1,9 @@
 """Settings every service reads: where the platform's servers are.
 
-Parsed once from CULTURE_* environment variables into a typed object; the defaults point at the
-local stack (`culture stack up`), so `culture serve` works on a developer machine with no set-up.
+Parsed once from CULTURE_* environment variables into a typed object. There are no defaults for the
+endpoints: a role names the ones it uses (`PlatformSettings.require`), and starting it without them
+fails with the list of missing variables. In a cluster the operator sets them; on a developer
+machine `culture dev up` and the tests pass the local stack's (culture_stack.endpoints).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from culture_stack import ports
+
+class MissingSettings(ValueError):
+    """Settings a role needs are not set; the message names each variable and what it is."""
 
 
 class PlatformSettings(BaseSettings):
@@ -17,22 +21,35 @@ class PlatformSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CULTURE_", extra="ignore")
 
-    kafka_bootstrap: str = Field(f"{ports.HOST}:{ports.KAFKA}", description="Kafka bootstrap servers")
-    postgres_dsn: str = Field(
-        f"postgresql://culture:culture@{ports.HOST}:{ports.POSTGRES}/culture", description="PostgreSQL DSN"
-    )
-    mongo_uri: str = Field(f"mongodb://{ports.HOST}:{ports.MONGO}/?directConnection=true",
-                           description="MongoDB connection string")
-    redis_url: str = Field(f"redis://{ports.HOST}:{ports.REDIS}/0", description="Redis URL")
-    cassandra_contact_points: str = Field(ports.HOST, description="comma-separated Cassandra hosts")
-    cassandra_port: int = Field(ports.CASSANDRA, ge=1, le=65535)
-    neo4j_uri: str = Field(f"bolt://{ports.HOST}:{ports.NEO4J_BOLT}", description="Neo4j Bolt URI")
-    smtp_host: str = Field(ports.HOST, description="SMTP server for outgoing mail")
-    smtp_port: int = Field(ports.SMTP, ge=1, le=65535)
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers (host:port,...)")
+    postgres_dsn: str | None = Field(None, description="PostgreSQL DSN (postgresql://user:pw@host:port/db)")
+    mongo_uri: str | None = Field(None, description="MongoDB connection string (mongodb://host:port/...)")
+    redis_url: str | None = Field(None, description="Redis URL (redis://host:port/db)")
+    cassandra_contact_points: str | None = Field(None, description="comma-separated Cassandra hosts")
+    cassandra_port: int = Field(9042, ge=1, le=65535, description="Cassandra's CQL port")
+    neo4j_uri: str | None = Field(None, description="Neo4j Bolt URI (bolt://host:port)")
+    smtp_host: str | None = Field(None, description="SMTP server for outgoing mail")
+    smtp_port: int = Field(25, ge=1, le=65535, description="port of the SMTP server")
     topic_namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
                                  description="prefix of every event topic ('<ns>.identity.user-registered'), "
                                  "so several installations or test runs can share one Kafka; empty for the "
                                  "plain names. Every service of one installation must agree on it.")
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The variable `field` is read from (KeyError when there is no such field)."""
+        if field not in cls.model_fields:
+            raise KeyError(f"PlatformSettings has no field {field!r}")
+        return str(cls.model_config.get("env_prefix", "")).upper() + field.upper()
+
+    def require(self, *fields: str) -> PlatformSettings:
+        """Self, when every one of `fields` is set; else MissingSettings naming each missing variable."""
+        missing = [f for f in fields if getattr(self, f) in (None, "")]
+        if missing:
+            lines = "\n".join(f"  {self.env_name(f)}: {PlatformSettings.model_fields[f].description}"
+                              for f in missing)
+            raise MissingSettings(f"missing settings (environment variables):\n{lines}")
+        return self
 
     def topic(self, name: str) -> str:
         """The topic `name` (e.g. topic_of(UserRegistered)) in this installation's namespace."""

@@ -114,7 +114,7 @@ async def run_worker(
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run a service's consumers until SIGTERM/SIGINT (see the module docstring)."""
-    platform = platform or PlatformSettings()
+    platform = (platform or PlatformSettings()).require("kafka_bootstrap")
     publisher = KafkaPublisher(platform.kafka_bootstrap, client_id=f"culture-{service}")
     subscriber = KafkaSubscriber(platform.kafka_bootstrap, group=settings.consumer_group,
                                  client_id=f"culture-{service}")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from culture_stack.console import StackError, say
 from culture_stack.ports import HOST
 
 
@@ -155,8 +156,6 @@ def run(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] 
 
     With `log`, output goes to that file (and its tail is shown on failure); otherwise it streams.
     """
-    from culture_stack.server import StackError, say
-
     full_env = dict(os.environ)
     if env:
         full_env.update(env)

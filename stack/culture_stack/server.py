@@ -11,19 +11,14 @@ import abc
 import asyncio
 import concurrent.futures
 import dataclasses
-import sys
 import time
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from culture_stack import paths, process
+from culture_stack.console import StackError, say  # re-exported: most recipes import them from here
 from culture_stack.ports import HOST
-
-
-class StackError(RuntimeError):
-    """A stack step failed; the message says what and what to do about it."""
-
 
 T = TypeVar("T")
 
@@ -37,11 +32,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-def say(message: str) -> None:
-    """Progress output: one line, flushed at once so long steps are visible as they happen."""
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)

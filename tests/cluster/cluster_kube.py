@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from typing import Any
 
 from culture_stack.server import Context
@@ -61,18 +59,6 @@ def ready(pod: dict[str, Any]) -> bool:
     """True when the pod's Ready condition is True."""
     conditions = pod.get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, *,
-             diagnose: Callable[[], str] = str) -> Any:
-    """Poll check() until it returns something truthy; fail after timeout with diagnose()'s text."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{diagnose()}")
 
 
 def describe(cluster: Kube, namespace: str) -> str:

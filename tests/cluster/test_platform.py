@@ -16,8 +16,9 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
-from cluster_kube import Kube, describe, ready, wait_for
+from cluster_kube import Kube, describe, ready
 
+from culture_events.testing import wait_until_sync
 from culture_operator.spec import SERVICE_ROLES
 from culture_runtime.serve import roles_of
 from culture_stack import paths
@@ -107,8 +108,8 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
             pods = cluster.pods(namespace, f"{INSTANCE}={name}")
             return len(pods) == expected and all(ready(p) for p in pods)
 
-        wait_for(f"all {expected} pods of {BUILT} Ready", all_ready, 600,
-                 diagnose=lambda: describe(cluster, namespace))
+        wait_until_sync(all_ready, 600, f"all {expected} pods of {BUILT} Ready",
+                        diagnose=lambda: describe(cluster, namespace), interval=1.0)
         pods_ready = time.monotonic() - started
 
         def cp_ready() -> bool:
@@ -116,7 +117,8 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
             conds = cp.get("status", {}).get("conditions", [])
             return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
-        wait_for("kubectl get cp: Ready=True", cp_ready, 120, diagnose=lambda: describe(cluster, namespace))
+        wait_until_sync(cp_ready, 120, "kubectl get cp: Ready=True",
+                        diagnose=lambda: describe(cluster, namespace), interval=1.0)
         say(f"  platform: {expected} pods Ready after {pods_ready:.0f}s, "
             f"cp Ready=True after {time.monotonic() - started:.0f}s")
         printed = cluster.run("get", "cp", name, "-n", namespace).stdout
@@ -129,9 +131,11 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
         service, role = SCALED
         cluster.run("patch", "cp", name, "-n", namespace, "--type=merge",
                     "-p", f'{{"spec":{{"services":{{"{service}":{{"{role}":{{"replicas":2}}}}}}}}}}')
-        wait_for(f"two Ready {service} {role} pods",
-                 lambda: len(pods := _role_pods(cluster, namespace, name, *SCALED)) == 2
-                 and all(ready(p) for p in pods), 300, diagnose=lambda: describe(cluster, namespace))
+        wait_until_sync(
+            lambda: len(pods := _role_pods(cluster, namespace, name, *SCALED)) == 2
+            and all(ready(p) for p in pods),
+            300, f"two Ready {service} {role} pods", diagnose=lambda: describe(cluster, namespace),
+            interval=1.0)
         for sr in roles:
             if sr == SCALED:
                 continue
@@ -140,8 +144,9 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
 
         # deleting the platform removes its pods
         cluster.run("delete", "cp", name, "-n", namespace, "--wait=false")
-        wait_for("the platform's pods to go", lambda: not cluster.pods(namespace, f"{INSTANCE}={name}"),
-                 180, diagnose=lambda: describe(cluster, namespace))
+        wait_until_sync(lambda: not cluster.pods(namespace, f"{INSTANCE}={name}"), 180,
+                        "the platform's pods to go", diagnose=lambda: describe(cluster, namespace),
+                        interval=1.0)
     finally:
         cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "2m")
         asyncio.run(_stack_sql(f'DROP DATABASE IF EXISTS "{unique}" WITH (FORCE)'))

@@ -7,8 +7,9 @@ import subprocess
 from typing import Any
 
 import pytest
-from cluster_kube import Kube, describe, ready, wait_for
+from cluster_kube import Kube, describe, ready
 
+from culture_events.testing import wait_until_sync
 from culture_stack.cluster import components, config
 
 pytestmark = pytest.mark.e2e
@@ -77,23 +78,25 @@ def test_pod_serves_a_service_by_dns_name_and_restarts(cluster: Kube, namespace:
     def web() -> dict[str, Any]:
         return cluster.get("pod", "web", "-n", namespace)
 
-    wait_for("pod web Ready", lambda: ready(web()), 180, diagnose=lambda: describe(cluster, namespace))
+    wait_until_sync(lambda: ready(web()), 180, "pod web Ready",
+                    diagnose=lambda: describe(cluster, namespace), interval=1.0)
 
     cluster.apply(client_job(namespace, base_image))
     def job() -> dict[str, Any] | None:
         j = cluster.get("job", "client", "-n", namespace)
         return j if j and j["status"].get("succeeded") else None
 
-    wait_for("job client to succeed", job, 180, diagnose=lambda: describe(cluster, namespace))
+    wait_until_sync(job, 180, "job client to succeed", diagnose=lambda: describe(cluster, namespace),
+                    interval=1.0)
 
     # kill the container's process from the host, as an OOM kill or a crash would
     status = web()["status"]["containerStatuses"][0]
     container_id = status["containerID"].removeprefix("containerd://")
     subprocess.run(["ctr", "--address", str(components.CONTAINERD_SOCKET), "--namespace", "k8s.io",
                     "tasks", "kill", "--signal", "SIGKILL", container_id], check=True, capture_output=True)
-    wait_for("web restarted and Ready again",
-             lambda: (p := web())["status"]["containerStatuses"][0]["restartCount"] >= 1 and ready(p),
-             120, diagnose=lambda: describe(cluster, namespace))
+    wait_until_sync(lambda: (p := web())["status"]["containerStatuses"][0]["restartCount"] >= 1 and ready(p),
+                    120, "web restarted and Ready again", diagnose=lambda: describe(cluster, namespace),
+                    interval=1.0)
 
     # and the API server reaches the kubelet: `kubectl logs` shows what the client printed
     logs = cluster.run("logs", "-n", namespace, "job/client").stdout

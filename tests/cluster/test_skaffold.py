@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster_kube import Kube, describe, ready, wait_for
+from cluster_kube import Kube, describe, ready
 
+from culture_events.testing import wait_until_sync
 from culture_stack.cluster import skaffold
 from culture_stack.server import Context
 
@@ -52,8 +53,8 @@ def test_skaffold_local_profile_builds_pushes_and_deploys_the_operator(
             pods = cluster.pods(NAMESPACE, f"app.kubernetes.io/instance={RELEASE}")
             return [p for p in pods if ready(p)]
 
-        pods = wait_for("the operator pod skaffold deployed to be Ready", operator_pods, 300,
-                        diagnose=lambda: describe(cluster, NAMESPACE))
+        pods = wait_until_sync(operator_pods, 300, "the operator pod skaffold deployed to be Ready",
+                               diagnose=lambda: describe(cluster, NAMESPACE), interval=1.0)
         image = pods[0]["spec"]["containers"][0]["image"]
         assert image.startswith("127.0.0.1:5000/culture/operator:"), image
         # skaffold tagged it by input digest and pinned the pushed digest
@@ -63,5 +64,5 @@ def test_skaffold_local_profile_builds_pushes_and_deploys_the_operator(
     finally:
         gone = _skaffold("delete", "-p", "local", timeout=300)
     assert gone.returncode == 0, gone.stderr[-4000:]
-    wait_for("the operator Deployment to be removed by skaffold delete",
-             lambda: cluster.get("deployment", RELEASE, "-n", NAMESPACE) is None, 120)
+    wait_until_sync(lambda: cluster.get("deployment", RELEASE, "-n", NAMESPACE) is None, 120,
+                    "the operator Deployment to be removed by skaffold delete", interval=1.0)

@@ -6,7 +6,6 @@ what the tests count on a topic does not depend on the code under test.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from typing import Any
@@ -82,20 +81,6 @@ async def read_topic(bootstrap: str, topic: str, within: float = 60.0) -> list[C
         return [r for tp in tps for r in out[tp]]
     finally:
         await consumer.stop()
-
-
-async def wait_for(condition: Any, within: float, what: str, every: float = 0.05) -> None:
-    """Poll an async (or sync) condition until true; AssertionError after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(every)
 
 
 def headers(record: ConsumerRecord) -> dict[str, str]:

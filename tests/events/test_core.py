@@ -36,8 +36,9 @@ def test_stamp_fills_ids_in_effect_but_keeps_explicit_ones() -> None:
 
 def test_tracker_commits_only_contiguous_acks() -> None:
     t = PartitionTracker(10)
-    for o in (10, 11, 12):
-        t.delivered(o)
+    assert not t.deliver(9)  # committed already
+    assert all(t.deliver(o) for o in (10, 11, 12))
+    assert not t.deliver(11)  # in flight
     t.ack(12)
     assert t.take_commit() is None
     t.ack(10)
@@ -50,12 +51,13 @@ def test_tracker_commits_only_contiguous_acks() -> None:
 def test_tracker_nack_rewinds_and_skips_settled_offsets() -> None:
     t = PartitionTracker(0)
     for o in range(4):
-        t.delivered(o)
+        t.deliver(o)
     t.ack(2)
     t.nack(1)
     t.nack(3)
     assert t.take_rewind() == 1 and t.take_rewind() is None
     # re-reading from 1: 1 and 3 again, 2 (acked) and 0 (in flight) skipped
-    assert [o for o in range(4) if t.should_deliver(o)] == [1, 3]
+    assert [o for o in range(4) if t.deliver(o)] == [1, 3]
+    assert t.in_flight == {0, 1, 3}
     t.ack(0)
     assert t.committed == 1

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, wait_for
+from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic
 
 from culture_events.backends.kafka import KafkaPublisher
 from culture_events.message import Message, Meta
 from culture_events.outbox.postgres import PostgresOutbox
+from culture_events.testing import wait_until
 from culture_events.testing.kafka_proxy import KafkaProxy
 
 pytestmark = pytest.mark.integration
@@ -75,20 +76,23 @@ async def test_kafka_unreachable_while_services_write_loses_nothing_and_duplicat
     out = Lines(relay.stderr)
     try:
         before = await _write(conn, box, topic, 50, "before")
-        await wait_for(lambda: _empty(conn, box), 60, "the first 50 events to be relayed")
+        await wait_until(lambda: _empty(conn, box), 60, "the first 50 events to be relayed", interval=0.05)
         assert await records_on_topic(bootstrap, topic) == 50
 
         await proxy.close()  # Kafka is down for the relay
         started = time.monotonic()
         during = await _write(conn, box, topic, 200, "during")
         assert time.monotonic() - started < 30, "outbox writes must not wait for Kafka"
-        await wait_for(lambda: out.has("publishing stalled"), 60, "the relay to notice Kafka is down")
+        await wait_until(lambda: out.has("publishing stalled"), 60, "the relay to notice Kafka is down",
+                         interval=0.05)
         assert await records_on_topic(bootstrap, topic) == 50
         assert await _count(conn, box) >= 200, "the rows stay in the outbox while Kafka is down"
 
         await proxy.open()  # Kafka is back
-        await wait_for(lambda: _empty(conn, box), 120, "the outbox to drain after Kafka came back")
-        await wait_for(lambda: out.has("publishing works again"), 30, "the relay to report recovery")
+        await wait_until(lambda: _empty(conn, box), 120, "the outbox to drain after Kafka came back",
+                         interval=0.05)
+        await wait_until(lambda: out.has("publishing works again"), 30, "the relay to report recovery",
+                         interval=0.05)
         assert await records_on_topic(bootstrap, topic) == 250, "an event was published twice"
         records = await read_topic(bootstrap, topic)
         assert sorted(headers(r)[Meta.EVENT_ID] for r in records) == sorted(before + during)
@@ -157,12 +161,15 @@ async def test_consumer_killed_mid_handling_gets_the_message_redelivered_to_the_
     try:
         async with _consumer(bootstrap, group, topic, "block") as (first, first_out):
             await publisher.publish(topic, Message(b"work", id="m-1"))
-            await wait_for(lambda: first_out.has("handling m-1"), 90, "the first consumer to take m-1")
+            await wait_until(lambda: first_out.has("handling m-1"), 90, "the first consumer to take m-1",
+                             interval=0.05)
             first.send_signal(signal.SIGKILL)
             assert await asyncio.wait_for(first.wait(), 10) == -signal.SIGKILL
         async with _consumer(bootstrap, group, topic, "ack") as (_second, second_out):
-            await wait_for(lambda: second_out.has("acked m-1"), 90, "m-1 to be redelivered to the group")
+            await wait_until(lambda: second_out.has("acked m-1"), 90, "m-1 to be redelivered to the group",
+                             interval=0.05)
             await publisher.publish(topic, Message(b"more", id="m-2"))
-            await wait_for(lambda: second_out.has("acked m-2"), 30, "the group to go on with m-2")
+            await wait_until(lambda: second_out.has("acked m-2"), 30, "the group to go on with m-2",
+                             interval=0.05)
     finally:
         await publisher.close()

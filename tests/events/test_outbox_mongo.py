@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, up, wait_for
+from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, up
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorClientSession
 
 from culture_events import correlation
@@ -22,6 +22,7 @@ from culture_events.errors import EventsError
 from culture_events.message import Message, Meta
 from culture_events.outbox.mongo import MongoOutbox, MongoStore
 from culture_events.outbox.relay import Relay
+from culture_events.testing import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -80,16 +81,17 @@ async def test_relay_wakes_on_the_change_stream(mongo_uri: str, client: AsyncIOM
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await wait_for(lambda: store.watching, 30, "the change stream to open")
+        await wait_until(lambda: store.watching, 30, "the change stream to open", interval=0.05)
         async with await client.start_session() as session, session.start_transaction():
             with correlation.bound("job-3"):
                 await outbox.publisher(session).publish("catalog.review-created", Message(b"r", id="m1"))
         started = time.monotonic()
-        await wait_for(lambda: len(broker.messages("catalog.review-created")) == 1, 30, "the relayed message")
+        await wait_until(lambda: len(broker.messages("catalog.review-created")) == 1, 30,
+                         "the relayed message", interval=0.05)
         assert time.monotonic() - started < 10
         (msg,) = broker.messages("catalog.review-created")
         assert (msg.id, msg.metadata[Meta.CORRELATION_ID]) == ("m1", "job-3")
-        await wait_for(lambda: _empty(outbox), 10, "the relayed document to be deleted")
+        await wait_until(lambda: _empty(outbox), 10, "the relayed document to be deleted", interval=0.05)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -127,7 +129,7 @@ async def test_two_relays_publish_each_document_exactly_once_in_key_order(
 
     try:
         await asyncio.gather(writer(keys[0::2]), writer(keys[1::2]))
-        await wait_for(lambda: _empty(outbox), 120, "the relays to drain the outbox", every=0.2)
+        await wait_until(lambda: _empty(outbox), 120, "the relays to drain the outbox", interval=0.2)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
@@ -155,7 +157,7 @@ async def test_the_relay_command_relays_a_mongo_outbox_and_stops_on_sigterm(
         async with await client.start_session() as session, session.start_transaction():
             await outbox.publisher(session).publish(topic, Message(b"1", id="cli-1"),
                                                     Message(b"2", id="cli-2"))
-        await wait_for(lambda: _empty(outbox), 60, "the relay process to publish and delete", every=0.2)
+        await wait_until(lambda: _empty(outbox), 60, "the relay process to publish and delete", interval=0.2)
         records = await read_topic(bootstrap, topic)
         assert [headers(r)[Meta.EVENT_ID] for r in records] == ["cli-1", "cli-2"]
         relay.send_signal(signal.SIGTERM)

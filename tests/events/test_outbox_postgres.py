@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic, wait_for
+from _outbox_support import create_topic, headers, kafka_bootstrap, read_topic, records_on_topic
 
 from culture_events import correlation
 from culture_events.backends.kafka import KafkaPublisher
@@ -19,6 +19,7 @@ from culture_events.errors import EventsError
 from culture_events.message import Message, Meta
 from culture_events.outbox.postgres import OutboxPublisher, PostgresOutbox, PostgresStore
 from culture_events.outbox.relay import Relay
+from culture_events.testing import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -81,16 +82,17 @@ async def test_relay_wakes_on_notify_not_on_polling(postgres_dsn: str, conn: asy
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await wait_for(lambda: store.listening, 20, "the relay to LISTEN")
+        await wait_until(lambda: store.listening, 20, "the relay to LISTEN", interval=0.05)
         with correlation.bound("job-1"):
             async with conn.transaction():
                 await outbox.publisher(conn).publish("user-registered", Message(b"hello", id="m1"))
         started = time.monotonic()
-        await wait_for(lambda: len(broker.messages("user-registered")) == 1, 10, "the relayed message")
+        await wait_until(lambda: len(broker.messages("user-registered")) == 1, 10, "the relayed message",
+                         interval=0.05)
         assert time.monotonic() - started < 5
         (msg,) = broker.messages("user-registered")
         assert (msg.id, msg.payload, msg.metadata[Meta.CORRELATION_ID]) == ("m1", b"hello", "job-1")
-        await wait_for(lambda: _empty(conn, outbox), 10, "the relayed row to be deleted")
+        await wait_until(lambda: _empty(conn, outbox), 10, "the relayed row to be deleted", interval=0.05)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -131,7 +133,7 @@ async def test_three_relays_publish_each_row_exactly_once_in_key_order(
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
         ids = await _write(postgres_dsn, outbox, topic, keys, per_key)
-        await wait_for(lambda: _empty(conn, outbox), 120, "the relays to drain the outbox")
+        await wait_until(lambda: _empty(conn, outbox), 120, "the relays to drain the outbox", interval=0.05)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 60)

@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from culture_events.testing import wait_until_sync
 from culture_stack import registry, stack
 from culture_stack.server import Context
 
@@ -63,18 +63,6 @@ class Kubectl:
         return proc
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 @pytest.fixture(scope="session")
 def kube_settings() -> dict[str, Any]:
     """The control plane (kube-apiserver + controller-manager), brought up if it is not yet."""
@@ -109,7 +97,7 @@ def namespace(k: Kubectl, unique: str) -> Iterator[str]:
     ns = f"op-{unique}"
     k.run("create", "namespace", ns)
     # pods need the namespace's default ServiceAccount (made by the controller-manager)
-    wait_for("default ServiceAccount", lambda: k.json("serviceaccount", "default", "-n", ns), timeout=30)
+    wait_until_sync(lambda: k.json("serviceaccount", "default", "-n", ns), 30, "default ServiceAccount")
     yield ns
     # The operator of the test is stopped by now: a CulturePlatform still carrying its finalizer
     # would hold the namespace in Terminating for ever (and keep the API server busy retrying).

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
-from conftest import KAFKA_BOOTSTRAP, REPO, Kubectl, Operator, wait_for
+from conftest import KAFKA_BOOTSTRAP, REPO, Kubectl, Operator
 
+from culture_events.testing import wait_until_sync
 from culture_operator import builders as b
 from culture_operator.spec import EVENT_TOPICS, SERVICE_ROLES, parse_spec
 
@@ -95,11 +96,8 @@ def wait_children(k: Kubectl, namespace: str, name: str, kinds: str = KINDS, tim
         for c in expected(k, namespace, name)
         if c[0].lower() + "s" in kinds or c[0] == "PodDisruptionBudget"
     }
-    return wait_for(
-        f"children of {name}",
-        lambda: keep_if(children(k, namespace, name, kinds), lambda got: want <= set(got)),
-        timeout=timeout,
-    )
+    return wait_until_sync(lambda: keep_if(children(k, namespace, name, kinds), lambda got: want <= set(got)),
+                           timeout, f"children of {name}")
 
 
 def reconcile_passes(op: Operator) -> int:
@@ -108,7 +106,7 @@ def reconcile_passes(op: Operator) -> int:
 
 def wait_passes(op: Operator, n: int = 2, timeout: float = 30) -> None:
     start = reconcile_passes(op)
-    wait_for(f"{n} more reconcile passes", lambda: reconcile_passes(op) >= start + n, timeout=timeout)
+    wait_until_sync(lambda: reconcile_passes(op) >= start + n, timeout, f"{n} more reconcile passes")
 
 
 def secret(k: Kubectl, namespace: str, name: str, url: str) -> None:
@@ -268,12 +266,10 @@ def test_example_creates_every_child_with_owner_labels_and_columns(
     assert ("PodDisruptionBudget", "demo-feed-api-read") in got
     sts = got[("StatefulSet", "demo-postgres")]
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
-    table = wait_for(
-        "printer columns with a phase",
-        lambda: keep_if(
-            k.run("get", "cp", "-n", namespace).stdout, lambda out: "demo" in out and "external" in out
-        ),
-    )
+    table = wait_until_sync(
+        lambda: keep_if(k.run("get", "cp", "-n", namespace).stdout,
+                        lambda out: "demo" in out and "external" in out),
+        30.0, "printer columns with a phase")
     header = table.splitlines()[0].split()
     assert header == ["NAME", "READY", "PHASE", "KAFKA", "AGE"]
     explain = k.run("explain", "cp.spec.services.feed").stdout
@@ -305,10 +301,9 @@ def test_patching_read_replicas_changes_only_that_deployment(
         "-p",
         json.dumps({"spec": {"services": {"feed": {"api-read": {"replicas": 3}}}}}),
     )
-    wait_for(
-        "feed api-read at 3 replicas",
+    wait_until_sync(
         lambda: k.json("deployment", "p1-feed-api-read", "-n", namespace)["spec"]["replicas"] == 3,
-    )
+        30.0, "feed api-read at 3 replicas")
     wait_passes(operator, 2)
     after = children(k, namespace, "p1")
     changed = {key for key, rv in settled.items() if after[key]["metadata"]["resourceVersion"] != rv}
@@ -325,18 +320,14 @@ def test_deleted_child_is_recreated_and_hand_edits_corrected(
     old_uid = got[("Service", "p2-gateway-api")]["metadata"]["uid"]
     k.run("delete", "service", "p2-gateway-api", "-n", namespace)
     k.run("delete", "configmap", "p2-wiring", "-n", namespace)
-    wait_for(
-        "Service recreated",
-        lambda: (
-            (s := k.json("service", "p2-gateway-api", "-n", namespace)) and s["metadata"]["uid"] != old_uid
-        ),
-    )
-    wait_for("wiring recreated", lambda: k.json("configmap", "p2-wiring", "-n", namespace))
+    wait_until_sync(
+        lambda: (s := k.json("service", "p2-gateway-api", "-n", namespace))
+        and s["metadata"]["uid"] != old_uid,
+        30.0, "Service recreated")
+    wait_until_sync(lambda: k.json("configmap", "p2-wiring", "-n", namespace), 30.0, "wiring recreated")
     k.run("scale", "deployment", "p2-feed-worker", "-n", namespace, "--replicas=5")
-    wait_for(
-        "replicas corrected to 1",
-        lambda: k.json("deployment", "p2-feed-worker", "-n", namespace)["spec"]["replicas"] == 1,
-    )
+    wait_until_sync(lambda: k.json("deployment", "p2-feed-worker", "-n", namespace)["spec"]["replicas"] == 1,
+                    30.0, "replicas corrected to 1")
 
 
 def test_readiness_moves_conditions_and_observed_generation(
@@ -346,24 +337,22 @@ def test_readiness_moves_conditions_and_observed_generation(
     secret(k, namespace, "redis-conn", "redis://db:6379/0")
     k.apply(platform("p3", namespace, small_spec(unique)))
     wait_children(k, namespace, "p3")
-    cp = wait_for("status written", lambda: (c := k.json("cp", "p3", "-n", namespace)).get("status") and c)
+    cp = wait_until_sync(lambda: (c := k.json("cp", "p3", "-n", namespace)).get("status") and c, 30.0,
+                         "status written")
     assert cp["status"]["observedGeneration"] == cp["metadata"]["generation"]
     assert condition(cp, "ServicesReady")["status"] == "False"
     assert condition(cp, "Ready")["status"] == "False"
     assert condition(cp, "KafkaReady")["status"] == "True", condition(cp, "KafkaReady")
     assert condition(cp, "DatabasesReady")["status"] == "True", condition(cp, "DatabasesReady")
     n_deps = len([c for c in expected(k, namespace, "p3") if c[0] == "Deployment"])
-    wait_for(
-        "pods created by the ReplicaSets",
+    wait_until_sync(
         lambda: len(k.json("pods", "-n", namespace, "-l", b.owner_selector("p3"))["items"]) >= n_deps,
-    )
+        30.0, "pods created by the ReplicaSets")
     ready_since = condition(cp, "KafkaReady")["lastTransitionTime"]
     make_pods_ready(k, namespace, "p3")
-    cp = wait_for(
-        "Ready=True",
+    cp = wait_until_sync(
         lambda: condition(c := k.json("cp", "p3", "-n", namespace), "Ready").get("status") == "True" and c,
-        timeout=30,
-    )
+        30, "Ready=True")
     assert condition(cp, "ServicesReady")["status"] == "True"
     assert cp["status"]["phase"] == "Ready"
     assert condition(cp, "KafkaReady")["lastTransitionTime"] == ready_since  # no flip, no new time
@@ -379,10 +368,8 @@ def test_readiness_moves_conditions_and_observed_generation(
         json.dumps({"spec": {"image": "x/culture:2"}}),
     )
     gen = k.json("cp", "p3", "-n", namespace)["metadata"]["generation"]
-    wait_for(
-        "observedGeneration follows",
-        lambda: k.json("cp", "p3", "-n", namespace)["status"]["observedGeneration"] == gen,
-    )
+    wait_until_sync(lambda: k.json("cp", "p3", "-n", namespace)["status"]["observedGeneration"] == gen, 30.0,
+                    "observedGeneration follows")
 
 
 def test_external_kafka_topics_grow_and_never_shrink(
@@ -393,28 +380,22 @@ def test_external_kafka_topics_grow_and_never_shrink(
     spec["kafka"]["topicOverrides"] = {"chat.message-sent": {"partitions": 4}}
     k.apply(platform("p4", namespace, spec))
     names = [f"{unique}.{t}" for t in EVENT_TOPICS]
-    got = wait_for(
-        "topics created",
-        lambda: keep_if(asyncio.run(partitions(names)), lambda p: len(p) == len(names)),
-        timeout=30,
-    )
+    got = wait_until_sync(lambda: keep_if(asyncio.run(partitions(names)), lambda p: len(p) == len(names)),
+                          30, "topics created")
     assert got[f"{unique}.chat.message-sent"] == 4
     assert all(n == 2 for t, n in got.items() if not t.endswith("chat.message-sent"))
     grow = copy.deepcopy(spec)
     grow["kafka"]["topicOverrides"]["chat.message-sent"]["partitions"] = 6
     k.apply(platform("p4", namespace, grow))
-    wait_for("partitions raised", lambda: asyncio.run(partitions(names))[f"{unique}.chat.message-sent"] == 6)
+    wait_until_sync(lambda: asyncio.run(partitions(names))[f"{unique}.chat.message-sent"] == 6, 30.0,
+                    "partitions raised")
     shrink = copy.deepcopy(spec)
     shrink["kafka"]["topicOverrides"]["chat.message-sent"]["partitions"] = 3
     k.apply(platform("p4", namespace, shrink))
-    cond = wait_for(
-        "shrink refused",
-        lambda: (
-            (c := condition(k.json("cp", "p4", "-n", namespace), "KafkaReady")).get("reason")
-            == "PartitionShrinkRefused"
-            and c
-        ),
-    )
+    cond = wait_until_sync(
+        lambda: (c := condition(k.json("cp", "p4", "-n", namespace), "KafkaReady")).get("reason")
+        == "PartitionShrinkRefused" and c,
+        30.0, "shrink refused")
     assert cond["status"] == "False"
     assert f"{unique}.chat.message-sent has 6 partitions, spec asks 3" in cond["message"]
     assert k.json("cp", "p4", "-n", namespace)["status"]["phase"] == "Failed"
@@ -433,10 +414,9 @@ def test_strimzi_children_validate_against_the_strimzi_schema(
     secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
     k.apply(platform("p5", namespace, spec))
     kinds = "kafkas.kafka.strimzi.io,kafkanodepools.kafka.strimzi.io,kafkatopics.kafka.strimzi.io"
-    got = wait_for(
-        "Strimzi children",
+    got = wait_until_sync(
         lambda: keep_if(children(k, namespace, "p5", kinds), lambda c: len(c) == 2 + len(EVENT_TOPICS)),
-    )
+        30.0, "Strimzi children")
     kafka = got[("Kafka", "p5-kafka")]
     assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
     assert kafka["spec"]["entityOperator"]["topicOperator"] == {}
@@ -468,9 +448,8 @@ def test_strimzi_children_validate_against_the_strimzi_schema(
             "-",
             stdin=json.dumps(clean),
         )
-    cond = wait_for(
-        "KafkaReady reported", lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady")
-    )
+    cond = wait_until_sync(lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady"), 30.0,
+                           "KafkaReady reported")
     assert cond["status"] == "False" and cond["reason"] in ("KafkaPending", "KafkaNotReady")
     # play Strimzi: the Kafka and its topics become Ready
     ready = json.dumps({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
@@ -488,10 +467,9 @@ def test_strimzi_children_validate_against_the_strimzi_schema(
                 "-p",
                 ready,
             )
-    wait_for(
-        "KafkaReady=True",
+    wait_until_sync(
         lambda: condition(k.json("cp", "p5", "-n", namespace), "KafkaReady").get("status") == "True",
-    )
+        30.0, "KafkaReady=True")
 
 
 def test_delete_platform_garbage_collects_children(
@@ -500,10 +478,11 @@ def test_delete_platform_garbage_collects_children(
     secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
     k.apply(platform("p6", namespace, small_spec(unique)))
     wait_children(k, namespace, "p6")
-    wait_for("finalizer added", lambda: k.json("cp", "p6", "-n", namespace)["metadata"].get("finalizers"))
+    wait_until_sync(lambda: k.json("cp", "p6", "-n", namespace)["metadata"].get("finalizers"), 30.0,
+                    "finalizer added")
     k.run("delete", "cp", "p6", "-n", namespace, "--wait=true", "--timeout=60s")
     assert k.json("cp", "p6", "-n", namespace) is None
-    wait_for("children garbage-collected", lambda: not children(k, namespace, "p6"), timeout=60)
+    wait_until_sync(lambda: not children(k, namespace, "p6"), 60, "children garbage-collected")
     assert k.json("secret", "cassandra-conn", "-n", namespace)  # not ours: left alone
 
 
@@ -514,7 +493,7 @@ def test_operator_killed_mid_reconcile_converges(
     k.apply(platform("p7", namespace, small_spec(unique)))
     op = Operator(k, [namespace], tmp_path / "op1.log").start()
     try:
-        wait_for("the first child", lambda: children(k, namespace, "p7"), interval=0.05)
+        wait_until_sync(lambda: children(k, namespace, "p7"), 30.0, "the first child", interval=0.05)
         op.stop(kill=True)  # SIGKILL in the middle of applying
         partial = children(k, namespace, "p7")
     finally:
@@ -524,9 +503,8 @@ def test_operator_killed_mid_reconcile_converges(
         got = wait_children(k, namespace, "p7")
         assert set(got) == expected(k, namespace, "p7")
         assert set(partial) <= set(got)
-        cp = wait_for(
-            "status after restart", lambda: (c := k.json("cp", "p7", "-n", namespace)).get("status") and c
-        )
+        cp = wait_until_sync(lambda: (c := k.json("cp", "p7", "-n", namespace)).get("status") and c, 30.0,
+                             "status after restart")
         assert cp["status"]["observedGeneration"] == cp["metadata"]["generation"]
         wait_passes(op2, 2)
         stable = {key: o["metadata"]["resourceVersion"] for key, o in children(k, namespace, "p7").items()}

@@ -23,9 +23,9 @@ import pytest
 
 from culture_contracts.topics import ALL_TOPICS
 from culture_events.testing.kafka_proxy import KafkaProxy
-from culture_runtime.dev import SLICE, Supervisor, available_roles, free_port, position_groups_at_end
 from culture_runtime.settings import PlatformSettings
 from culture_stack import registry, stack
+from culture_stack.dev import SLICE, Supervisor, available_roles, free_port, position_groups_at_end
 from culture_stack.server import Context
 
 #: failed logins per login+IP before 429, for this run (small: the test makes them all)
@@ -140,15 +140,3 @@ def new_account(unique: str) -> dict[str, Any]:
             "display_name": f"Reader {unique}"}
 
 
-async def eventually(check: Any, *, within: float = 60.0, interval: float = 0.2,
-                     what: str = "condition") -> Any:
-    """Poll an async `check()` until it returns something truthy; fail with `what` after `within` s."""
-    deadline = asyncio.get_running_loop().time() + within
-    last: Any = None
-    while True:
-        last = await check()
-        if last:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {within:.0f}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(interval)

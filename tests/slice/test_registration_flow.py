@@ -23,9 +23,10 @@ from culture.events.v1 import identity_events_pb2
 from culture_contracts.topics import topic_of
 from culture_events.backends.kafka import KafkaPublisher
 from culture_events.message import Message
+from culture_events.testing import wait_until
 from culture_stack.servers.smtp import deliveries_for
 
-from .conftest import SliceRun, eventually, new_account
+from .conftest import SliceRun, new_account
 
 pytestmark = pytest.mark.integration
 
@@ -94,11 +95,11 @@ async def test_profile_and_welcome_mail_follow_registration(slice_run: SliceRun,
     slice_run.require("catalog", "mailer")
     account = new_account(unique)
     user_id = (await _register(http, account))["user"]["user_id"]
-    await eventually(lambda: _profiles(slice_run, user_id), within=60, what="the profile in MongoDB")
-    await eventually(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), within=60,
-                     what="the welcome mail in the SMTP sink")
-    await eventually(lambda: _consumers_caught_up(slice_run, ("catalog", "mailer")), within=60,
-                     what="catalog and mailer to commit past the event")
+    await wait_until(lambda: _profiles(slice_run, user_id), 60, "the profile in MongoDB", interval=0.2)
+    await wait_until(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), 60,
+                     "the welcome mail in the SMTP sink", interval=0.2)
+    await wait_until(lambda: _consumers_caught_up(slice_run, ("catalog", "mailer")), 60,
+                     "catalog and mailer to commit past the event", interval=0.2)
     assert await _profiles(slice_run, user_id) == 1
     assert _deliveries(slice_run, account["email"]) == 1
 
@@ -137,9 +138,9 @@ async def test_status_and_sse_show_every_step_in_order(slice_run: SliceRun, http
         registered = await _register(http, account, job_id)
         assert registered["job_id"] == job_id
         user_id = registered["user"]["user_id"]
-        await eventually(lambda: _profiles(slice_run, user_id), within=60, what="the profile in MongoDB")
-        await eventually(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), within=60,
-                         what="the welcome mail")
+        await wait_until(lambda: _profiles(slice_run, user_id), 60, "the profile in MongoDB", interval=0.2)
+        await wait_until(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), 60,
+                         "the welcome mail", interval=0.2)
 
         # long polling: wait for changes until every step is done
         job: dict[str, Any] = {}
@@ -199,14 +200,14 @@ async def test_registration_survives_kafka_being_down(slice_run: SliceRun, http:
             await asyncio.sleep(0.3)
     finally:
         await slice_run.proxy.open()
-    await eventually(lambda: _profiles(slice_run, user_id), within=90,
-                     what="the profile after Kafka came back")
-    await eventually(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), within=60,
-                     what="the welcome mail after Kafka came back")
-    await eventually(lambda: _outbox_empty(slice_run, user_id), within=60,
-                     what="the outbox row to be relayed")
-    await eventually(lambda: _consumers_caught_up(slice_run, ("catalog", "mailer")), within=60,
-                     what="catalog and mailer to commit past every delivery")
+    await wait_until(lambda: _profiles(slice_run, user_id), 90, "the profile after Kafka came back",
+                     interval=0.2)
+    await wait_until(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), 60,
+                     "the welcome mail after Kafka came back", interval=0.2)
+    await wait_until(lambda: _outbox_empty(slice_run, user_id), 60, "the outbox row to be relayed",
+                     interval=0.2)
+    await wait_until(lambda: _consumers_caught_up(slice_run, ("catalog", "mailer")), 60,
+                     "catalog and mailer to commit past every delivery", interval=0.2)
     assert await _profiles(slice_run, user_id) == 1
     assert _deliveries(slice_run, account["email"]) == 1
 
@@ -229,15 +230,15 @@ async def test_the_same_event_delivered_twice_gives_one_profile_and_one_mail(
             await publisher.publish(USER_REGISTERED, Message(row["payload"], row["metadata"], id=row["id"]))
         finally:
             await publisher.close()
-        await eventually(lambda: _profiles(slice_run, user_id), within=60, what="the profile from the copy")
+        await wait_until(lambda: _profiles(slice_run, user_id), 60, "the profile from the copy", interval=0.2)
     finally:
         await slice_run.proxy.open()
-    await eventually(lambda: _outbox_empty(slice_run, user_id), within=90,
-                     what="the relay to send the original")
-    await eventually(lambda: _consumers_caught_up(slice_run, ("catalog", "mailer")), within=60,
-                     what="catalog and mailer to consume both deliveries")
-    await eventually(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), within=30,
-                     what="the welcome mail")
+    await wait_until(lambda: _outbox_empty(slice_run, user_id), 90, "the relay to send the original",
+                     interval=0.2)
+    await wait_until(lambda: _consumers_caught_up(slice_run, ("catalog", "mailer")), 60,
+                     "catalog and mailer to consume both deliveries", interval=0.2)
+    await wait_until(lambda: asyncio.to_thread(_deliveries, slice_run, account["email"]), 30,
+                     "the welcome mail", interval=0.2)
     assert await _profiles(slice_run, user_id) == 1
     assert _deliveries(slice_run, account["email"]) == 1
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from culture_runtime.dev import Supervisor, free_port
+from culture_stack.dev import Supervisor, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from culture_contracts.topics import key_of, topic_of
 from culture_events.backends.kafka import KafkaPublisher
 from culture_events.codec import encode
 from culture_events.message import Message, Meta
+from culture_events.testing import wait_until
 from culture_stack import registry, stack
 from culture_stack.ports import HOST, KAFKA
 from culture_stack.server import Context
@@ -66,21 +66,6 @@ def consumer_servers(stack_ctx: Context) -> Context:
     return stack_ctx
 
 
-async def wait_for(check: Callable[[], Awaitable[T] | T], what: str, within: float = 60.0,
-                   every: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(every)
-
-
 async def start_at_end(group: str, topics: Sequence[str], partitions: int = 3) -> None:
     """Create the topics if needed and commit `group` at their current end (a fresh group then reads
     only what is published from now on, whatever the topics' history)."""
@@ -99,7 +84,7 @@ async def start_at_end(group: str, topics: Sequence[str], partitions: int = 3) -
                 # a consumer refreshes metadata only for topics it subscribed to: ask the brokers
                 return (await consumer._client.fetch_all_metadata()).partitions_for_topic(t)
 
-            parts = await wait_for(partitions, f"metadata of {topic}", within=30, every=0.3)
+            parts = await wait_until(partitions, 30, f"metadata of {topic}", interval=0.3)
             tps += [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)  # a manual assignment: commit() works without joining the group
         ends = await consumer.end_offsets(tps)
@@ -169,7 +154,7 @@ class Role:
             except grpc.aio.AioRpcError:
                 return False
 
-        await wait_for(check, f"{self.service} {self.role} to serve", within, every=0.2)
+        await wait_until(check, within, f"{self.service} {self.role} to serve", interval=0.2)
 
     def kill(self) -> None:
         """SIGKILL: a crash, no graceful anything."""
@@ -276,6 +261,6 @@ async def consumed_up_to_now(group: str, topic: str, within: float = 60.0) -> No
                     return False
             return True
 
-        await wait_for(caught_up, f"group {group} to consume {topic}", within, every=0.3)
+        await wait_until(caught_up, within, f"group {group} to consume {topic}", interval=0.3)
     finally:
         await watcher.stop()

@@ -15,7 +15,6 @@ from _consumers_support import (
     publish_event,
     start_at_end,
     user_registered,
-    wait_for,
 )
 from motor.motor_asyncio import AsyncIOMotorClient
 
@@ -23,6 +22,7 @@ from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from culture.events.v1 import catalog_events_pb2, identity_events_pb2
 from culture_contracts.topics import topic_of
 from culture_events.codec import decode
+from culture_events.testing import wait_until
 from culture_runtime.settings import PlatformSettings
 from culture_stack.ports import HOST
 from culture_stack.server import Context
@@ -49,14 +49,15 @@ async def test_the_same_event_twice_makes_one_profile_and_one_event(
     first = await publish_event(event, job_id=f"job-{unique}")
     await publish_event(event, job_id=f"job-{unique}", event_id=first.id)  # redelivered
     await publish_event(event, job_id=f"job-{unique}")  # even a new event id for the same user
-    created = await wait_for(lambda: seen.on(ns(CREATED), event.user_id), "ProfileCreated")
+    created = await wait_until(lambda: seen.on(ns(CREATED), event.user_id), 60.0, "ProfileCreated",
+                               interval=0.1)
     await consumed_up_to_now(group, ns(REGISTERED))
 
     client = AsyncIOMotorClient(PlatformSettings().mongo_uri, tz_aware=True)
     try:
         db = client[database]
         assert await db.profiles.count_documents({"_id": event.user_id}) == 1
-        await wait_for(lambda: _outbox_empty(db), "the outbox to drain")
+        await wait_until(lambda: _outbox_empty(db), 60.0, "the outbox to drain", interval=0.1)
         assert len(seen.on(ns(CREATED), event.user_id)) == 1
         profile_event = decode(created[0], catalog_events_pb2.ProfileCreated)
         assert profile_event.display_name == event.display_name

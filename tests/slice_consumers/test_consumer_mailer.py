@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
-from _consumers_support import Role, TopicWatch, ns, publish_event, start_at_end, user_registered, wait_for
+from _consumers_support import Role, TopicWatch, ns, publish_event, start_at_end, user_registered
 
 from culture.events.v1 import identity_events_pb2, mailer_events_pb2
 from culture_contracts.topics import topic_of
 from culture_events.codec import decode
 from culture_events.message import Message
 from culture_events.middleware import PoisonMeta
+from culture_events.testing import wait_until
 from culture_mailer.ledger import Ledger
 from culture_runtime.settings import PlatformSettings
 from culture_stack.server import Context
@@ -46,7 +47,7 @@ async def test_the_same_event_twice_sends_one_mail(
         found = seen.on(ns(SENT), event.user_id)
         return found if len(found) >= 2 else None
 
-    reports = await wait_for(two_reports, "two welcome-mail-sent reports")
+    reports = await wait_until(two_reports, 60.0, "two welcome-mail-sent reports", interval=0.1)
     # ... but only one went over SMTP
     assert len(smtp.deliveries_for(consumer_servers, event.email)) == 1
     mail = smtp.mails_for(consumer_servers, event.email)[0]
@@ -71,17 +72,19 @@ async def test_a_refused_mail_is_retried_then_poisoned_and_reported(
     await publish_event(refused, job_id=f"job-{unique}-r")
     await publish_event(fine, job_id=f"job-{unique}-f")
 
-    poisoned = await wait_for(lambda: seen.on(f"{group}.poison", refused.user_id), "the poisoned event")
+    poisoned = await wait_until(lambda: seen.on(f"{group}.poison", refused.user_id), 60.0,
+                                "the poisoned event", interval=0.1)
     meta = poisoned[0].metadata
     assert "550" in meta[PoisonMeta.REASON] and "SMTPRecipientsRefused" in meta[PoisonMeta.REASON]
     assert meta[PoisonMeta.ATTEMPTS] == "3"  # the first try and two retries
     assert meta[PoisonMeta.HANDLER] == "mailer.welcome" and meta[PoisonMeta.TOPIC] == ns(REGISTERED)
-    report = await wait_for(lambda: seen.on(ns(FAILED), refused.user_id), "welcome-mail-failed")
+    report = await wait_until(lambda: seen.on(ns(FAILED), refused.user_id), 60.0, "welcome-mail-failed",
+                              interval=0.1)
     failed = decode(report[0], mailer_events_pb2.WelcomeMailFailed)
     assert failed.attempts == 3 and "550" in failed.reason and failed.email == refused.email
     assert report[0].metadata["correlation_id"] == f"job-{unique}-r"
     # the other user is not held up by the failing one
-    await wait_for(lambda: seen.on(ns(SENT), fine.user_id), "the other user's mail")
+    await wait_until(lambda: seen.on(ns(SENT), fine.user_id), 60.0, "the other user's mail", interval=0.1)
     assert len(smtp.mails_for(consumer_servers, fine.email)) == 1
     assert smtp.deliveries_for(consumer_servers, refused.email) == []
     assert not seen.on(ns(SENT), refused.user_id)
@@ -98,12 +101,14 @@ async def test_a_crash_after_the_server_accepted_the_mail_still_shows_one_mail(
     first = await _mailer(roles, group, **fast)
     event = user_registered(unique, email=f"slow5-{unique}@example.org")
     msg = await publish_event(event, job_id=f"job-{unique}")
-    await wait_for(lambda: smtp.deliveries_for(consumer_servers, event.email), "the mail to reach the sink")
+    await wait_until(lambda: smtp.deliveries_for(consumer_servers, event.email), 60.0,
+                     "the mail to reach the sink", interval=0.1)
     first.kill()
     assert not seen.on(ns(SENT), event.user_id)
 
     await _restart(roles, group, fast)
-    await wait_for(lambda: seen.on(ns(SENT), event.user_id), "welcome-mail-sent after the restart", within=90)
+    await wait_until(lambda: seen.on(ns(SENT), event.user_id), 90, "welcome-mail-sent after the restart",
+                     interval=0.1)
     mails = smtp.mails_for(consumer_servers, event.email)
     deliveries = smtp.deliveries_for(consumer_servers, event.email)
     assert len(mails) == 1  # what the user sees

@@ -11,13 +11,14 @@ from typing import Any
 import grpc
 import pytest
 import redis.asyncio as aioredis
-from _consumers_support import Role, TopicWatch, ns, publish_event, start_at_end, user_registered, wait_for
+from _consumers_support import Role, TopicWatch, ns, publish_event, start_at_end, user_registered
 from google.protobuf import timestamp_pb2
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from culture.events.v1 import catalog_events_pb2, identity_events_pb2, mailer_events_pb2
 from culture.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 from culture_contracts.topics import topic_of
+from culture_events.testing import wait_until
 from culture_notifier import jobs, push, store
 from culture_notifier.worker import STEP_EVENTS
 from culture_runtime.settings import PlatformSettings
@@ -64,7 +65,7 @@ class Collector:
                 counts = await client.pubsub_numsub(store.user_channel(self.user_id))
                 return bool(counts and counts[0][1] > 0)
 
-            await wait_for(listening, "push.subscribe to listen")
+            await wait_until(listening, 60.0, "push.subscribe to listen", interval=0.1)
         finally:
             await client.aclose()
 
@@ -108,15 +109,16 @@ async def test_steps_are_recorded_pushed_and_served(
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
         registered = await publish_event(event, job_id=job_id)
-        await wait_for(lambda: pushed.updates, "the first push")
+        await wait_until(lambda: pushed.updates, 60.0, "the first push", interval=0.1)
         await publish_event(event, job_id=job_id, event_id=registered.id)  # a duplicate: no change
         await publish_event(catalog_events_pb2.ProfileCreated(user_id=user_id, display_name="x",
                                                               create_time=_now()), job_id=job_id)
-        await wait_for(lambda: len(pushed.updates) >= 2, "the profile push")
+        await wait_until(lambda: len(pushed.updates) >= 2, 60.0, "the profile push", interval=0.1)
         await publish_event(mailer_events_pb2.WelcomeMailSent(user_id=user_id, email=event.email,
                                                               message_id="<m@x>", send_time=_now()),
                             job_id=job_id)
-        await wait_for(lambda: pushed.updates[-1]["job_state"] == "succeeded", "the job to succeed")
+        await wait_until(lambda: pushed.updates[-1]["job_state"] == "succeeded", 60.0, "the job to succeed",
+                         interval=0.1)
         await asyncio.wait_for(watching, 30)  # WatchJob ends once the job is terminal
     finally:
         await pushed.stop()
@@ -178,8 +180,9 @@ async def test_a_refused_mail_fails_its_step_and_nothing_else(
         snap = await push.job_status(REDIS_URL, job_id)
         return snap if snap and jobs.is_terminal(snap["job_state"]) else None
 
-    failed = await wait_for(lambda: finished(f"job-{unique}-refused"), "the refused job to finish", 90)
-    ok = await wait_for(lambda: finished(f"job-{unique}-fine"), "the other job to finish", 90)
+    failed = await wait_until(lambda: finished(f"job-{unique}-refused"), 90, "the refused job to finish",
+                              interval=0.1)
+    ok = await wait_until(lambda: finished(f"job-{unique}-fine"), 90, "the other job to finish", interval=0.1)
     steps = {s["name"]: s for s in failed["steps"]}
     assert failed["job_state"] == "failed"
     assert steps["account"]["state"] == "succeeded" and steps["profile"]["state"] == "succeeded"

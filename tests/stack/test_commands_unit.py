@@ -41,6 +41,7 @@ DYNAMIC: dict[tuple[str, str], str] = {
     ("servers/mongo.py", "str(self._daemon(ctx))"): "SecantusDB's server, pip-installed into the cache",
     ("servers/smtp.py", "sys.executable"): "the project's Python: the SMTP sink module",
     ("cluster/components.py", "sys.executable"): "the project's Python: pod gateway, cluster DNS modules",
+    ("dev.py", "sys.executable"): "the project's Python: `culture serve` children of the dev runner",
     # built from Go modules by tools.go_build (go is a README requirement)
     ("servers/kube.py", "str(bin_dir(ctx) / 'kube-apiserver')"): "built by kube.install_binaries",
     ("servers/kube.py", "str(bin_dir(ctx) / 'kube-controller-manager')"): "built by kube.install_binaries",

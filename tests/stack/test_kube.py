@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from culture_stack import registry, stack
+from culture_events.testing import wait_until_sync
+from culture_stack import pki, registry, stack
 from culture_stack.server import Context
 from culture_stack.servers import kube
 
@@ -50,8 +50,8 @@ def test_admin_certificate_names_user_and_group() -> None:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    ca_cert, ca_key = kube.make_ca("test-ca", days=1)
-    cert_pem, _ = kube.make_cert(ca_cert, ca_key, **kube.LEAF_CERTS["admin"])
+    ca_cert, ca_key = pki.make_ca("test-ca", days=1)
+    cert_pem, _ = pki.make_cert(ca_cert, ca_key, **pki.LEAF_CERTS["admin"])
     cert = x509.load_pem_x509_certificate(cert_pem)
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "admin"
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
@@ -60,7 +60,7 @@ def test_admin_certificate_names_user_and_group() -> None:
 
 @pytest.mark.unit
 def test_kubeconfig_is_self_contained() -> None:
-    config = kube.build_kubeconfig(server="https://127.0.0.1:16443", ca_pem=b"CA", cert_pem=b"CERT",
+    config = pki.build_kubeconfig(server="https://127.0.0.1:16443", ca_pem=b"CA", cert_pem=b"CERT",
                                    key_pem=b"KEY", user="admin")
     assert config["current-context"] == config["contexts"][0]["name"]
     cluster = config["clusters"][0]["cluster"]
@@ -113,22 +113,6 @@ def namespace(api: Any, unique: str) -> Iterator[str]:
     core.delete_namespace(unique)
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
-    """Poll check() until it returns something truthy; fail with `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # noqa: BLE001 - keep polling; the last error goes into the failure
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last result: {last!r}")
-
-
 def gone(read: Callable[[], Any]) -> bool:
     """True when read() answers 404."""
     from kubernetes.client.exceptions import ApiException
@@ -170,7 +154,8 @@ def crd(api: Any, unique: str) -> Iterator[dict[str, str]]:
         conds = ext.read_custom_resource_definition(f"{plural}.{group}").status.conditions or []
         return any(c.type == "Established" and c.status == "True" for c in conds)
 
-    wait_for(f"CRD {plural}.{group} to be Established", established, timeout=60)
+    wait_until_sync(established, 60, f"CRD {plural}.{group} to be Established", interval=0.5,
+                    ignore=(Exception,))
     yield {"group": group, "version": "v1", "plural": plural, "kind": "Gadget"}
     ext.delete_custom_resource_definition(f"{plural}.{group}")
 
@@ -204,8 +189,9 @@ def test_custom_object_of_a_new_crd(api: Any, namespace: str, crd: dict[str, str
     body = {"apiVersion": f"{crd['group']}/v1", "kind": crd["kind"],
             "metadata": {"name": "first"}, "spec": {"size": 3}}
     # right after Established the new resource may take a moment to be served everywhere
-    wait_for("the custom object to be created",
-             lambda: objs.create_namespaced_custom_object(crd["group"], "v1", namespace, crd["plural"], body))
+    wait_until_sync(
+        lambda: objs.create_namespaced_custom_object(crd["group"], "v1", namespace, crd["plural"], body),
+        60.0, "the custom object to be created", interval=0.5, ignore=(Exception,))
     got = objs.get_namespaced_custom_object(crd["group"], "v1", namespace, crd["plural"], "first")
     assert got["spec"] == {"size": 3}
     assert got["metadata"]["uid"]
@@ -224,8 +210,8 @@ def test_garbage_collector_deletes_configmap_owned_by_configmap(api: Any, namesp
         "data": {"b": "2"},
     })
     core.delete_namespaced_config_map("owner", namespace)  # default: background propagation
-    wait_for("the garbage collector to delete the owned ConfigMap",
-             lambda: gone(lambda: core.read_namespaced_config_map("owned", namespace)), timeout=120)
+    wait_until_sync(lambda: gone(lambda: core.read_namespaced_config_map("owned", namespace)), 120,
+                    "the garbage collector to delete the owned ConfigMap", interval=0.5, ignore=(Exception,))
 
 
 @pytest.mark.integration
@@ -237,9 +223,9 @@ def test_garbage_collector_deletes_children_of_a_custom_object(
 
     objs, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
     body = {"apiVersion": f"{crd['group']}/v1", "kind": crd["kind"], "metadata": {"name": "parent"}}
-    owner = wait_for("the custom owner to be created",
-                     lambda: objs.create_namespaced_custom_object(crd["group"], "v1", namespace,
-                                                                  crd["plural"], body))
+    owner = wait_until_sync(
+        lambda: objs.create_namespaced_custom_object(crd["group"], "v1", namespace, crd["plural"], body),
+        60.0, "the custom owner to be created", interval=0.5, ignore=(Exception,))
     core.create_namespaced_config_map(namespace, {
         "metadata": {"name": "child", "ownerReferences": [{
             "apiVersion": f"{crd['group']}/v1", "kind": crd["kind"], "name": "parent",
@@ -248,8 +234,9 @@ def test_garbage_collector_deletes_children_of_a_custom_object(
     })
     objs.delete_namespaced_custom_object(crd["group"], "v1", namespace, crd["plural"], "parent")
     # the collector learns new resource types by periodic discovery (every 30 s), hence the margin
-    wait_for("the garbage collector to delete the child of the custom object",
-             lambda: gone(lambda: core.read_namespaced_config_map("child", namespace)), timeout=180)
+    wait_until_sync(lambda: gone(lambda: core.read_namespaced_config_map("child", namespace)), 180,
+                    "the garbage collector to delete the child of the custom object", interval=0.5,
+                    ignore=(Exception,))
 
 
 @pytest.mark.integration
@@ -258,7 +245,8 @@ def test_controller_manager_creates_default_service_account(api: Any, namespace:
     from kubernetes import client
 
     core = client.CoreV1Api(api)
-    wait_for("the default ServiceAccount", lambda: core.read_namespaced_service_account("default", namespace))
+    wait_until_sync(lambda: core.read_namespaced_service_account("default", namespace), 60.0,
+                    "the default ServiceAccount", interval=0.5, ignore=(Exception,))
     pod = core.create_namespaced_pod(namespace, {
         "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "c", "image": "registry.invalid/none:1"}]},
@@ -277,8 +265,10 @@ def test_kubectl_lists_custom_objects(kube_ctx: Context, api: Any, namespace: st
     objs = client.CustomObjectsApi(api)
     for name in ("alpha", "beta"):
         body = {"apiVersion": f"{crd['group']}/v1", "kind": crd["kind"], "metadata": {"name": name}}
-        wait_for(f"custom object {name}", lambda b=body: objs.create_namespaced_custom_object(
-            crd["group"], "v1", namespace, crd["plural"], b))
+        wait_until_sync(
+            lambda b=body: objs.create_namespaced_custom_object(crd["group"], "v1", namespace, crd["plural"],
+                                                                b),
+            60.0, f"custom object {name}", interval=0.5, ignore=(Exception,))
     kubectl = str(kube.kubectl_path(kube_ctx))
     resource = f"{crd['plural']}.{crd['group']}"
 
@@ -287,7 +277,8 @@ def test_kubectl_lists_custom_objects(kube_ctx: Context, api: Any, namespace: st
         names = sorted(line.rsplit("/", 1)[-1] for line in out.split())
         return names if names == ["alpha", "beta"] else []
 
-    assert wait_for("kubectl to list both custom objects", listed, timeout=60) == ["alpha", "beta"]
+    assert wait_until_sync(listed, 60, "kubectl to list both custom objects", interval=0.5,
+                           ignore=(Exception,)) == ["alpha", "beta"]
     table = run_cli(kube_ctx, [kubectl, "get", crd["plural"], "-n", namespace]).stdout
     assert "alpha" in table and "beta" in table
 

@@ -29,7 +29,6 @@ from culture_events.message import Message, Meta, Settlement
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 EVENT_ID, PARTITION_KEY = Meta.EVENT_ID, Meta.PARTITION_KEY
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -108,7 +107,7 @@ def _unreachable(bootstrap: str, exc: BaseException) -> BackendError:
 class KafkaPublisher:
     """Publishes to Kafka with acks=all and idempotence; also a TopicCreator (admin client)."""
 
-    def __init__(self, bootstrap_servers: str = DEFAULT_BOOTSTRAP, *, client_id: str = "culture-events",
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "culture-events",
                  linger_ms: int = 5, request_timeout_ms: int = 30000) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._producer_config = dict(
@@ -395,11 +394,8 @@ class _Subscription(ConsumerRebalanceListener):
                         if tracker.rewind_to is not None or closing.is_set():
                             break
                         offset = record.offset
-                        # tracker.should_deliver() and delivered(), and from_record(), inlined: this
-                        # runs for every record
-                        if (offset >= tracker.committed and offset not in tracker.in_flight
-                                and offset not in tracker.acked):
-                            tracker.in_flight.add(offset)
+                        # from_record() inlined: this runs for every record
+                        if tracker.deliver(offset):
                             self.in_flight += 1
                             metadata = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
                             if record.key is not None and PARTITION_KEY not in metadata:
@@ -428,7 +424,7 @@ class _Subscription(ConsumerRebalanceListener):
 class KafkaSubscriber:
     """A member of consumer group `group`; each `subscribe(topic)` runs its own consumer."""
 
-    def __init__(self, bootstrap_servers: str = DEFAULT_BOOTSTRAP, group: str = "culture", *,
+    def __init__(self, bootstrap_servers: str, group: str = "culture", *,
                  client_id: str = "culture-events", auto_offset_reset: str = "earliest",
                  max_in_flight: int = 256, close_timeout: float = 30.0,
                  session_timeout_ms: int = 10000) -> None:

@@ -155,7 +155,7 @@ class MemorySubscriber:
             while g.position[p] < len(part):
                 offset = g.position[p]
                 g.position[p] += 1
-                if tracker.should_deliver(offset):
+                if tracker.deliver(offset):
                     return self._hand_out(t, tracker, offset, part[offset])
         return None
 
@@ -163,7 +163,6 @@ class MemorySubscriber:
                   entry: tuple[str, dict[str, str], bytes]) -> Message:
         msg_id, metadata, payload = entry
         msg = Message(payload, metadata, id=msg_id)
-        tracker.delivered(offset)
         self._in_flight += 1
 
         def settled(state: Settlement) -> None:

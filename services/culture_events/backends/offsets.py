@@ -3,8 +3,8 @@
 A partition's messages are handed out concurrently. The tracker remembers which offsets are in
 flight and which were acked, so the committed offset only ever moves over a contiguous run of acked
 offsets, and a nack rewinds the read position to the nacked offset. When a rewind re-reads offsets
-that are still in flight or already acked, `should_deliver` says to skip them: only the nacked
-message (and what was never acked) is delivered again.
+that are still in flight or already acked, `deliver` skips them: only the nacked message (and what
+was never acked) is delivered again.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ class PartitionTracker:
         #: set by a nack: the reader must seek here before reading further
         self.rewind_to: int | None = None
 
-    def should_deliver(self, offset: int) -> bool:
-        """Whether a freshly read offset must be handed out (not committed, in flight or acked)."""
-        return offset >= self.committed and offset not in self.in_flight and offset not in self.acked
-
-    def delivered(self, offset: int) -> None:
-        """Record an offset handed out."""
+    def deliver(self, offset: int) -> bool:
+        """A freshly read offset: True, and it is now in flight, when it must be handed out; False
+        when it is committed, in flight or acked already (a rewind re-read it). One call per record:
+        the Kafka fetch loop's hot path."""
+        if offset < self.committed or offset in self.in_flight or offset in self.acked:
+            return False
         self.in_flight.add(offset)
+        return True
 
     def ack(self, offset: int) -> None:
         """Record an ack and move the committed offset over the contiguous acked run."""

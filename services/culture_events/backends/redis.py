@@ -29,7 +29,6 @@ from culture_events.message import Message, Settlement
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "redis://127.0.0.1:16379/0"
 
 
 def to_fields(msg: Message) -> dict[str, bytes]:
@@ -54,7 +53,7 @@ def _unreachable(url: str, exc: BaseException) -> BackendError:
 class RedisPublisher:
     """XADDs messages to `<prefix><topic>` streams (optionally capped with an approximate MAXLEN)."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, prefix: str = "events:", maxlen: int | None = None) -> None:
+    def __init__(self, url: str, *, prefix: str = "events:", maxlen: int | None = None) -> None:
         self.url = url
         self.prefix = prefix
         self.maxlen = maxlen
@@ -210,7 +209,7 @@ class _Consumer:
 class RedisSubscriber:
     """A member of consumer group `group`: every `subscribe(topic)` is one consumer in that group."""
 
-    def __init__(self, url: str = DEFAULT_URL, group: str = "culture", *, consumer: str | None = None,
+    def __init__(self, url: str, group: str = "culture", *, consumer: str | None = None,
                  prefix: str = "events:", start_id: str = "0", block_ms: int = 500,
                  claim_idle_ms: int = 30000, max_in_flight: int = 256, close_timeout: float = 30.0) -> None:
         self.url = url
@@ -249,7 +248,7 @@ class RedisSubscriber:
 class RedisProcessedStore:
     """Deduplicator store in Redis: `SET <prefix><key> 1 NX EX <ttl>`, `EXISTS` to check."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, prefix: str = "processed:",
+    def __init__(self, url: str, *, prefix: str = "processed:",
                  ttl: int = 7 * 24 * 3600) -> None:
         self.prefix = prefix
         self.ttl = ttl

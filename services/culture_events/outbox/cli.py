@@ -2,13 +2,14 @@
 
 Examples::
 
-    culture events relay --store postgres --dsn postgresql://culture:culture@127.0.0.1:15432/culture \\
-        --table identity.identity_outbox --brokers 127.0.0.1:19092
-    culture events relay --store mongo --uri 'mongodb://127.0.0.1:37017/?directConnection=true' \\
+    culture events relay --store postgres --dsn postgresql://culture:culture@db:5432/culture \\
+        --table identity.identity_outbox --brokers kafka:9092
+    culture events relay --store mongo --uri 'mongodb://mongo:27017/?replicaSet=rs0' \\
         --database catalog --collection catalog_outbox
 
-Defaults come from CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI and CULTURE_KAFKA_BOOTSTRAP (else the local
-stack). SIGTERM or SIGINT stops it after the batch in flight.
+Defaults come from CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI and CULTURE_KAFKA_BOOTSTRAP (the variables
+the services read); with neither the flag nor the variable it says which is missing and exits 2.
+SIGTERM or SIGINT stops it after the batch in flight.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import sys
 import textwrap
 
-from culture_runtime.settings import PlatformSettings
-from culture_stack.server import say
+
+def say(message: str) -> None:
+    """One progress line on stderr, flushed."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,20 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  culture events relay --store postgres --table identity.identity_outbox\n"
         "  culture events relay --store mongo --database catalog --collection catalog_outbox\n"
-        "defaults: CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_KAFKA_BOOTSTRAP, else the local stack")
-    # the platform's settings: the same CULTURE_* variables and local-stack defaults every service reads
-    platform = PlatformSettings()
+        "defaults: CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_KAFKA_BOOTSTRAP")
+    # the same CULTURE_* variables the services read (culture_runtime.settings.PlatformSettings; this
+    # library sits below it, so it reads them itself)
+    env = os.environ.get
     r.add_argument("--store", choices=["postgres", "mongo"], required=True, help="where the outbox lives")
-    r.add_argument("--brokers", default=platform.kafka_bootstrap,
-                   help="Kafka bootstrap servers (default: %(default)s)")
+    r.add_argument("--brokers", default=env("CULTURE_KAFKA_BOOTSTRAP"),
+                   help="Kafka bootstrap servers (default: $CULTURE_KAFKA_BOOTSTRAP)")
     pg = r.add_argument_group("postgres")
-    pg.add_argument("--dsn", default=platform.postgres_dsn,
-                    help="PostgreSQL DSN (default: $CULTURE_POSTGRES_DSN or the local stack)")
+    pg.add_argument("--dsn", default=env("CULTURE_POSTGRES_DSN"),
+                    help="PostgreSQL DSN (default: $CULTURE_POSTGRES_DSN)")
     pg.add_argument("--table", default="culture_outbox", help="outbox table, `table` or `schema.table` "
                     "(default: %(default)s)")
     mg = r.add_argument_group("mongo")
-    mg.add_argument("--uri", default=platform.mongo_uri,
-                    help="MongoDB connection string (default: $CULTURE_MONGO_URI or the local stack)")
+    mg.add_argument("--uri", default=env("CULTURE_MONGO_URI"),
+                    help="MongoDB connection string (default: $CULTURE_MONGO_URI)")
     mg.add_argument("--database", default="culture", help="database of the outbox (default: %(default)s)")
     mg.add_argument("--collection", default="culture_outbox", help="outbox collection (default: %(default)s)")
     mg.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
@@ -112,6 +118,13 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
+    needed = [("brokers", "--brokers", "CULTURE_KAFKA_BOOTSTRAP"),
+              ("dsn", "--dsn", "CULTURE_POSTGRES_DSN") if args.store == "postgres" else
+              ("uri", "--uri", "CULTURE_MONGO_URI")]
+    missing = [f"{flag} (or ${var})" for attr, flag, var in needed if not getattr(args, attr)]
+    if missing:
+        say("error: missing settings: " + ", ".join(missing))
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # while Kafka is away aiokafka logs every reconnect attempt; the relay reports the stall itself
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

@@ -4,21 +4,62 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from culture_events.message import Message
 from culture_events.ports import Subscriber, TopicCreator
 from culture_events.testing.features import Backend
 
 
-async def wait_until(condition: Callable[[], bool], within: float, what: str = "condition") -> None:
-    """Poll `condition` until it holds; AssertionError naming `what` after `within` seconds."""
+async def wait_until(check: Callable[[], Any], within: float, what: str = "condition", *,
+                     interval: float = 0.02, diagnose: Callable[[], str] | None = None,
+                     ignore: tuple[type[Exception], ...] = ()) -> Any:
+    """Poll `check` (a function returning a value or an awaitable) until its result is truthy, and
+    return that result. After `within` seconds: AssertionError naming `what`, the last result and,
+    with `diagnose`, its text. Exceptions of the `ignore` types count as "not yet".
+
+    The one way the tests wait (no fixed sleeps); `wait_until_sync` is the same for blocking code.
+    """
     deadline = time.monotonic() + within
-    while not condition():
+    while True:
+        try:
+            last = check()
+            if inspect.isawaitable(last):
+                last = await last
+        except ignore as exc:
+            last = exc
+        else:
+            if last:
+                return last
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
+            raise AssertionError(_timed_out(what, within, last, diagnose))
+        await asyncio.sleep(interval)
+
+
+def wait_until_sync(check: Callable[[], Any], within: float, what: str = "condition", *,
+                    interval: float = 0.25, diagnose: Callable[[], str] | None = None,
+                    ignore: tuple[type[Exception], ...] = ()) -> Any:
+    """`wait_until` for blocking code (kubectl, a sync client): polls `check` with time.sleep."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            last = check()
+        except ignore as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(_timed_out(what, within, last, diagnose))
+        time.sleep(interval)
+
+
+def _timed_out(what: str, within: float, last: Any, diagnose: Callable[[], str] | None) -> str:
+    text = f"timed out after {within:.0f}s waiting for {what} (last: {last!r:.500})"
+    return f"{text}\n{diagnose()}" if diagnose is not None else text
 
 
 async def prepare_topic(backend: Backend, topic: str) -> None:

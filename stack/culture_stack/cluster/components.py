@@ -16,6 +16,7 @@ import yaml
 
 from culture_stack import debian, process, tools
 from culture_stack.cluster import config
+from culture_stack.pki import SERVICE_IP, build_kubeconfig, cert_fresh, make_cert, write_private
 from culture_stack.ports import HOST
 from culture_stack.server import Context, Launch, Server, StackError
 from culture_stack.servers import kube
@@ -89,18 +90,18 @@ def ensure_credentials(ctx: Context) -> None:
     pki.chmod(0o700)
     for stem, spec in NODE_CERTS.items():
         crt, key = pki / f"{stem}.crt", pki / f"{stem}.key"
-        if not (key.exists() and kube._cert_fresh(crt)):
-            cert_pem, key_pem = kube.make_cert(ca, ca_key, **spec)
-            kube._write_private(key, key_pem)
+        if not (key.exists() and cert_fresh(crt)):
+            cert_pem, key_pem = make_cert(ca, ca_key, **spec)
+            write_private(key, key_pem)
             crt.write_bytes(cert_pem)
     for who, stem, user in (("kubelet", "kubelet-client", f"system:node:{config.NODE_NAME}"),
                             ("scheduler", "scheduler", "system:kube-scheduler"),
                             ("kube-proxy", "kube-proxy", "system:kube-proxy"),
                             ("cluster-dns", "cluster-dns", "culture:cluster-dns")):
-        cfg = kube.build_kubeconfig(server=kube.SERVER_URL, ca_pem=ca,
-                                    cert_pem=(pki / f"{stem}.crt").read_bytes(),
-                                    key_pem=(pki / f"{stem}.key").read_bytes(), user=user)
-        kube._write_private(kubeconfig_for(ctx, who), yaml.safe_dump(cfg, sort_keys=False).encode())
+        cfg = build_kubeconfig(server=kube.SERVER_URL, ca_pem=ca,
+                               cert_pem=(pki / f"{stem}.crt").read_bytes(),
+                               key_pem=(pki / f"{stem}.key").read_bytes(), user=user)
+        write_private(kubeconfig_for(ctx, who), yaml.safe_dump(cfg, sort_keys=False).encode())
 
 
 def _http_ok(url: str, ctx: Context | None = None, timeout: float = 2.0) -> bytes:
@@ -270,7 +271,7 @@ class ClusterDns(Server):
         return [r.to_text() for rrset in resp.answer for r in rrset]
 
     def healthy(self, ctx: Context) -> bool:
-        return kube.SERVICE_IP in self._lookup()
+        return SERVICE_IP in self._lookup()
 
     def version(self, ctx: Context) -> str:
         return f"culture cluster DNS: kubernetes.default -> {', '.join(self._lookup())}"

@@ -4,18 +4,16 @@ etcd comes from the Debian package. kube-apiserver, kube-controller-manager and 
 from the published `k8s.io/kubernetes` Go module (the build-only module in `../kube_build/`), helm 3
 from `helm.sh/helm/v3` (its own build module in `../kube_build/helm/`); all binaries land in
 `<cache>/kube/bin`. A local PKI (CA, serving and client certificates, the service-account key pair)
-is made once under `<state>/data/kube/pki` and kept across down/up, so kubeconfigs stay valid.
+is made once under `<state>/data/kube/pki` (culture_stack.pki) and kept across down/up, so kubeconfigs
+stay valid.
 
 Other code finds the tools through `kubectl_path()`, `helm_path()` and `kubeconfig_path()`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime
 import hashlib
-import ipaddress
 import json
 import ssl
 import urllib.request
@@ -26,6 +24,8 @@ from typing import Any
 import yaml
 
 from culture_stack import debian, locks, tools
+from culture_stack import pki as pki_files
+from culture_stack.pki import FRONT_PROXY_CLIENT, build_kubeconfig, write_private
 from culture_stack.ports import ETCD, ETCD_PEER, HOST, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER
 from culture_stack.server import Context, Launch, Server, StackError, say
 
@@ -35,10 +35,7 @@ KUBE_VERSION = "v1.34.4"
 HELM_VERSION = "v3.19.5"
 #: the in-cluster service range (only allocated from; no traffic goes there without nodes)
 SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service's address, named in the serving certificate
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
-CLUSTER_NAME = "culture-local"
-FRONT_PROXY_CLIENT = "front-proxy-client"  # the CN the API server uses towards aggregated API servers
 
 #: how long a process waits for another's Kubernetes build (cold on a busy 2-core machine: about an hour)
 BUILD_TIMEOUT = 2 * 3600.0
@@ -155,197 +152,12 @@ def install_binaries(ctx: Context) -> Path:
         return out
 
 
-# -- the PKI (pure builders, then one writer) -----------------------------------------------------------
-
-_DAY = datetime.timedelta(days=1)
-
-
-def _new_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem_key(key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
-
-
-def _pem_cert(cert: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def make_ca(common_name: str = "culture-local-ca", days: int = 3650) -> tuple[bytes, bytes]:
-    """A self-signed CA: (certificate PEM, key PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _DAY).not_valid_after(now + days * _DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return _pem_cert(cert), _pem_key(key)
-
-
-def make_cert(ca_cert_pem: bytes, ca_key_pem: bytes, *, common_name: str,
-              organizations: tuple[str, ...] = (), dns_names: tuple[str, ...] = (),
-              ips: tuple[str, ...] = (), server: bool = False, client: bool = False,
-              days: int = 1825) -> tuple[bytes, bytes]:
-    """A leaf certificate signed by the CA: (certificate PEM, key PEM).
-
-    Kubernetes reads the user name from CN and the groups from O (e.g. O=system:masters).
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
-    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
-    key = _new_key()
-    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
-        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(attrs)).issuer_name(ca_cert.subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _DAY).not_valid_after(now + days * _DAY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=False,
-                                     crl_sign=False, content_commitment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False),
-                       critical=True)
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
-    )
-    if dns_names or ips:
-        sans = [x509.DNSName(d) for d in dns_names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return _pem_cert(builder.sign(ca_key, hashes.SHA256())), _pem_key(key)
-
-
-def make_service_account_keys() -> tuple[bytes, bytes]:
-    """The key pair that signs service-account tokens: (private PEM, public PEM)."""
-    from cryptography.hazmat.primitives import serialization
-
-    key = _new_key()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return _pem_key(key), public
-
-
-#: leaf certificates: file stem -> make_cert keyword arguments
-LEAF_CERTS: dict[str, dict[str, Any]] = {
-    "apiserver": {
-        "common_name": "kube-apiserver", "server": True,
-        "dns_names": ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                      "kubernetes.default.svc.cluster.local"),
-        "ips": (HOST, SERVICE_IP),
-    },
-    "admin": {"common_name": "admin", "organizations": ("system:masters",), "client": True},
-    # the bootstrap RBAC policy binds the controller manager's role to exactly this user name
-    "controller-manager": {"common_name": "system:kube-controller-manager", "client": True},
-    "controller-manager-serving": {"common_name": "kube-controller-manager", "server": True,
-                                   "dns_names": ("localhost",), "ips": (HOST,)},
-}
-
-
-def _cert_fresh(path: Path, min_days: int = 30) -> bool:
-    from cryptography import x509
-
-    try:
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
-    return left > min_days * _DAY
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
+# -- the PKI (culture_stack.pki) and the kubeconfigs ---------------------------------------------------
 
 
 def ensure_pki(ctx: Context) -> Path:
-    """Create the CA, certificates and service-account keys once; renew only what is missing or
-    about to expire (the CA and SA keys are kept, so existing tokens and kubeconfigs stay valid)."""
-    pki = pki_dir(ctx)
-    pki.mkdir(parents=True, exist_ok=True)
-    pki.chmod(0o700)
-    if not ((pki / "ca.crt").exists() and (pki / "ca.key").exists()):
-        say(f"  kube: creating the local certificate authority in {pki}")
-        cert, key = make_ca()
-        _write_private(pki / "ca.key", key)
-        (pki / "ca.crt").write_bytes(cert)
-        for stem in LEAF_CERTS:  # leaves of an older CA are useless now
-            (pki / f"{stem}.crt").unlink(missing_ok=True)
-    ca_cert, ca_key = (pki / "ca.crt").read_bytes(), (pki / "ca.key").read_bytes()
-    for stem, spec in LEAF_CERTS.items():
-        if not ((pki / f"{stem}.key").exists() and _cert_fresh(pki / f"{stem}.crt")):
-            say(f"  kube: issuing the {stem} certificate")
-            cert, key = make_cert(ca_cert, ca_key, **spec)
-            _write_private(pki / f"{stem}.key", key)
-            (pki / f"{stem}.crt").write_bytes(cert)
-    # the aggregation layer's front proxy has a CA of its own, as upstream recommends; with it the
-    # API server publishes the request-header CA that delegating components (the controller
-    # manager, aggregated API servers) need
-    if not ((pki / "front-proxy-ca.crt").exists() and (pki / "front-proxy-ca.key").exists()):
-        say("  kube: creating the front-proxy certificate authority")
-        cert, key = make_ca("culture-local-front-proxy-ca")
-        _write_private(pki / "front-proxy-ca.key", key)
-        (pki / "front-proxy-ca.crt").write_bytes(cert)
-        (pki / "front-proxy-client.crt").unlink(missing_ok=True)
-    if not ((pki / "front-proxy-client.key").exists() and _cert_fresh(pki / "front-proxy-client.crt")):
-        say("  kube: issuing the front-proxy-client certificate")
-        fp_cert, fp_key = (pki / "front-proxy-ca.crt").read_bytes(), (pki / "front-proxy-ca.key").read_bytes()
-        cert, key = make_cert(fp_cert, fp_key, common_name=FRONT_PROXY_CLIENT, client=True)
-        _write_private(pki / "front-proxy-client.key", key)
-        (pki / "front-proxy-client.crt").write_bytes(cert)
-    if not ((pki / "sa.key").exists() and (pki / "sa.pub").exists()):
-        say("  kube: creating the service-account signing key pair")
-        private, public = make_service_account_keys()
-        _write_private(pki / "sa.key", private)
-        (pki / "sa.pub").write_bytes(public)
-    return pki
-
-
-def build_kubeconfig(*, server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, user: str,
-                     cluster: str = CLUSTER_NAME) -> dict[str, Any]:
-    """A self-contained kubeconfig (certificates embedded, so it can be copied anywhere)."""
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster,
-                      "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(cert_pem),
-                                          "client-key-data": b64(key_pem)}}],
-        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
-        "current-context": cluster,
-        "preferences": {},
-    }
+    """The control plane's certificates and keys in <state>/data/kube/pki (created once, renewed when due)."""
+    return pki_files.ensure_pki(pki_dir(ctx))
 
 
 def ensure_kubeconfigs(ctx: Context) -> None:
@@ -360,7 +172,7 @@ def ensure_kubeconfigs(ctx: Context) -> None:
                                   key_pem=(pki / f"{stem}.key").read_bytes(), user=user)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        _write_private(tmp, yaml.safe_dump(config, sort_keys=False).encode())
+        write_private(tmp, yaml.safe_dump(config, sort_keys=False).encode())
         tmp.replace(path)
 
 

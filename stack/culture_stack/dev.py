@@ -5,6 +5,9 @@ port (DEV_PORTS), waits until each is healthy (gRPC health SERVING; the gateway'
 prints the gateway URL, and on Ctrl-C/SIGTERM stops them in reverse order (SIGTERM, then SIGKILL
 after a grace period). A child that dies takes the whole group down with its log tail shown:
 half a slice is worse than none. Logs: <state dir>/logs/dev-<service>-<role>.log.
+
+The children get the local stack's endpoints (culture_stack.endpoints) unless the environment sets
+them: the services themselves have no defaults pointing here.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from culture_stack.endpoints import with_platform_env
 
 #: the local ports of the slice's roles (also the gateway's default upstream addresses)
 DEV_PORTS: dict[tuple[str, str], int] = {
@@ -305,7 +310,8 @@ def _up(args: argparse.Namespace) -> int:
             say("note: no recipe yet for: " + ", ".join(n for n in args.stack if n not in known))
         say("==> bringing up the servers the slice needs: " + ", ".join(names))
         stack.up(Context.default(), registry.select(names))
-    supervisor = Supervisor(present, log_dir=_log_dir(), start_timeout=args.start_timeout)
+    supervisor = Supervisor(present, log_dir=_log_dir(), start_timeout=args.start_timeout,
+                            env=with_platform_env(dict(os.environ)))
     children = supervisor.children
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor._request_stop)

@@ -1,0 +1,243 @@
+"""The environment the services read: the wiring ConfigMap, each service's env, identity's signing key.
+
+Every CULTURE_* name a pod gets is one a settings class of the services reads. The shared endpoints come
+from `culture_runtime.settings.PlatformSettings` itself; the per-service prefixes are the `env_prefix` of
+IdentitySettings, CatalogSettings, ..., GrpcServerSettings and GatewaySettings (the operator does not
+import those: they pull in the gRPC and Kafka stacks). tests/operator checks every name against the
+classes, and that every role gets what it needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from culture_contracts.signing_keys import encode_private_key
+from culture_operator.builders.names import (
+    Owner,
+    _b64,
+    _meta,
+    database_secret_name,
+    deployment_name,
+    kafka_cluster_name,
+    signing_key_secret_name,
+    wiring_name,
+)
+from culture_operator.builders.strimzi import KAFKA_PLAIN_PORT
+from culture_operator.spec import GROUP, SERVICE_DATABASES, CulturePlatformSpec
+
+# the services' own settings class: env names are derived from it, never spelled twice
+from culture_runtime.settings import PlatformSettings
+
+WIRING_HASH = f"{GROUP}/wiring-hash"
+
+
+HTTP_PORT = 8080
+
+
+#: env_prefix of each service's settings class (culture_<service>/settings.py)
+SERVICE_ENV_PREFIX: dict[str, str] = {
+    s: f"CULTURE_{s.upper()}_" for s in ("identity", "catalog", "notifier", "mailer", "gateway")
+}
+
+
+#: env_prefix of culture_grpc.server.GrpcServerSettings (every gRPC role)
+GRPC_ENV_PREFIX = "CULTURE_GRPC_"
+
+
+#: the services whose settings are culture_runtime.worker.WorkerSettings (consumer group, topic partitions)
+WORKER_SETTINGS_SERVICES = ("catalog", "notifier", "mailer")
+
+
+#: the services whose settings have `topic_partitions` (the partitions of topics they create themselves)
+TOPIC_PARTITIONS_SERVICES = ("identity", *WORKER_SETTINGS_SERVICES)
+
+
+def platform_env(field: str) -> str:
+    """The variable PlatformSettings reads `field` from (KeyError when it has no such field)."""
+    return PlatformSettings.env_name(field)
+
+
+def service_env(service: str, field: str) -> str:
+    """The variable the settings class of `service` (or `grpc`) reads `field` from."""
+    prefix = GRPC_ENV_PREFIX if service == "grpc" else SERVICE_ENV_PREFIX[service]
+    return prefix + field.upper()
+
+
+#: database -> (Secret key, PlatformSettings field) of each value its users read from the database's Secret
+DATABASE_ENV: dict[str, tuple[tuple[str, str], ...]] = {
+    "postgres": (("url", "postgres_dsn"),),
+    "mongo": (("url", "mongo_uri"),),
+    "redis": (("url", "redis_url"),),
+    "neo4j": (("url", "neo4j_uri"),),
+    # the Cassandra driver takes contact points and a port, not a URL
+    "cassandra": (("contactPoints", "cassandra_contact_points"), ("port", "cassandra_port")),
+}
+
+
+#: gateway upstream setting -> (service, role) it points at
+GATEWAY_UPSTREAMS: dict[str, tuple[str, str]] = {
+    "identity-write": ("identity", "api-write"),
+    "identity-read": ("identity", "api-read"),
+    "notifier": ("notifier", "api-read"),
+}
+
+
+#: the keys of the identity signing-key Secret
+SIGNING_KEY_KEYS = {
+    "signing-key": "signing_key",
+    "signing-key-id": "signing_key_id",
+    "verification-keys": "verification_keys",
+}
+
+
+def topic_namespace(spec: CulturePlatformSpec) -> str:
+    """CULTURE_TOPIC_NAMESPACE: services name topics `<namespace>.<topic>`, the operator `<prefix><topic>`."""
+    return spec.kafka.topicPrefix.removesuffix(".")
+
+
+def consumer_group(spec: CulturePlatformSpec, service: str) -> str:
+    """A worker's consumer group: the service name, with the platform's prefix (so shared Kafkas are safe)."""
+    return f"{spec.kafka.topicPrefix}{service}"
+
+
+def kafka_bootstrap(owner: Owner, spec: CulturePlatformSpec) -> str:
+    """The bootstrap servers the services use."""
+    if spec.kafka.mode == "external":
+        return ",".join(spec.kafka.bootstrapServers)
+    # Strimzi's bootstrap Service is <cluster>-kafka-bootstrap
+    return f"{kafka_cluster_name(owner)}-kafka-bootstrap.{owner.namespace}.svc:{KAFKA_PLAIN_PORT}"
+
+
+def build_wiring(owner: Owner, spec: CulturePlatformSpec) -> dict[str, Any]:
+    """The ConfigMap with what every service pod reads: Kafka, the topic namespace, the SMTP server.
+
+    Database endpoints and keys are in Secrets (see `build_deployment`), role specifics in each Deployment.
+    """
+    data: dict[str, str] = {
+        platform_env("kafka_bootstrap"): kafka_bootstrap(owner, spec),
+        platform_env("topic_namespace"): topic_namespace(spec),
+    }
+    if spec.service_enabled("mailer"):
+        data[platform_env("smtp_host")] = spec.smtp.host
+        data[platform_env("smtp_port")] = str(spec.smtp.port)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(owner, wiring_name(owner), "culture-platform", "wiring"),
+        "data": data,
+    }
+
+
+def wiring_hash(wiring: dict[str, Any]) -> str:
+    """A short digest of the wiring: a pod-template annotation, so pods restart when it changes."""
+    return hashlib.sha256(json.dumps(wiring["data"], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _value(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _secret_value(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def service_address(owner: Owner, spec: CulturePlatformSpec, service: str, role: str) -> str:
+    """host:port of an api role's Service, as other pods dial it."""
+    return f"{deployment_name(owner, service, role)}.{owner.namespace}.svc:{spec.grpcPort}"
+
+
+def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> list[dict[str, Any]]:
+    """The env of every pod of `service` beyond the shared wiring ConfigMap (same for all its roles)."""
+    env: list[dict[str, Any]] = []
+    if service == "gateway":
+        # the gateway is HTTP only (uvicorn); it reaches its upstreams through their Services
+        env += [_value(service_env("gateway", "host"), "0.0.0.0"),
+                _value(service_env("gateway", "port"), str(HTTP_PORT))]
+        required = []
+        for upstream, (svc, role) in GATEWAY_UPSTREAMS.items():
+            if spec.service_enabled(svc):
+                env.append(_value(service_env("gateway", upstream.replace("-", "_")),
+                                  service_address(owner, spec, svc, role)))
+                required.append(upstream)
+        env.append(_value(service_env("gateway", "required_upstreams"), json.dumps(required)))
+    else:
+        # 127.0.0.1 (the default) would be unreachable for the kubelet's gRPC probes and the Services
+        env += [_value(service_env("grpc", "host"), "0.0.0.0"),
+                _value(service_env("grpc", "port"), str(spec.grpcPort))]
+    for db in SERVICE_DATABASES[service]:
+        for key, field in DATABASE_ENV[db]:
+            env.append(_secret_value(platform_env(field), database_secret_name(owner, spec, db), key))
+    if service == "identity":
+        secret = signing_key_secret_name(owner)
+        env += [
+            _secret_value(service_env("identity", field), secret, key)
+            for key, field in SIGNING_KEY_KEYS.items()
+        ]
+        # never a generated key on the pod's (read-only) disk: each replica would sign with its own
+        env.append(_value(service_env("identity", "dev_keys"), "false"))
+    if service in WORKER_SETTINGS_SERVICES:
+        env.append(_value(service_env(service, "consumer_group"), consumer_group(spec, service)))
+    if service in TOPIC_PARTITIONS_SERVICES:
+        env.append(_value(service_env(service, "topic_partitions"), str(spec.kafka.topics.partitions)))
+    if service == "mailer":
+        env.append(_value(service_env("mailer", "smtp_starttls"), str(spec.smtp.startTLS).lower()))
+        if spec.smtp.secretRef is not None:
+            env += [_secret_value(service_env("mailer", f"smtp_{key}"), spec.smtp.secretRef.name, key)
+                    for key in ("username", "password")]
+    return env
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningKey:
+    """identity's JWT signing key as its Secret holds it (the forms CULTURE_IDENTITY_* accept)."""
+
+    #: base64url of the Ed25519 private key's 32-byte seed
+    private: str
+    key_id: str
+    #: JSON {kid: public key}: older keys still accepted after a rotation
+    verification_keys: str = "{}"
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        """A new key from 32 random bytes; its id is derived from the public key (stable, unique)."""
+        private = Ed25519PrivateKey.from_private_bytes(seed)
+        public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return cls(
+            private=encode_private_key(private),  # the form identity's settings parse
+            key_id="op-" + hashlib.sha256(public).hexdigest()[:12],
+        )
+
+    @classmethod
+    def from_secret_data(cls, data: Mapping[str, str] | None) -> SigningKey | None:
+        """The key a live Secret (`data`, base64) holds; None when it has none (then generate one)."""
+        data = data or {}
+        if not data.get("signing-key") or not data.get("signing-key-id"):
+            return None
+
+        def text(key: str, default: str) -> str:
+            return base64.b64decode(data[key]).decode() if data.get(key) else default
+
+        return cls(text("signing-key", ""), text("signing-key-id", ""), text("verification-keys", "{}"))
+
+
+def build_signing_key_secret(owner: Owner, key: SigningKey) -> dict[str, Any]:
+    """The Secret identity's pods read their signing key from (kept across reconciles, rotatable by hand)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(owner, signing_key_secret_name(owner), "identity", "signing-key"),
+        "type": "Opaque",
+        "data": {
+            "signing-key": _b64(key.private),
+            "signing-key-id": _b64(key.key_id),
+            "verification-keys": _b64(key.verification_keys),
+        },
+    }
