@@ -80,6 +80,8 @@ unit: venv
 # not a failure. Every phase is timed by stack/culture_stack/phases.py (standard library only: it runs
 # before the venv exists), which prints a table of the phases (and the builds inside them) at the end,
 # also when one failed. The test layers keep going after a failure, the other phases stop the run.
+# `e2e builds` makes the node, its binaries, the images and skaffold before the e2e layer (cold: the
+# slowest builds of a fresh machine), so they are timed on their own and no test's timeout covers them.
 PYTEST_LAYER = $(BIN)/pytest -m $(1) || test \$$? -eq 5
 test:
 	@$(PY) stack/culture_stack/phases.py run --keep-going unit,integration,e2e \
@@ -88,4 +90,5 @@ test:
 	  "unit=$(call PYTEST_LAYER,unit)" \
 	  "stack=$(MAKE) --no-print-directory stack-up" \
 	  "integration=$(call PYTEST_LAYER,integration)" \
+	  "e2e builds=$(BIN)/culture cluster up --images && $(BIN)/culture cluster skaffold version" \
 	  "e2e=$(call PYTEST_LAYER,e2e)"
