@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,11 +26,11 @@ from culture_catalog import documents as d
 from culture_catalog.profiles import INCOMPLETE, ProfileStore
 from culture_contracts.topics import key_of, topic_of
 from culture_events.codec import encode
-from culture_grpc.errors import AlreadyExists, FailedPrecondition, PermissionDenied, not_found
+from culture_grpc.errors import AlreadyExists, FailedPrecondition, PermissionDenied, Unavailable, not_found
 
 log = logging.getLogger("culture_catalog")
 T = TypeVar("T")
-_ATTEMPTS = 30
+_ATTEMPTS = 50
 #: candidates a search ranks at most (search is for finding a work, not for browsing everything)
 SEARCH_CANDIDATES = 500
 
@@ -52,6 +53,7 @@ class CatalogStore(ProfileStore):
         self.topics = {cls: topic(topic_of(cls)) for cls in EVENTS}
         self.works = self.db["works"]
         self.reviews = self.db["reviews"]
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def connect(self) -> None:
         await super().connect()
@@ -77,22 +79,35 @@ class CatalogStore(ProfileStore):
         await r.create_index([("work_id", ASCENDING), ("_id", DESCENDING)])
         await r.create_index([("author_user_id", ASCENDING), ("_id", DESCENDING)])
 
-    async def _transaction(self, body: Callable[[Any], Awaitable[T]]) -> T:
-        """Run `body(session)` in a transaction, again on a transient conflict or a `_Retry`."""
+    async def _transaction(self, body: Callable[[Any], Awaitable[T]], hot_key: str | None = None) -> T:
+        """Run `body(session)` in a transaction, again on a transient conflict or a `_Retry`.
+
+        `hot_key` names a document many calls update at once (a work's rating aggregate): calls of
+        this process take turns on it (an asyncio lock), so they do not conflict among themselves;
+        other replicas' calls still may, and are retried with jittered backoff."""
+        if hot_key is None:
+            return await self._attempts(body)
+        lock = self._locks.get(hot_key)
+        if lock is None:  # weakly held: gone once no call of this process uses it
+            lock = self._locks[hot_key] = asyncio.Lock()
+        async with lock:
+            return await self._attempts(body)
+
+    async def _attempts(self, body: Callable[[Any], Awaitable[T]]) -> T:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with await self.client.start_session() as session:
                     async with session.start_transaction():
                         return await body(session)
             except _Retry:
-                if attempt == _ATTEMPTS:
-                    raise
+                pass
+            except DuplicateKeyError:
+                raise
             except PyMongoError as exc:
-                if isinstance(exc, DuplicateKeyError) or not exc.has_error_label("TransientTransactionError") \
-                        or attempt == _ATTEMPTS:
+                if not exc.has_error_label("TransientTransactionError"):
                     raise
             await asyncio.sleep(random.uniform(0.005, 0.03) * min(attempt, 10))
-        raise AssertionError("unreachable")
+        raise Unavailable("too many concurrent changes of the same document; retry shortly")
 
     async def _emit(self, session: Any, event: Any) -> None:
         await self.outbox.publisher(session).publish(self.topics[type(event)], encode(event, key=key_of(event)))
@@ -168,7 +183,7 @@ class CatalogStore(ProfileStore):
             return doc
 
         try:
-            return await self._transaction(body), True
+            return await self._transaction(body, hot_key=work_id), True
         except DuplicateKeyError:
             old = await self.reviews.find_one({"work_id": work_id, "author_user_id": author})
             if old is not None and request_id and old.get("request_id") == request_id:
@@ -185,6 +200,8 @@ class CatalogStore(ProfileStore):
         return doc
 
     async def update_review(self, review_id: str, author: str, changes: dict[str, Any]) -> dict[str, Any]:
+        work_id = await self._work_of_review(review_id)
+
         async def body(session: Any) -> dict[str, Any]:
             doc = await self._own_review(review_id, author, session)
             new = {**doc, **changes, "version": doc["version"] + 1, "update_time": d.now()}
@@ -201,9 +218,15 @@ class CatalogStore(ProfileStore):
             await self._emit(session, d.review_updated(new, doc["rating"]))
             return new
 
-        return await self._transaction(body)
+        return await self._transaction(body, hot_key=work_id)
+
+    async def _work_of_review(self, review_id: str) -> str | None:
+        doc = await self.reviews.find_one({"_id": review_id}, {"work_id": 1})
+        return doc["work_id"] if doc else None
 
     async def delete_review(self, review_id: str, author: str) -> tuple[dict[str, Any], int]:
+        work_id = await self._work_of_review(review_id)
+
         async def body(session: Any) -> tuple[dict[str, Any], int]:
             doc = await self._own_review(review_id, author, session)
             result = await self.reviews.delete_one({"_id": review_id, "version": doc["version"]}, session=session)
@@ -215,7 +238,7 @@ class CatalogStore(ProfileStore):
             await self._emit(session, d.review_deleted(doc, version, d.now()))
             return doc, version
 
-        return await self._transaction(body)
+        return await self._transaction(body, hot_key=work_id)
 
     async def list_reviews(self, query: dict[str, Any], after: str | None, limit: int) -> list[dict[str, Any]]:
         if after:
