@@ -9,6 +9,7 @@ import logging
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from culture.catalog.v1 import catalog_pb2_grpc
 from culture.identity.v1 import identity_pb2_grpc
 from culture.notifier.v1 import notifier_pb2_grpc
 from culture_gateway.settings import GatewaySettings
@@ -20,16 +21,19 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 class Upstreams:
-    """Channels to identity (write, read) and notifier, plus their last known health."""
+    """Channels to identity (write, read), notifier and catalog (write, read), plus their last known health."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.targets = {"identity-write": settings.identity_write, "identity-read": settings.identity_read,
-                        "notifier": settings.notifier}
+                        "notifier": settings.notifier, "catalog-write": settings.catalog_write,
+                        "catalog-read": settings.catalog_read}
         self.channels = {name: insecure_channel(target) for name, target in self.targets.items()}
         self.identity_write = identity_pb2_grpc.IdentityServiceStub(self.channels["identity-write"])
         self.identity_read = identity_pb2_grpc.IdentityServiceStub(self.channels["identity-read"])
         self.notifier = notifier_pb2_grpc.NotifierServiceStub(self.channels["notifier"])
+        self.catalog_write = catalog_pb2_grpc.CatalogServiceStub(self.channels["catalog-write"])
+        self.catalog_read = catalog_pb2_grpc.CatalogServiceStub(self.channels["catalog-read"])
         self.health: dict[str, str] = dict.fromkeys(self.targets, "UNKNOWN")
         self._task: asyncio.Task[None] | None = None
 

@@ -32,6 +32,8 @@ DEV_PORTS: dict[tuple[str, str], int] = {
     ("notifier", "worker"): 50062,
     ("catalog", "worker"): 50071,
     ("catalog", "relay"): 50072,
+    ("catalog", "api-write"): 50073,
+    ("catalog", "api-read"): 50074,
     ("mailer", "worker"): 50081,
     ("gateway", "api"): 8080,
 }
@@ -40,7 +42,7 @@ DEV_PORTS: dict[tuple[str, str], int] = {
 SLICE: tuple[tuple[str, str], ...] = (
     ("identity", "api-write"), ("identity", "api-read"), ("identity", "relay"),
     ("notifier", "worker"), ("notifier", "api-read"), ("catalog", "worker"), ("catalog", "relay"),
-    ("mailer", "worker"),
+    ("catalog", "api-write"), ("catalog", "api-read"), ("mailer", "worker"),
     ("gateway", "api"),
 )
 
@@ -92,9 +94,13 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
         env["CULTURE_GATEWAY_IDENTITY_WRITE"] = f"127.0.0.1:{ports[('identity', 'api-write')]}"
         env["CULTURE_GATEWAY_IDENTITY_READ"] = f"127.0.0.1:{ports[('identity', 'api-read')]}"
         env["CULTURE_GATEWAY_NOTIFIER"] = f"127.0.0.1:{ports[('notifier', 'api-read')]}"
+        env["CULTURE_GATEWAY_CATALOG_WRITE"] = f"127.0.0.1:{ports[('catalog', 'api-write')]}"
+        env["CULTURE_GATEWAY_CATALOG_READ"] = f"127.0.0.1:{ports[('catalog', 'api-read')]}"
         required = [name for name, key in (("identity-write", ("identity", "api-write")),
                                            ("identity-read", ("identity", "api-read")),
-                                           ("notifier", ("notifier", "api-read"))) if key in present]
+                                           ("notifier", ("notifier", "api-read")),
+                                           ("catalog-write", ("catalog", "api-write")),
+                                           ("catalog-read", ("catalog", "api-read"))) if key in present]
         env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"] = "[" + ",".join(f'"{n}"' for n in required) + "]"
     else:
         env["CULTURE_GRPC_PORT"] = str(child.port)
