@@ -10,7 +10,7 @@ from culture_stack.server import StackError
 
 # modules that each add their verbs to the parser with register(subparsers)
 _COMMANDS = ("culture_stack.cli", "culture_stack.cluster.cli", "culture_runtime.serve", "culture_runtime.dev",
-             "culture_events.outbox.cli")
+             "culture_events.outbox.cli", "culture_cli.seed")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,3 +112,18 @@ def test_gateway_json_of_a_work_and_back() -> None:
     with pytest.raises(HttpError) as bad:
         work_from_json({"kind": "film", "title": 3, "authors": ["x"], "runtime_minutes": 1.5}, partial=False)
     assert {"title", "kind", "runtime_minutes"} <= set(bad.value.fields or {})
+
+
+def test_seed_generates_valid_works_and_has_a_follow_step() -> None:
+    import random
+
+    from culture_cli.seed import SeedPlan, Seeder, isbn13, work_body
+
+    rng = random.Random(1)
+    assert all(v.valid_isbn13(isbn13(rng)) for _ in range(200))
+    for i in range(30):
+        body = work_body(rng, i)
+        work, _ = work_from_json(body, partial=False)
+        assert v.check_work(work) == [], body
+    seeder = Seeder(SeedPlan(), lambda line: None)
+    assert [name for name, _ in seeder.steps] == ["users", "works", "reviews", "follows"]

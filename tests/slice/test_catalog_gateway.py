@@ -123,3 +123,19 @@ async def test_unknown_work_is_404_and_the_routes_are_in_openapi(slice_run: Slic
                  "/api/reviews/{review_id}", "/api/profile", "/api/users/{user_id}/profile"):
         assert path in spec["paths"]
     assert "409" in spec["paths"]["/api/works/{work_id}/reviews"]["post"]["responses"]
+
+
+async def test_culture_seed_fills_the_catalog_through_the_gateway(slice_run: SliceRun,
+                                                                  http: httpx.AsyncClient) -> None:
+    from culture_cli.seed import SeedPlan, Seeder
+
+    slice_run.require("catalog")
+    lines: list[str] = []
+    plan = SeedPlan(gateway=slice_run.gateway, users=3, works=5, reviews_per_user=2, follows_per_user=1,
+                    prefix="sd" + uuid.uuid4().hex[:8])
+    state = await Seeder(plan, lines.append).run()
+    assert len(state.users) == 3 and len(state.works) == 5 and state.reviews == 6
+    assert "==> follows" in lines  # the follow step ran: done, or skipped with a note without the graph
+    assert state.follows == 3 or any("follows skipped" in line for line in lines)
+    for work_id in state.works:
+        assert (await http.get(f"/api/works/{work_id}")).status_code == 200
