@@ -40,10 +40,14 @@ Loader = Callable[[Sequence[str]], Awaitable[dict[str, catalog_pb2.Work]]]
 
 class CacheMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.requests = Counter("culture_catalog_cache_requests", "Work cache lookups by result", ["result"],
-                                registry=registry)
-        self.ratio = Gauge("culture_catalog_cache_hit_ratio", "Hits / lookups of the work cache since start",
-                           registry=registry)
+        self.requests = Counter(
+            "culture_catalog_cache_requests", "Work cache lookups by result", ["result"], registry=registry
+        )
+        self.ratio = Gauge(
+            "culture_catalog_cache_hit_ratio",
+            "Hits / lookups of the work cache since start",
+            registry=registry,
+        )
         self.hits = self.misses = 0
 
     def record(self, hits: int, misses: int) -> None:
@@ -75,8 +79,16 @@ def default_metrics() -> CacheMetrics:
 class WorkCache:
     """Read-through cache of works (see the module docstring)."""
 
-    def __init__(self, redis: Redis, *, prefix: str = "catalog:", ttl: float = 300.0, lease: float = 2.0,
-                 lease_wait: float = 1.0, metrics: CacheMetrics | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "catalog:",
+        ttl: float = 300.0,
+        lease: float = 2.0,
+        lease_wait: float = 1.0,
+        metrics: CacheMetrics | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl
@@ -144,8 +156,10 @@ class WorkCache:
         work = (await load([work_id])).get(work_id)
         if work is not None and token:
             ttl_ms = int(self.ttl * random.uniform(0.85, 1.15) * 1000)
-            await self._fill(keys=[self.key(work_id), self.lease_key(work_id)],
-                             args=[token, work.SerializeToString(), ttl_ms])
+            await self._fill(
+                keys=[self.key(work_id), self.lease_key(work_id)],
+                args=[token, work.SerializeToString(), ttl_ms],
+            )
         elif token:
             await self.redis.delete(self.lease_key(work_id))
         return work

@@ -111,8 +111,7 @@ def genres_of(paths: Sequence[str]) -> list[catalog_pb2.Genre]:
     out = []
     for path in paths:
         parent, _, slug = path.rpartition("/")
-        out.append(catalog_pb2.Genre(slug=path, display_name=_title_of_slug(slug),
-                                     parent_slug=parent))
+        out.append(catalog_pb2.Genre(slug=path, display_name=_title_of_slug(slug), parent_slug=parent))
     return out
 
 
@@ -138,44 +137,77 @@ def timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp:
 def attrs_of(work: catalog_pb2.Work) -> dict[str, Any]:
     if work.WhichOneof("details") == "book":
         b = work.book
-        return {"authors": list(b.authors), "isbn": b.isbn.replace("-", ""), "page_count": b.page_count,
-                "publisher": b.publisher}
+        return {
+            "authors": list(b.authors),
+            "isbn": b.isbn.replace("-", ""),
+            "page_count": b.page_count,
+            "publisher": b.publisher,
+        }
     f = work.film
-    return {"directors": list(f.directors), "cast": list(f.cast), "runtime_minutes": f.runtime_minutes,
-            "countries": list(f.countries)}
+    return {
+        "directors": list(f.directors),
+        "cast": list(f.cast),
+        "runtime_minutes": f.runtime_minutes,
+        "countries": list(f.countries),
+    }
 
 
 def derived(doc: dict[str, Any]) -> dict[str, Any]:
     """The fields computed from others: genre ancestors and search tokens."""
     attrs = doc["attrs"]
-    texts = [doc["title"], doc.get("original_title", ""), *attrs.get("authors", []),
-             *attrs.get("directors", [])]
+    texts = [
+        doc["title"],
+        doc.get("original_title", ""),
+        *attrs.get("authors", []),
+        *attrs.get("directors", []),
+    ]
     return {"genre_ancestors": ancestors(doc["genre_paths"]), "search_tokens": search_tokens(texts)}
 
 
 def work_document(work: catalog_pb2.Work, work_id: str, creator: str, when: dt.datetime) -> dict[str, Any]:
     """The stored document of a new work (validated before)."""
     doc: dict[str, Any] = {
-        "_id": work_id, "schema_version": SCHEMA_VERSION, "kind": work.WhichOneof("details"),
-        "title": work.title.strip(), "original_title": work.original_title, "description": work.description,
-        "release_year": work.release_year, "language": work.language,
+        "_id": work_id,
+        "schema_version": SCHEMA_VERSION,
+        "kind": work.WhichOneof("details"),
+        "title": work.title.strip(),
+        "original_title": work.original_title,
+        "description": work.description,
+        "release_year": work.release_year,
+        "language": work.language,
         "genre_paths": list(dict.fromkeys(work.genre_paths)),
         "tags": list(dict.fromkeys(t.slug for t in work.tags)),
         "tag_names": {t.slug: t.display_name or t.slug for t in work.tags},
-        "cover_url": work.cover_url, "creator_user_id": creator, "version": 1,
-        "create_time": when, "update_time": when, "attrs": attrs_of(work), "rating": empty_rating(),
+        "cover_url": work.cover_url,
+        "creator_user_id": creator,
+        "version": 1,
+        "create_time": when,
+        "update_time": when,
+        "attrs": attrs_of(work),
+        "rating": empty_rating(),
     }
     doc.update(derived(doc))
     return doc
 
 
 #: update-mask paths -> how each is applied to the stored document
-WORK_FIELDS = ("title", "original_title", "description", "release_year", "language", "genre_paths",
-               "tags", "cover_url", "book", "film")
+WORK_FIELDS = (
+    "title",
+    "original_title",
+    "description",
+    "release_year",
+    "language",
+    "genre_paths",
+    "tags",
+    "cover_url",
+    "book",
+    "film",
+)
 
 
-def apply_work_update(doc: dict[str, Any], work: catalog_pb2.Work, fields: set[str],
-                      when: dt.datetime) -> dict[str, Any]:
+def apply_work_update(
+    doc: dict[str, Any], work: catalog_pb2.Work, fields: set[str], when: dt.datetime
+) -> dict[str, Any]:
     """The `$set` of an update: the named fields from `work`, the derived fields, version + 1."""
     new = dict(doc)
     for name in ("title", "original_title", "description", "release_year", "language", "cover_url"):
@@ -207,86 +239,173 @@ def apply_work_update(doc: dict[str, Any], work: catalog_pb2.Work, fields: set[s
 def rating_summary(rating: dict[str, Any]) -> catalog_pb2.RatingSummary:
     count, total = int(rating.get("count", 0)), int(rating.get("sum", 0))
     hist = rating.get("hist", {})
-    return catalog_pb2.RatingSummary(count=count, sum=total, average=round(total / count, 3) if count else 0.0,
-                                     histogram=[int(hist.get(str(i), 0)) for i in range(1, 6)])
+    return catalog_pb2.RatingSummary(
+        count=count,
+        sum=total,
+        average=round(total / count, 3) if count else 0.0,
+        histogram=[int(hist.get(str(i), 0)) for i in range(1, 6)],
+    )
 
 
 def work_to_proto(doc: dict[str, Any]) -> catalog_pb2.Work:
     attrs = doc.get("attrs", {})
     work = catalog_pb2.Work(
-        work_id=doc["_id"], title=doc["title"], original_title=doc.get("original_title", ""),
-        description=doc.get("description", ""), release_year=doc.get("release_year", 0),
-        language=doc.get("language", ""), genres=genres_of(doc.get("genre_paths", [])),
-        tags=[catalog_pb2.Tag(slug=t, display_name=doc.get("tag_names", {}).get(t, t)) for t in doc.get("tags", [])],
-        creator_user_id=doc.get("creator_user_id", ""), create_time=timestamp(doc.get("create_time")),
-        update_time=timestamp(doc.get("update_time")), rating=rating_summary(doc.get("rating", {})),
-        version=doc.get("version", 1), genre_paths=doc.get("genre_paths", []), cover_url=doc.get("cover_url", ""),
-        kind=KIND_ENUM.get(doc.get("kind", ""), catalog_pb2.WORK_KIND_UNSPECIFIED))
+        work_id=doc["_id"],
+        title=doc["title"],
+        original_title=doc.get("original_title", ""),
+        description=doc.get("description", ""),
+        release_year=doc.get("release_year", 0),
+        language=doc.get("language", ""),
+        genres=genres_of(doc.get("genre_paths", [])),
+        tags=[
+            catalog_pb2.Tag(slug=t, display_name=doc.get("tag_names", {}).get(t, t))
+            for t in doc.get("tags", [])
+        ],
+        creator_user_id=doc.get("creator_user_id", ""),
+        create_time=timestamp(doc.get("create_time")),
+        update_time=timestamp(doc.get("update_time")),
+        rating=rating_summary(doc.get("rating", {})),
+        version=doc.get("version", 1),
+        genre_paths=doc.get("genre_paths", []),
+        cover_url=doc.get("cover_url", ""),
+        kind=KIND_ENUM.get(doc.get("kind", ""), catalog_pb2.WORK_KIND_UNSPECIFIED),
+    )
     if doc.get("kind") == "book":
-        work.book.CopyFrom(catalog_pb2.BookDetails(authors=attrs.get("authors", []), isbn=attrs.get("isbn", ""),
-                                                   page_count=attrs.get("page_count", 0),
-                                                   publisher=attrs.get("publisher", "")))
+        work.book.CopyFrom(
+            catalog_pb2.BookDetails(
+                authors=attrs.get("authors", []),
+                isbn=attrs.get("isbn", ""),
+                page_count=attrs.get("page_count", 0),
+                publisher=attrs.get("publisher", ""),
+            )
+        )
     elif doc.get("kind") == "film":
-        work.film.CopyFrom(catalog_pb2.FilmDetails(directors=attrs.get("directors", []), cast=attrs.get("cast", []),
-                                                   runtime_minutes=attrs.get("runtime_minutes", 0),
-                                                   countries=attrs.get("countries", [])))
+        work.film.CopyFrom(
+            catalog_pb2.FilmDetails(
+                directors=attrs.get("directors", []),
+                cast=attrs.get("cast", []),
+                runtime_minutes=attrs.get("runtime_minutes", 0),
+                countries=attrs.get("countries", []),
+            )
+        )
     return work
 
 
 def work_created(doc: dict[str, Any]) -> catalog_events_pb2.WorkCreated:
     return catalog_events_pb2.WorkCreated(
-        work_id=doc["_id"], kind=doc["kind"], title=doc["title"], genre_paths=doc["genre_paths"],
-        tag_slugs=doc["tags"], release_year=doc["release_year"], creator_user_id=doc["creator_user_id"],
-        version=doc["version"], create_time=timestamp(doc["create_time"]))
+        work_id=doc["_id"],
+        kind=doc["kind"],
+        title=doc["title"],
+        genre_paths=doc["genre_paths"],
+        tag_slugs=doc["tags"],
+        release_year=doc["release_year"],
+        creator_user_id=doc["creator_user_id"],
+        version=doc["version"],
+        create_time=timestamp(doc["create_time"]),
+    )
 
 
 def work_updated(doc: dict[str, Any]) -> catalog_events_pb2.WorkUpdated:
     return catalog_events_pb2.WorkUpdated(
-        work_id=doc["_id"], kind=doc["kind"], title=doc["title"], genre_paths=doc["genre_paths"],
-        tag_slugs=doc["tags"], release_year=doc["release_year"], creator_user_id=doc["creator_user_id"],
-        version=doc["version"], update_time=timestamp(doc["update_time"]))
+        work_id=doc["_id"],
+        kind=doc["kind"],
+        title=doc["title"],
+        genre_paths=doc["genre_paths"],
+        tag_slugs=doc["tags"],
+        release_year=doc["release_year"],
+        creator_user_id=doc["creator_user_id"],
+        version=doc["version"],
+        update_time=timestamp(doc["update_time"]),
+    )
 
 
 # -- reviews -----------------------------------------------------------------------------------------
 
 
-def review_document(review_id: str, work: dict[str, Any], author: str, rating: int, title: str, body: str,
-                    request_id: str, when: dt.datetime) -> dict[str, Any]:
-    return {"_id": review_id, "work_id": work["_id"], "work_kind": work["kind"], "work_title": work["title"],
-            "genre_paths": work["genre_paths"], "author_user_id": author, "rating": rating, "title": title,
-            "body": body, "request_id": request_id, "version": 1, "create_time": when, "update_time": when}
+def review_document(
+    review_id: str,
+    work: dict[str, Any],
+    author: str,
+    rating: int,
+    title: str,
+    body: str,
+    request_id: str,
+    when: dt.datetime,
+) -> dict[str, Any]:
+    return {
+        "_id": review_id,
+        "work_id": work["_id"],
+        "work_kind": work["kind"],
+        "work_title": work["title"],
+        "genre_paths": work["genre_paths"],
+        "author_user_id": author,
+        "rating": rating,
+        "title": title,
+        "body": body,
+        "request_id": request_id,
+        "version": 1,
+        "create_time": when,
+        "update_time": when,
+    }
 
 
 def review_to_proto(doc: dict[str, Any]) -> catalog_pb2.Review:
     return catalog_pb2.Review(
-        review_id=doc["_id"], work_id=doc["work_id"], author_user_id=doc["author_user_id"], rating=doc["rating"],
-        title=doc.get("title", ""), body=doc.get("body", ""), genre_slugs=doc.get("genre_paths", []),
-        create_time=timestamp(doc.get("create_time")), version=doc.get("version", 1),
+        review_id=doc["_id"],
+        work_id=doc["work_id"],
+        author_user_id=doc["author_user_id"],
+        rating=doc["rating"],
+        title=doc.get("title", ""),
+        body=doc.get("body", ""),
+        genre_slugs=doc.get("genre_paths", []),
+        create_time=timestamp(doc.get("create_time")),
+        version=doc.get("version", 1),
         update_time=timestamp(doc.get("update_time")),
-        work_kind=KIND_ENUM.get(doc.get("work_kind", ""), catalog_pb2.WORK_KIND_UNSPECIFIED))
+        work_kind=KIND_ENUM.get(doc.get("work_kind", ""), catalog_pb2.WORK_KIND_UNSPECIFIED),
+    )
 
 
 def review_created(doc: dict[str, Any]) -> catalog_events_pb2.ReviewCreated:
     return catalog_events_pb2.ReviewCreated(
-        review_id=doc["_id"], work_id=doc["work_id"], work_title=doc["work_title"],
-        author_user_id=doc["author_user_id"], rating=doc["rating"], genre_slugs=doc["genre_paths"],
-        excerpt=doc["body"][:EXCERPT], create_time=timestamp(doc["create_time"]), work_kind=doc["work_kind"],
-        version=doc["version"])
+        review_id=doc["_id"],
+        work_id=doc["work_id"],
+        work_title=doc["work_title"],
+        author_user_id=doc["author_user_id"],
+        rating=doc["rating"],
+        genre_slugs=doc["genre_paths"],
+        excerpt=doc["body"][:EXCERPT],
+        create_time=timestamp(doc["create_time"]),
+        work_kind=doc["work_kind"],
+        version=doc["version"],
+    )
 
 
 def review_updated(doc: dict[str, Any], previous_rating: int) -> catalog_events_pb2.ReviewUpdated:
     return catalog_events_pb2.ReviewUpdated(
-        review_id=doc["_id"], work_id=doc["work_id"], work_kind=doc["work_kind"],
-        author_user_id=doc["author_user_id"], rating=doc["rating"], previous_rating=previous_rating,
-        genre_slugs=doc["genre_paths"], excerpt=doc["body"][:EXCERPT], version=doc["version"],
-        update_time=timestamp(doc["update_time"]))
+        review_id=doc["_id"],
+        work_id=doc["work_id"],
+        work_kind=doc["work_kind"],
+        author_user_id=doc["author_user_id"],
+        rating=doc["rating"],
+        previous_rating=previous_rating,
+        genre_slugs=doc["genre_paths"],
+        excerpt=doc["body"][:EXCERPT],
+        version=doc["version"],
+        update_time=timestamp(doc["update_time"]),
+    )
 
 
 def review_deleted(doc: dict[str, Any], version: int, when: dt.datetime) -> catalog_events_pb2.ReviewDeleted:
     return catalog_events_pb2.ReviewDeleted(
-        review_id=doc["_id"], work_id=doc["work_id"], work_kind=doc["work_kind"],
-        author_user_id=doc["author_user_id"], rating=doc["rating"], genre_slugs=doc["genre_paths"],
-        version=version, delete_time=timestamp(when))
+        review_id=doc["_id"],
+        work_id=doc["work_id"],
+        work_kind=doc["work_kind"],
+        author_user_id=doc["author_user_id"],
+        rating=doc["rating"],
+        genre_slugs=doc["genre_paths"],
+        version=version,
+        delete_time=timestamp(when),
+    )
 
 
 def rating_inc(rating: int, sign: int) -> dict[str, int]:

@@ -25,13 +25,15 @@ from culture_runtime.worker import Wiring, run_worker, try_ensure_topics
 log = logging.getLogger("culture_catalog")
 
 #: the topics the catalog publishes through its outbox (created by the relay at start)
-TOPICS = tuple(topic_of(cls) for cls in EVENTS) + ("catalog.profile-created",)
+TOPICS = (*tuple(topic_of(cls) for cls in EVENTS), "catalog.profile-created")
 
 _SERVICE = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"]
 
 
 def _store(platform: PlatformSettings, settings: CatalogSettings) -> CatalogStore:
-    return CatalogStore(platform.mongo_uri, settings.database, settings.outbox_collection, topic=platform.topic)
+    return CatalogStore(
+        platform.mongo_uri, settings.database, settings.outbox_collection, topic=platform.topic
+    )
 
 
 def _cache(platform: PlatformSettings, settings: CatalogSettings) -> tuple[Redis, WorkCache]:
@@ -48,37 +50,64 @@ async def worker() -> None:
 
     def install(router: Router, wiring: Wiring) -> None:
         sub = wiring.subscriber
-        router.add_consumer_handler("catalog.profile", platform.topic(topic_of(identity_events_pb2.UserRegistered)),
-                                    sub, ProfileCreator(store))
-        router.add_consumer_handler("catalog.mark-profile-incomplete",
-                                    platform.topic(topic_of(feed_events_pb2.FeedCreationFailed)), sub,
-                                    MarkProfileIncomplete(store))
+        router.add_consumer_handler(
+            "catalog.profile",
+            platform.topic(topic_of(identity_events_pb2.UserRegistered)),
+            sub,
+            ProfileCreator(store),
+        )
+        router.add_consumer_handler(
+            "catalog.mark-profile-incomplete",
+            platform.topic(topic_of(feed_events_pb2.FeedCreationFailed)),
+            sub,
+            MarkProfileIncomplete(store),
+        )
         for cls in INVALIDATING:
-            router.add_consumer_handler(f"catalog.cache.{cls.__name__}", platform.topic(topic_of(cls)), sub,
-                                        CacheInvalidator(cache, cls))
+            router.add_consumer_handler(
+                f"catalog.cache.{cls.__name__}",
+                platform.topic(topic_of(cls)),
+                sub,
+                CacheInvalidator(cache, cls),
+            )
 
     async def stop() -> None:
         store.close()
         await redis.aclose()
 
-    await run_worker("catalog", settings, install, platform=platform,
-                     extra_topics=[platform.topic(t) for t in TOPICS],
-                     on_start=store.connect, on_stop=stop)
+    await run_worker(
+        "catalog",
+        settings,
+        install,
+        platform=platform,
+        extra_topics=[platform.topic(t) for t in TOPICS],
+        on_start=store.connect,
+        on_stop=stop,
+    )
 
 
 async def relay() -> None:
     """Publish the committed outbox documents (every catalog event) to Kafka."""
     platform, settings = PlatformSettings(), CatalogSettings()
     outbox_relay = Relay(
-        MongoStore(platform.mongo_uri, settings.database, settings.outbox_collection,
-                   lease=settings.relay_lease_seconds),
+        MongoStore(
+            platform.mongo_uri,
+            settings.database,
+            settings.outbox_collection,
+            lease=settings.relay_lease_seconds,
+        ),
         lambda: relay_publisher(platform.kafka_bootstrap, "culture-catalog-relay"),
-        batch_size=settings.relay_batch_size, poll_interval=settings.relay_poll_seconds,
-        report=lambda line: log.info("catalog %s", line))
+        batch_size=settings.relay_batch_size,
+        poll_interval=settings.relay_poll_seconds,
+        report=lambda line: log.info("catalog %s", line),
+    )
 
     async def start() -> None:
-        await try_ensure_topics(platform.kafka_bootstrap, [platform.topic(t) for t in TOPICS],
-                                settings.topic_partitions, role="catalog relay")
+        await try_ensure_topics(
+            platform.kafka_bootstrap,
+            [platform.topic(t) for t in TOPICS],
+            settings.topic_partitions,
+            role="catalog relay",
+        )
 
     await run_grpc_service("catalog relay", on_start=start, background=[outbox_relay.run])
 
@@ -93,9 +122,12 @@ async def api_write() -> None:
         store.close()
         await redis.aclose()
 
-    await run_grpc_service("catalog api-write",
-                           [(_SERVICE, CatalogWriter(store, cache), catalog_pb2_grpc.add_CatalogServiceServicer_to_server)],
-                           on_start=store.connect, on_stop=stop)
+    await run_grpc_service(
+        "catalog api-write",
+        [(_SERVICE, CatalogWriter(store, cache), catalog_pb2_grpc.add_CatalogServiceServicer_to_server)],
+        on_start=store.connect,
+        on_stop=stop,
+    )
 
 
 async def api_read() -> None:
@@ -110,9 +142,16 @@ async def api_read() -> None:
 
     await run_grpc_service(
         "catalog api-read",
-        [(_SERVICE, CatalogReader(store, cache if settings.cache_enabled else None),
-          catalog_pb2_grpc.add_CatalogServiceServicer_to_server)],
-        on_start=store.connect, on_stop=stop)
+        [
+            (
+                _SERVICE,
+                CatalogReader(store, cache if settings.cache_enabled else None),
+                catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
+            )
+        ],
+        on_start=store.connect,
+        on_stop=stop,
+    )
 
 
 ROLES = {"api-write": api_write, "api-read": api_read, "worker": worker, "relay": relay}

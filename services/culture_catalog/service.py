@@ -29,7 +29,9 @@ def _raise(violations: v.Violations) -> None:
         raise invalid_argument(violations)
 
 
-def _mask(paths: Any, allowed: tuple[str, ...], default: tuple[str, ...], field: str = "update_mask") -> set[str]:
+def _mask(
+    paths: Any, allowed: tuple[str, ...], default: tuple[str, ...], field: str = "update_mask"
+) -> set[str]:
     given = set(paths)
     if not given:
         return set(default)
@@ -46,20 +48,30 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
         self.store = store
         self.cache = cache
 
-    async def CreateWork(self, request: catalog_pb2.CreateWorkRequest,
-                         context: grpc.aio.ServicerContext) -> catalog_pb2.CreateWorkResponse:
-        _raise(v.check_id("creator_user_id", request.creator_user_id)
-               + v.check_text("request_id", request.request_id, 128) + v.check_work(request.work))
+    async def CreateWork(
+        self, request: catalog_pb2.CreateWorkRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.CreateWorkResponse:
+        _raise(
+            v.check_id("creator_user_id", request.creator_user_id)
+            + v.check_text("request_id", request.request_id, 128)
+            + v.check_work(request.work)
+        )
         doc = await self.store.create_work(request.work, request.creator_user_id, request.request_id)
         return catalog_pb2.CreateWorkResponse(work=d.work_to_proto(doc))
 
-    async def UpdateWork(self, request: catalog_pb2.UpdateWorkRequest,
-                         context: grpc.aio.ServicerContext) -> catalog_pb2.UpdateWorkResponse:
+    async def UpdateWork(
+        self, request: catalog_pb2.UpdateWorkRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.UpdateWorkResponse:
         work = request.work
-        fields = _mask(request.update_mask.paths, d.WORK_FIELDS, tuple(
-            f for f in d.WORK_FIELDS if f not in ("book", "film")) + ((work.WhichOneof("details"),)
-                                                                       if work.WhichOneof("details") else ()))
-        violations = v.check_id("work.work_id", work.work_id) + v.check_id("editor_user_id", request.editor_user_id)
+        fields = _mask(
+            request.update_mask.paths,
+            d.WORK_FIELDS,
+            tuple(f for f in d.WORK_FIELDS if f not in ("book", "film"))
+            + ((work.WhichOneof("details"),) if work.WhichOneof("details") else ()),
+        )
+        violations = v.check_id("work.work_id", work.work_id) + v.check_id(
+            "editor_user_id", request.editor_user_id
+        )
         if work.version <= 0:
             violations.append(("work.version", "required: the version of the work as read"))
         _raise(violations + v.check_work(work, fields=fields))
@@ -67,43 +79,66 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
         await self.cache.invalidate(work.work_id)
         return catalog_pb2.UpdateWorkResponse(work=d.work_to_proto(doc))
 
-    async def CreateReview(self, request: catalog_pb2.CreateReviewRequest,
-                           context: grpc.aio.ServicerContext) -> catalog_pb2.CreateReviewResponse:
-        _raise(v.check_id("work_id", request.work_id) + v.check_id("author_user_id", request.author_user_id)
-               + v.check_text("request_id", request.request_id, 128)
-               + v.check_review_fields(request.rating, request.title, request.body))
-        doc, _new = await self.store.create_review(request.work_id, request.author_user_id, request.rating,
-                                                   request.title, request.body, request.request_id)
+    async def CreateReview(
+        self, request: catalog_pb2.CreateReviewRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.CreateReviewResponse:
+        _raise(
+            v.check_id("work_id", request.work_id)
+            + v.check_id("author_user_id", request.author_user_id)
+            + v.check_text("request_id", request.request_id, 128)
+            + v.check_review_fields(request.rating, request.title, request.body)
+        )
+        doc, _new = await self.store.create_review(
+            request.work_id,
+            request.author_user_id,
+            request.rating,
+            request.title,
+            request.body,
+            request.request_id,
+        )
         await self.cache.invalidate(request.work_id)
         job_id = correlation.current() or uuid.uuid4().hex
         return catalog_pb2.CreateReviewResponse(review=d.review_to_proto(doc), job_id=job_id)
 
-    async def UpdateReview(self, request: catalog_pb2.UpdateReviewRequest,
-                           context: grpc.aio.ServicerContext) -> catalog_pb2.UpdateReviewResponse:
+    async def UpdateReview(
+        self, request: catalog_pb2.UpdateReviewRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.UpdateReviewResponse:
         fields = _mask(request.update_mask.paths, _REVIEW_FIELDS, _REVIEW_FIELDS)
-        _raise(v.check_id("review_id", request.review_id) + v.check_id("author_user_id", request.author_user_id)
-               + v.check_review_fields(request.rating if "rating" in fields else None,
-                                       request.title if "title" in fields else None,
-                                       request.body if "body" in fields else None))
-        doc = await self.store.update_review(request.review_id, request.author_user_id,
-                                             {f: getattr(request, f) for f in fields})
+        _raise(
+            v.check_id("review_id", request.review_id)
+            + v.check_id("author_user_id", request.author_user_id)
+            + v.check_review_fields(
+                request.rating if "rating" in fields else None,
+                request.title if "title" in fields else None,
+                request.body if "body" in fields else None,
+            )
+        )
+        doc = await self.store.update_review(
+            request.review_id, request.author_user_id, {f: getattr(request, f) for f in fields}
+        )
         await self.cache.invalidate(doc["work_id"])
         return catalog_pb2.UpdateReviewResponse(review=d.review_to_proto(doc))
 
-    async def DeleteReview(self, request: catalog_pb2.DeleteReviewRequest,
-                           context: grpc.aio.ServicerContext) -> catalog_pb2.DeleteReviewResponse:
-        _raise(v.check_id("review_id", request.review_id) + v.check_id("author_user_id", request.author_user_id))
+    async def DeleteReview(
+        self, request: catalog_pb2.DeleteReviewRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.DeleteReviewResponse:
+        _raise(
+            v.check_id("review_id", request.review_id) + v.check_id("author_user_id", request.author_user_id)
+        )
         doc, version = await self.store.delete_review(request.review_id, request.author_user_id)
         await self.cache.invalidate(doc["work_id"])
         return catalog_pb2.DeleteReviewResponse(version=version)
 
-    async def UpdateProfile(self, request: catalog_pb2.UpdateProfileRequest,
-                            context: grpc.aio.ServicerContext) -> catalog_pb2.UpdateProfileResponse:
+    async def UpdateProfile(
+        self, request: catalog_pb2.UpdateProfileRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.UpdateProfileResponse:
         fields = _mask(request.update_mask.paths, _PROFILE_FIELDS, _PROFILE_FIELDS)
         profile = request.profile
         _raise(v.check_id("profile.user_id", profile.user_id) + v.check_profile(profile, fields))
-        changes = {f: (list(getattr(profile, f)) if f == "favorite_genre_slugs" else getattr(profile, f))
-                   for f in fields}
+        changes = {
+            f: (list(getattr(profile, f)) if f == "favorite_genre_slugs" else getattr(profile, f))
+            for f in fields
+        }
         doc = await self.store.update_profile(profile.user_id, changes)
         return catalog_pb2.UpdateProfileResponse(profile=to_proto(doc))
 
@@ -123,16 +158,18 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
             return await self._load(ids)
         return await self.cache.get_many(ids, self._load)
 
-    async def GetWork(self, request: catalog_pb2.GetWorkRequest,
-                      context: grpc.aio.ServicerContext) -> catalog_pb2.GetWorkResponse:
+    async def GetWork(
+        self, request: catalog_pb2.GetWorkRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.GetWorkResponse:
         _raise(v.check_id("work_id", request.work_id))
         found = await self._works([request.work_id])
         if request.work_id not in found:
             raise not_found("work", request.work_id)
         return catalog_pb2.GetWorkResponse(work=found[request.work_id])
 
-    async def BatchGetWorks(self, request: catalog_pb2.BatchGetWorksRequest,
-                            context: grpc.aio.ServicerContext) -> catalog_pb2.BatchGetWorksResponse:
+    async def BatchGetWorks(
+        self, request: catalog_pb2.BatchGetWorksRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.BatchGetWorksResponse:
         ids = list(request.work_ids)
         violations: v.Violations = []
         if len(ids) > v.MAX_BATCH:
@@ -141,12 +178,15 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
             violations += v.check_id(f"work_ids[{i}]", work_id)
         _raise(violations)
         found = await self._works(ids)
-        return catalog_pb2.BatchGetWorksResponse(works=[found[i] for i in dict.fromkeys(ids) if i in found],
-                                                 missing_work_ids=[i for i in dict.fromkeys(ids) if i not in found])
+        return catalog_pb2.BatchGetWorksResponse(
+            works=[found[i] for i in dict.fromkeys(ids) if i in found],
+            missing_work_ids=[i for i in dict.fromkeys(ids) if i not in found],
+        )
 
     @staticmethod
-    def _filters(kind: int, genres: list[str], tags: list[str], min_year: int = 0,
-                 max_year: int = 0) -> dict[str, Any]:
+    def _filters(
+        kind: int, genres: list[str], tags: list[str], min_year: int = 0, max_year: int = 0
+    ) -> dict[str, Any]:
         query: dict[str, Any] = {}
         if kind:
             if kind not in d.KINDS:
@@ -165,8 +205,9 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
             query["release_year"] = years
         return query
 
-    async def ListWorks(self, request: catalog_pb2.ListWorksRequest,
-                        context: grpc.aio.ServicerContext) -> catalog_pb2.ListWorksResponse:
+    async def ListWorks(
+        self, request: catalog_pb2.ListWorksRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.ListWorksResponse:
         violations = v.check_page(request.page_size, request.page_token)
         if request.genre_path:
             violations += v.check_genre_path("genre_path", request.genre_path)
@@ -175,14 +216,20 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
         if request.min_year and request.max_year and request.min_year > request.max_year:
             violations.append(("min_year", "must not be above max_year"))
         _raise(violations)
-        query = self._filters(request.kind, [request.genre_path] if request.genre_path else [],
-                              [request.tag_slug] if request.tag_slug else [], request.min_year, request.max_year)
+        query = self._filters(
+            request.kind,
+            [request.genre_path] if request.genre_path else [],
+            [request.tag_slug] if request.tag_slug else [],
+            request.min_year,
+            request.max_year,
+        )
         after = self._cursor(request.page_token, query)
         size = v.page_size_of(request.page_size)
         docs = await self.store.list_works(query, after, size + 1)
         token = d.encode_cursor(docs[size - 1]["_id"], query) if len(docs) > size else ""
-        return catalog_pb2.ListWorksResponse(works=[d.work_to_proto(x) for x in docs[:size]],
-                                             next_page_token=token)
+        return catalog_pb2.ListWorksResponse(
+            works=[d.work_to_proto(x) for x in docs[:size]], next_page_token=token
+        )
 
     @staticmethod
     def _cursor(token: str, filters: dict[str, Any]) -> Any:
@@ -193,9 +240,12 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
         except ValueError as exc:
             raise invalid_argument({"page_token": str(exc)}) from None
 
-    async def SearchWorks(self, request: catalog_pb2.SearchWorksRequest,
-                          context: grpc.aio.ServicerContext) -> catalog_pb2.SearchWorksResponse:
-        violations = v.check_text("query", request.query, 200) + v.check_page(request.page_size, request.page_token)
+    async def SearchWorks(
+        self, request: catalog_pb2.SearchWorksRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.SearchWorksResponse:
+        violations = v.check_text("query", request.query, 200) + v.check_page(
+            request.page_size, request.page_token
+        )
         for i, g in enumerate(request.genre_slugs):
             violations += v.check_genre_path(f"genre_slugs[{i}]", g)
         _raise(violations)
@@ -210,12 +260,15 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
         if tokens:
             docs.sort(key=lambda x: (-d.rank(x, tokens), x["_id"]))
         size = v.page_size_of(request.page_size)
-        page = docs[offset:offset + size]
+        page = docs[offset : offset + size]
         token = d.encode_cursor(offset + size, {**query, "q": tokens}) if len(docs) > offset + size else ""
-        return catalog_pb2.SearchWorksResponse(works=[d.work_to_proto(x) for x in page], next_page_token=token)
+        return catalog_pb2.SearchWorksResponse(
+            works=[d.work_to_proto(x) for x in page], next_page_token=token
+        )
 
-    async def ListReviews(self, request: catalog_pb2.ListReviewsRequest,
-                          context: grpc.aio.ServicerContext) -> catalog_pb2.ListReviewsResponse:
+    async def ListReviews(
+        self, request: catalog_pb2.ListReviewsRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.ListReviewsResponse:
         which = request.WhichOneof("filter")
         violations = v.check_page(request.page_size, request.page_token)
         if which is None:
@@ -229,11 +282,13 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
         size = v.page_size_of(request.page_size)
         docs = await self.store.list_reviews(query, after, size + 1)
         token = d.encode_cursor(docs[size - 1]["_id"], query) if len(docs) > size else ""
-        return catalog_pb2.ListReviewsResponse(reviews=[d.review_to_proto(x) for x in docs[:size]],
-                                               next_page_token=token)
+        return catalog_pb2.ListReviewsResponse(
+            reviews=[d.review_to_proto(x) for x in docs[:size]], next_page_token=token
+        )
 
-    async def GetProfile(self, request: catalog_pb2.GetProfileRequest,
-                         context: grpc.aio.ServicerContext) -> catalog_pb2.GetProfileResponse:
+    async def GetProfile(
+        self, request: catalog_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
+    ) -> catalog_pb2.GetProfileResponse:
         _raise(v.check_id("user_id", request.user_id))
         doc = await self.store.get(request.user_id)
         if doc is None:

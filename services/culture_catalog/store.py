@@ -34,9 +34,14 @@ _ATTEMPTS = 50
 #: candidates a search ranks at most (search is for finding a work, not for browsing everything)
 SEARCH_CANDIDATES = 500
 
-EVENTS = (catalog_events_pb2.WorkCreated, catalog_events_pb2.WorkUpdated, catalog_events_pb2.ReviewCreated,
-          catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDeleted,
-          catalog_events_pb2.ProfileMarkedIncomplete)
+EVENTS = (
+    catalog_events_pb2.WorkCreated,
+    catalog_events_pb2.WorkUpdated,
+    catalog_events_pb2.ReviewCreated,
+    catalog_events_pb2.ReviewUpdated,
+    catalog_events_pb2.ReviewDeleted,
+    catalog_events_pb2.ProfileMarkedIncomplete,
+)
 
 
 class _Retry(Exception):
@@ -46,10 +51,12 @@ class _Retry(Exception):
 class CatalogStore(ProfileStore):
     """The catalog's database: profiles (inherited), works, reviews and the outbox."""
 
-    def __init__(self, uri: str, database: str, outbox_collection: str, *,
-                 topic: Callable[[str], str] = lambda t: t) -> None:
-        super().__init__(uri, database, outbox_collection,
-                         created_topic=topic(topic_of(catalog_events_pb2.ProfileCreated)))
+    def __init__(
+        self, uri: str, database: str, outbox_collection: str, *, topic: Callable[[str], str] = lambda t: t
+    ) -> None:
+        super().__init__(
+            uri, database, outbox_collection, created_topic=topic(topic_of(catalog_events_pb2.ProfileCreated))
+        )
         self.topics = {cls: topic(topic_of(cls)) for cls in EVENTS}
         self.works = self.db["works"]
         self.reviews = self.db["reviews"]
@@ -110,7 +117,9 @@ class CatalogStore(ProfileStore):
         raise Unavailable("too many concurrent changes of the same document; retry shortly")
 
     async def _emit(self, session: Any, event: Any) -> None:
-        await self.outbox.publisher(session).publish(self.topics[type(event)], encode(event, key=key_of(event)))
+        await self.outbox.publisher(session).publish(
+            self.topics[type(event)], encode(event, key=key_of(event))
+        )
 
     # -- works -------------------------------------------------------------------------------------
 
@@ -137,13 +146,16 @@ class CatalogStore(ProfileStore):
             if doc["creator_user_id"] != editor:
                 raise PermissionDenied("only the user who added the work may change it")
             if doc["version"] != work.version:
-                raise FailedPrecondition(f"the work changed meanwhile: version {work.version} is stale, "
-                                         f"the current one is {doc['version']}; read it again")
+                raise FailedPrecondition(
+                    f"the work changed meanwhile: version {work.version} is stale, "
+                    f"the current one is {doc['version']}; read it again"
+                )
             if doc["kind"] not in fields and fields & {"book", "film"} - {doc["kind"]}:
                 raise FailedPrecondition(f"the work is a {doc['kind']}; its kind cannot change")
             changes = d.apply_work_update(doc, work, fields, d.now())
-            result = await self.works.update_one({"_id": work.work_id, "version": work.version},
-                                                 {"$set": changes}, session=session)
+            result = await self.works.update_one(
+                {"_id": work.work_id, "version": work.version}, {"$set": changes}, session=session
+            )
             if result.matched_count != 1:
                 raise FailedPrecondition(f"the work changed meanwhile: version {work.version} is stale")
             new = {**doc, **changes}
@@ -167,8 +179,9 @@ class CatalogStore(ProfileStore):
 
     # -- reviews -----------------------------------------------------------------------------------
 
-    async def create_review(self, work_id: str, author: str, rating: int, title: str, body_text: str,
-                            request_id: str) -> tuple[dict[str, Any], bool]:
+    async def create_review(
+        self, work_id: str, author: str, rating: int, title: str, body_text: str, request_id: str
+    ) -> tuple[dict[str, Any], bool]:
         """(the review, whether it is new). ALREADY_EXISTS when the user reviewed the work before
         (unless it is the same request again)."""
         work = await self.works.find_one({"_id": work_id}, {"search_tokens": 0})
@@ -188,8 +201,9 @@ class CatalogStore(ProfileStore):
             old = await self.reviews.find_one({"work_id": work_id, "author_user_id": author})
             if old is not None and request_id and old.get("request_id") == request_id:
                 return old, False
-            raise AlreadyExists(f"user {author!r} has reviewed work {work_id!r} already; "
-                                "update that review instead") from None
+            raise AlreadyExists(
+                f"user {author!r} has reviewed work {work_id!r} already; update that review instead"
+            ) from None
 
     async def _own_review(self, review_id: str, author: str, session: Any) -> dict[str, Any]:
         doc = await self.reviews.find_one({"_id": review_id}, session=session)
@@ -207,7 +221,9 @@ class CatalogStore(ProfileStore):
             new = {**doc, **changes, "version": doc["version"] + 1, "update_time": d.now()}
             result = await self.reviews.update_one(
                 {"_id": review_id, "version": doc["version"]},
-                {"$set": {k: new[k] for k in (*changes, "version", "update_time")}}, session=session)
+                {"$set": {k: new[k] for k in (*changes, "version", "update_time")}},
+                session=session,
+            )
             if result.matched_count != 1:
                 raise _Retry
             if new["rating"] != doc["rating"]:
@@ -229,18 +245,23 @@ class CatalogStore(ProfileStore):
 
         async def body(session: Any) -> tuple[dict[str, Any], int]:
             doc = await self._own_review(review_id, author, session)
-            result = await self.reviews.delete_one({"_id": review_id, "version": doc["version"]}, session=session)
+            result = await self.reviews.delete_one(
+                {"_id": review_id, "version": doc["version"]}, session=session
+            )
             if result.deleted_count != 1:
                 raise _Retry
-            await self.works.update_one({"_id": doc["work_id"]}, {"$inc": d.rating_inc(doc["rating"], -1)},
-                                        session=session)
+            await self.works.update_one(
+                {"_id": doc["work_id"]}, {"$inc": d.rating_inc(doc["rating"], -1)}, session=session
+            )
             version = doc["version"] + 1
             await self._emit(session, d.review_deleted(doc, version, d.now()))
             return doc, version
 
         return await self._transaction(body, hot_key=work_id)
 
-    async def list_reviews(self, query: dict[str, Any], after: str | None, limit: int) -> list[dict[str, Any]]:
+    async def list_reviews(
+        self, query: dict[str, Any], after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
         if after:
             query = {**query, "_id": {"$lt": after}}
         return await self.reviews.find(query).sort("_id", DESCENDING).limit(limit).to_list(None)
@@ -249,14 +270,16 @@ class CatalogStore(ProfileStore):
 
     async def update_profile(self, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         changes = {**changes, "update_time": d.now()}
-        result = await self.profiles.find_one_and_update({"_id": user_id}, {"$set": changes},
-                                                         return_document=True)
+        result = await self.profiles.find_one_and_update(
+            {"_id": user_id}, {"$set": changes}, return_document=True
+        )
         if result is None:
             raise not_found("profile", user_id)
         return result
 
     async def mark_incomplete(self, user_id: str, failed_step: str, reason: str) -> bool | None:
         """Flag the profile incomplete and emit ProfileMarkedIncomplete, once. None: no profile yet."""
+
         async def body(session: Any) -> bool | None:
             doc = await self.profiles.find_one({"_id": user_id}, session=session)
             if doc is None:
@@ -265,10 +288,16 @@ class CatalogStore(ProfileStore):
                 return False  # a redelivered failure: marked (and announced) before
             when = d.now()
             await self.profiles.update_one(
-                {"_id": user_id}, {"$set": {"state": INCOMPLETE, "incomplete_reason": reason, "update_time": when}},
-                session=session)
-            await self._emit(session, catalog_events_pb2.ProfileMarkedIncomplete(
-                user_id=user_id, failed_step=failed_step, reason=reason, mark_time=d.timestamp(when)))
+                {"_id": user_id},
+                {"$set": {"state": INCOMPLETE, "incomplete_reason": reason, "update_time": when}},
+                session=session,
+            )
+            await self._emit(
+                session,
+                catalog_events_pb2.ProfileMarkedIncomplete(
+                    user_id=user_id, failed_step=failed_step, reason=reason, mark_time=d.timestamp(when)
+                ),
+            )
             return True
 
         return await self._transaction(body)

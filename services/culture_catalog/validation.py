@@ -36,8 +36,9 @@ def has_control(text: str, *, multiline: bool = False) -> bool:
     return False
 
 
-def check_text(field: str, value: str, limit: int, *, required: bool = False,
-               multiline: bool = False) -> Violations:
+def check_text(
+    field: str, value: str, limit: int, *, required: bool = False, multiline: bool = False
+) -> Violations:
     """A string field: required, at most `limit` characters, no control characters."""
     if required and not value.strip():
         return [(field, "required")]

@@ -17,8 +17,12 @@ from culture_events.message import Message
 log = logging.getLogger("culture_catalog")
 
 #: the catalog's events that change what GetWork shows
-INVALIDATING = (catalog_events_pb2.WorkUpdated, catalog_events_pb2.ReviewCreated,
-                catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDeleted)
+INVALIDATING = (
+    catalog_events_pb2.WorkUpdated,
+    catalog_events_pb2.ReviewCreated,
+    catalog_events_pb2.ReviewUpdated,
+    catalog_events_pb2.ReviewDeleted,
+)
 
 
 class ProfileCreator:

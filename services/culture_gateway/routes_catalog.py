@@ -42,34 +42,71 @@ def _time(ts: Any) -> str | None:
 
 def work_json(w: catalog_pb2.Work) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "work_id": w.work_id, "kind": _KIND_NAMES.get(w.kind, ""), "title": w.title,
-        "original_title": w.original_title, "description": w.description, "release_year": w.release_year,
-        "language": w.language, "genre_paths": list(w.genre_paths), "tags": [t.slug for t in w.tags],
-        "cover_url": w.cover_url, "created_by": w.creator_user_id, "version": w.version,
-        "created_at": _time(w.create_time), "updated_at": _time(w.update_time),
-        "rating": {"count": w.rating.count, "sum": w.rating.sum, "average": w.rating.average,
-                   "histogram": list(w.rating.histogram)}}
+        "work_id": w.work_id,
+        "kind": _KIND_NAMES.get(w.kind, ""),
+        "title": w.title,
+        "original_title": w.original_title,
+        "description": w.description,
+        "release_year": w.release_year,
+        "language": w.language,
+        "genre_paths": list(w.genre_paths),
+        "tags": [t.slug for t in w.tags],
+        "cover_url": w.cover_url,
+        "created_by": w.creator_user_id,
+        "version": w.version,
+        "created_at": _time(w.create_time),
+        "updated_at": _time(w.update_time),
+        "rating": {
+            "count": w.rating.count,
+            "sum": w.rating.sum,
+            "average": w.rating.average,
+            "histogram": list(w.rating.histogram),
+        },
+    }
     if w.WhichOneof("details") == "book":
-        body.update(authors=list(w.book.authors), isbn=w.book.isbn, page_count=w.book.page_count,
-                    publisher=w.book.publisher)
+        body.update(
+            authors=list(w.book.authors),
+            isbn=w.book.isbn,
+            page_count=w.book.page_count,
+            publisher=w.book.publisher,
+        )
     elif w.WhichOneof("details") == "film":
-        body.update(directors=list(w.film.directors), cast=list(w.film.cast),
-                    runtime_minutes=w.film.runtime_minutes, countries=list(w.film.countries))
+        body.update(
+            directors=list(w.film.directors),
+            cast=list(w.film.cast),
+            runtime_minutes=w.film.runtime_minutes,
+            countries=list(w.film.countries),
+        )
     return body
 
 
 def review_json(r: catalog_pb2.Review) -> dict[str, Any]:
-    return {"review_id": r.review_id, "work_id": r.work_id, "author_user_id": r.author_user_id,
-            "rating": r.rating, "title": r.title, "body": r.body, "version": r.version,
-            "created_at": _time(r.create_time), "updated_at": _time(r.update_time)}
+    return {
+        "review_id": r.review_id,
+        "work_id": r.work_id,
+        "author_user_id": r.author_user_id,
+        "rating": r.rating,
+        "title": r.title,
+        "body": r.body,
+        "version": r.version,
+        "created_at": _time(r.create_time),
+        "updated_at": _time(r.update_time),
+    }
 
 
 def profile_json(p: catalog_pb2.Profile) -> dict[str, Any]:
-    return {"user_id": p.user_id, "username": p.username, "display_name": p.display_name, "bio": p.bio,
-            "avatar_url": p.avatar_url, "favorite_genres": list(p.favorite_genre_slugs),
-            "status": "incomplete" if p.state == catalog_pb2.PROFILE_STATE_INCOMPLETE else "complete",
-            "incomplete_reason": p.incomplete_reason, "created_at": _time(p.create_time),
-            "updated_at": _time(p.update_time)}
+    return {
+        "user_id": p.user_id,
+        "username": p.username,
+        "display_name": p.display_name,
+        "bio": p.bio,
+        "avatar_url": p.avatar_url,
+        "favorite_genres": list(p.favorite_genre_slugs),
+        "status": "incomplete" if p.state == catalog_pb2.PROFILE_STATE_INCOMPLETE else "complete",
+        "incomplete_reason": p.incomplete_reason,
+        "created_at": _time(p.create_time),
+        "updated_at": _time(p.update_time),
+    }
 
 
 def _typed(data: dict[str, Any], name: str, kind: type, wrong: dict[str, str]) -> Any:
@@ -135,8 +172,11 @@ def work_from_json(data: dict[str, Any], *, partial: bool) -> tuple[catalog_pb2.
             else:
                 setattr(details, n, value)
             paths.append(f"{target}.{n}")
-    if "version" in data and (isinstance(data["version"], bool) or not isinstance(data["version"], int)
-                              or not 0 < data["version"] < 2**62):
+    if "version" in data and (
+        isinstance(data["version"], bool)
+        or not isinstance(data["version"], int)
+        or not 0 < data["version"] < 2**62
+    ):
         wrong["version"] = "must be the work's version as read (a positive whole number)"
     elif "version" in data:
         work.version = data["version"]
@@ -162,7 +202,9 @@ class CatalogRoutes:
         if raw == "":
             return 0
         if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
-            raise HttpError(422, "INVALID_ARGUMENT", f"bad {name}", {name: f"must be a whole number {low}-{high}"})
+            raise HttpError(
+                422, "INVALID_ARGUMENT", f"bad {name}", {name: f"must be a whole number {low}-{high}"}
+            )
         return int(raw)
 
     def _kind_param(self, request: Request) -> int:
@@ -178,23 +220,35 @@ class CatalogRoutes:
         data = await self.g._json_body(request)
         work, _ = work_from_json(data, partial=False)
         request_id = self.g._strings(data, ("request_id",))["request_id"]
-        reply = await self.g.up.catalog_write.CreateWork(catalog_pb2.CreateWorkRequest(
-            work=work, creator_user_id=claims.user_id, request_id=request_id), timeout=self._timeout)
+        reply = await self.g.up.catalog_write.CreateWork(
+            catalog_pb2.CreateWorkRequest(work=work, creator_user_id=claims.user_id, request_id=request_id),
+            timeout=self._timeout,
+        )
         location = f"/api/works/{reply.work.work_id}"
         return JSONResponse({"work": work_json(reply.work)}, status_code=201, headers={"Location": location})
 
     async def list_works(self, request: Request) -> Response:
         q = request.query_params
-        reply = await self.g.up.catalog_read.ListWorks(catalog_pb2.ListWorksRequest(
-            kind=self._kind_param(request), genre_path=q.get("genre", ""), tag_slug=q.get("tag", ""),
-            min_year=self._int_param(request, "min_year", 0, 9999), max_year=self._int_param(request, "max_year", 0, 9999),
-            page_size=self._int_param(request, "page_size", 0, 1000), page_token=q.get("page_token", "")),
-            timeout=self._timeout)
-        return JSONResponse({"works": [work_json(w) for w in reply.works], "next_page_token": reply.next_page_token})
+        reply = await self.g.up.catalog_read.ListWorks(
+            catalog_pb2.ListWorksRequest(
+                kind=self._kind_param(request),
+                genre_path=q.get("genre", ""),
+                tag_slug=q.get("tag", ""),
+                min_year=self._int_param(request, "min_year", 0, 9999),
+                max_year=self._int_param(request, "max_year", 0, 9999),
+                page_size=self._int_param(request, "page_size", 0, 1000),
+                page_token=q.get("page_token", ""),
+            ),
+            timeout=self._timeout,
+        )
+        return JSONResponse(
+            {"works": [work_json(w) for w in reply.works], "next_page_token": reply.next_page_token}
+        )
 
     async def get_work(self, request: Request) -> Response:
         reply = await self.g.up.catalog_read.GetWork(
-            catalog_pb2.GetWorkRequest(work_id=request.path_params["work_id"]), timeout=self._timeout)
+            catalog_pb2.GetWorkRequest(work_id=request.path_params["work_id"]), timeout=self._timeout
+        )
         return JSONResponse({"work": work_json(reply.work)})
 
     async def update_work(self, request: Request) -> Response:
@@ -203,26 +257,42 @@ class CatalogRoutes:
         claims = await self.g._authenticate(request)
         data = await self.g._json_body(request)
         if "version" not in data:
-            raise HttpError(422, "INVALID_ARGUMENT", "the version is required",
-                            {"version": "required: the version of the work as read"})
+            raise HttpError(
+                422,
+                "INVALID_ARGUMENT",
+                "the version is required",
+                {"version": "required: the version of the work as read"},
+            )
         work, paths = work_from_json({k: v for k, v in data.items() if k != "kind"}, partial=True)
         if not paths:
             raise HttpError(422, "INVALID_ARGUMENT", "nothing to change", {"body": "name at least one field"})
         work.work_id = request.path_params["work_id"]
-        reply = await self.g.up.catalog_write.UpdateWork(catalog_pb2.UpdateWorkRequest(
-            work=work, editor_user_id=claims.user_id, update_mask=field_mask_pb2.FieldMask(paths=paths)),
-            timeout=self._timeout)
+        reply = await self.g.up.catalog_write.UpdateWork(
+            catalog_pb2.UpdateWorkRequest(
+                work=work, editor_user_id=claims.user_id, update_mask=field_mask_pb2.FieldMask(paths=paths)
+            ),
+            timeout=self._timeout,
+        )
         return JSONResponse({"work": work_json(reply.work)})
 
     async def search(self, request: Request) -> Response:
         q = request.query_params
         genres = [g for g in q.getlist("genre") if g]
         tags = [t for t in q.getlist("tag") if t]
-        reply = await self.g.up.catalog_read.SearchWorks(catalog_pb2.SearchWorksRequest(
-            query=q.get("q", ""), genre_slugs=genres, tag_slugs=tags, kind=self._kind_param(request),
-            page_size=self._int_param(request, "page_size", 0, 1000), page_token=q.get("page_token", "")),
-            timeout=self._timeout)
-        return JSONResponse({"works": [work_json(w) for w in reply.works], "next_page_token": reply.next_page_token})
+        reply = await self.g.up.catalog_read.SearchWorks(
+            catalog_pb2.SearchWorksRequest(
+                query=q.get("q", ""),
+                genre_slugs=genres,
+                tag_slugs=tags,
+                kind=self._kind_param(request),
+                page_size=self._int_param(request, "page_size", 0, 1000),
+                page_token=q.get("page_token", ""),
+            ),
+            timeout=self._timeout,
+        )
+        return JSONResponse(
+            {"works": [work_json(w) for w in reply.works], "next_page_token": reply.next_page_token}
+        )
 
     async def create_review(self, request: Request) -> Response:
         from culture_gateway.app import HttpError
@@ -231,22 +301,39 @@ class CatalogRoutes:
         data = await self.g._json_body(request)
         rating = data.get("rating")
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
-            raise HttpError(422, "INVALID_ARGUMENT", "the request has invalid fields",
-                            {"rating": "must be a whole number from 1 to 5"})
+            raise HttpError(
+                422,
+                "INVALID_ARGUMENT",
+                "the request has invalid fields",
+                {"rating": "must be a whole number from 1 to 5"},
+            )
         text = self.g._strings(data, ("title", "body", "request_id"))
-        reply = await self.g.up.catalog_write.CreateReview(catalog_pb2.CreateReviewRequest(
-            work_id=request.path_params["work_id"], author_user_id=claims.user_id, rating=rating, **text),
-            timeout=self._timeout, metadata=self.g._metadata(request))
+        reply = await self.g.up.catalog_write.CreateReview(
+            catalog_pb2.CreateReviewRequest(
+                work_id=request.path_params["work_id"], author_user_id=claims.user_id, rating=rating, **text
+            ),
+            timeout=self._timeout,
+            metadata=self.g._metadata(request),
+        )
         status_url = f"/status/{reply.job_id}"
-        return JSONResponse({"review": review_json(reply.review), "job_id": reply.job_id, "status_url": status_url},
-                            status_code=201, headers={"Location": status_url})
+        return JSONResponse(
+            {"review": review_json(reply.review), "job_id": reply.job_id, "status_url": status_url},
+            status_code=201,
+            headers={"Location": status_url},
+        )
 
     async def list_reviews(self, request: Request) -> Response:
-        reply = await self.g.up.catalog_read.ListReviews(catalog_pb2.ListReviewsRequest(
-            work_id=request.path_params["work_id"], page_size=self._int_param(request, "page_size", 0, 1000),
-            page_token=request.query_params.get("page_token", "")), timeout=self._timeout)
-        return JSONResponse({"reviews": [review_json(r) for r in reply.reviews],
-                             "next_page_token": reply.next_page_token})
+        reply = await self.g.up.catalog_read.ListReviews(
+            catalog_pb2.ListReviewsRequest(
+                work_id=request.path_params["work_id"],
+                page_size=self._int_param(request, "page_size", 0, 1000),
+                page_token=request.query_params.get("page_token", ""),
+            ),
+            timeout=self._timeout,
+        )
+        return JSONResponse(
+            {"reviews": [review_json(r) for r in reply.reviews], "next_page_token": reply.next_page_token}
+        )
 
     async def update_review(self, request: Request) -> Response:
         from culture_gateway.app import HttpError
@@ -256,28 +343,43 @@ class CatalogRoutes:
         paths = [n for n in ("rating", "title", "body") if n in data]
         wrong = {n: "unknown field" for n in data if n not in ("rating", "title", "body")}
         rating = data.get("rating", 0)
-        if "rating" in data and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
+        if "rating" in data and (
+            isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
+        ):
             wrong["rating"] = "must be a whole number from 1 to 5"
         if not paths and not wrong:
             wrong["body"] = "name at least one of rating, title, body"
         if wrong:
             raise HttpError(422, "INVALID_ARGUMENT", "the request has invalid fields", wrong)
         text = self.g._strings(data, ("title", "body"))
-        reply = await self.g.up.catalog_write.UpdateReview(catalog_pb2.UpdateReviewRequest(
-            review_id=request.path_params["review_id"], author_user_id=claims.user_id, rating=rating, **text,
-            update_mask=field_mask_pb2.FieldMask(paths=paths)), timeout=self._timeout)
+        reply = await self.g.up.catalog_write.UpdateReview(
+            catalog_pb2.UpdateReviewRequest(
+                review_id=request.path_params["review_id"],
+                author_user_id=claims.user_id,
+                rating=rating,
+                **text,
+                update_mask=field_mask_pb2.FieldMask(paths=paths),
+            ),
+            timeout=self._timeout,
+        )
         return JSONResponse({"review": review_json(reply.review)})
 
     async def delete_review(self, request: Request) -> Response:
         claims = await self.g._authenticate(request)
-        reply = await self.g.up.catalog_write.DeleteReview(catalog_pb2.DeleteReviewRequest(
-            review_id=request.path_params["review_id"], author_user_id=claims.user_id), timeout=self._timeout)
-        return JSONResponse({"review_id": request.path_params["review_id"], "deleted": True,
-                             "version": reply.version})
+        reply = await self.g.up.catalog_write.DeleteReview(
+            catalog_pb2.DeleteReviewRequest(
+                review_id=request.path_params["review_id"], author_user_id=claims.user_id
+            ),
+            timeout=self._timeout,
+        )
+        return JSONResponse(
+            {"review_id": request.path_params["review_id"], "deleted": True, "version": reply.version}
+        )
 
     async def _profile(self, user_id: str) -> Response:
-        reply = await self.g.up.catalog_read.GetProfile(catalog_pb2.GetProfileRequest(user_id=user_id),
-                                                        timeout=self._timeout)
+        reply = await self.g.up.catalog_read.GetProfile(
+            catalog_pb2.GetProfileRequest(user_id=user_id), timeout=self._timeout
+        )
         return JSONResponse({"profile": profile_json(reply.profile)})
 
     async def my_profile(self, request: Request) -> Response:
@@ -303,9 +405,13 @@ class CatalogRoutes:
             raise HttpError(422, "INVALID_ARGUMENT", "the request has invalid fields", wrong)
         text = self.g._strings(data, ("display_name", "bio", "avatar_url"))
         paths = [("favorite_genre_slugs" if n == "favorite_genres" else n) for n in allowed if n in data]
-        reply = await self.g.up.catalog_write.UpdateProfile(catalog_pb2.UpdateProfileRequest(
-            profile=catalog_pb2.Profile(user_id=claims.user_id, favorite_genre_slugs=genres, **text),
-            update_mask=field_mask_pb2.FieldMask(paths=paths)), timeout=self._timeout)
+        reply = await self.g.up.catalog_write.UpdateProfile(
+            catalog_pb2.UpdateProfileRequest(
+                profile=catalog_pb2.Profile(user_id=claims.user_id, favorite_genre_slugs=genres, **text),
+                update_mask=field_mask_pb2.FieldMask(paths=paths),
+            ),
+            timeout=self._timeout,
+        )
         return JSONResponse({"profile": profile_json(reply.profile)})
 
     def routes(self) -> list[BaseRoute]:

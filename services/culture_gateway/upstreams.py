@@ -21,7 +21,7 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 class Upstreams:
-    """Channels to identity (write, read), notifier and catalog (write, read), plus their last known health."""
+    """Channels to identity (write, read), notifier and catalog (write, read), and their last known health."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings

@@ -53,8 +53,8 @@ class StepRecorder:
             log.debug("%s %s has no correlation id: not part of a job", self.cls.__name__, msg.id)
             return []
         message = getattr(event, self.message_field) if self.message_field else ""
-        snap = await self.store.record(job_id, getattr(event, self.user_field), self.step, self.state, message,
-                                       steps=self.steps)
+        user_id = getattr(event, self.user_field)
+        snap = await self.store.record(job_id, user_id, self.step, self.state, message, steps=self.steps)
         if snap is not None:
             log.info("job %s: %s %s (v%d, job %s)", job_id, self.step, self.state, snap["version"],
                      snap["job_state"])

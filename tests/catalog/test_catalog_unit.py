@@ -17,16 +17,27 @@ pytestmark = pytest.mark.unit
 
 
 def _book(**kw: object) -> catalog_pb2.Work:
-    work = catalog_pb2.Work(title="Solaris", genre_paths=["fiction/science-fiction"],
-                            book=catalog_pb2.BookDetails(authors=["Stanisław Lem"], isbn="9780306406157"))
+    work = catalog_pb2.Work(
+        title="Solaris",
+        genre_paths=["fiction/science-fiction"],
+        book=catalog_pb2.BookDetails(authors=["Stanisław Lem"], isbn="9780306406157"),
+    )
     for k, val in kw.items():
         setattr(work, k, val)
     return work
 
 
-@pytest.mark.parametrize(("isbn", "ok"), [("9780306406157", True), ("978-0-306-40615-7", True),
-                                          ("9780306406158", False), ("978030640615", False),
-                                          ("97803064061a7", False), ("", False)])
+@pytest.mark.parametrize(
+    ("isbn", "ok"),
+    [
+        ("9780306406157", True),
+        ("978-0-306-40615-7", True),
+        ("9780306406158", False),
+        ("978030640615", False),
+        ("97803064061a7", False),
+        ("", False),
+    ],
+)
 def test_isbn13_checksum(isbn: str, ok: bool) -> None:
     assert v.valid_isbn13(isbn) is ok
 
@@ -76,7 +87,11 @@ def test_ranking_prefers_whole_title_words_over_prefixes_and_people() -> None:
 
 def test_genre_ancestors() -> None:
     assert d.ancestors(["fiction/science-fiction/cyberpunk", "fiction/thriller"]) == [
-        "fiction", "fiction/science-fiction", "fiction/science-fiction/cyberpunk", "fiction/thriller"]
+        "fiction",
+        "fiction/science-fiction",
+        "fiction/science-fiction/cyberpunk",
+        "fiction/thriller",
+    ]
 
 
 def test_cursor_round_trip_and_refuses_other_filters_or_garbage() -> None:
@@ -96,16 +111,30 @@ def test_work_document_round_trip_update_and_events() -> None:
     assert work.kind == catalog_pb2.WORK_KIND_BOOK and work.book.authors == ["Stanisław Lem"]
     assert list(work.rating.histogram) == [0] * 5 and work.version == 1
     changes = d.apply_work_update(doc, catalog_pb2.Work(title="Solaris (1961)"), {"title"}, when)
-    assert changes["version"] == 2 and changes["title"] == "Solaris (1961)" and "1961" in changes["search_tokens"]
+    assert (
+        changes["version"] == 2
+        and changes["title"] == "Solaris (1961)"
+        and "1961" in changes["search_tokens"]
+    )
     assert changes["attrs"]["authors"] == ["Stanisław Lem"]  # untouched fields stay
     event = d.work_created(doc)
-    assert event.kind == "book" and list(event.genre_paths) == ["fiction/science-fiction"] and event.version == 1
+    assert (
+        event.kind == "book" and list(event.genre_paths) == ["fiction/science-fiction"] and event.version == 1
+    )
     assert d.rating_inc(4, -1) == {"rating.count": -1, "rating.sum": -4, "rating.hist.4": -1}
 
 
 def test_gateway_json_of_a_work_and_back() -> None:
-    work, paths = work_from_json({"kind": "film", "title": "Stalker", "directors": ["Andrei Tarkovsky"],
-                                  "runtime_minutes": 162, "genre_paths": ["film/science-fiction"]}, partial=False)
+    work, paths = work_from_json(
+        {
+            "kind": "film",
+            "title": "Stalker",
+            "directors": ["Andrei Tarkovsky"],
+            "runtime_minutes": 162,
+            "genre_paths": ["film/science-fiction"],
+        },
+        partial=False,
+    )
     assert work.WhichOneof("details") == "film" and work.film.runtime_minutes == 162
     assert "film.directors" in paths and "title" in paths
     assert work_json(work)["directors"] == ["Andrei Tarkovsky"]
@@ -117,7 +146,7 @@ def test_gateway_json_of_a_work_and_back() -> None:
 def test_seed_generates_valid_works_and_has_a_follow_step() -> None:
     import random
 
-    from culture_cli.seed import SeedPlan, Seeder, isbn13, work_body
+    from culture_cli.seed import Seeder, SeedPlan, isbn13, work_body
 
     rng = random.Random(1)
     assert all(v.valid_isbn13(isbn13(rng)) for _ in range(200))

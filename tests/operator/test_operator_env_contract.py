@@ -194,7 +194,8 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_gateway_requires_only_enabled_upstreams_and_is_probed_over_http() -> None:
-    _, deployments, items = built({"services": {"notifier": {"enabled": False}, "catalog": {"enabled": False}}})
+    disabled = {"enabled": False}
+    _, deployments, items = built({"services": {"notifier": disabled, "catalog": disabled}})
     c = container(deployments["demo-gateway-api"])
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert json.loads(env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"]) == ["identity-write", "identity-read"]

@@ -17,17 +17,28 @@ async def _user(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     account = new_account("cat" + uuid.uuid4().hex[:10])
     reply = await http.post("/api/register", json=account)
     assert reply.status_code == 201, reply.text
-    login = await http.post("/api/login", json={"login": account["username"], "password": account["password"]})
+    login = await http.post(
+        "/api/login", json={"login": account["username"], "password": account["password"]}
+    )
     assert login.status_code == 200, login.text
     return reply.json()["user"]["user_id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
-async def test_works_reviews_and_profiles_through_the_gateway(slice_run: SliceRun, http: httpx.AsyncClient) -> None:
+async def test_works_reviews_and_profiles_through_the_gateway(
+    slice_run: SliceRun, http: httpx.AsyncClient
+) -> None:
     slice_run.require("catalog")
     user_id, auth = await _user(http)
     title = f"Il nome della rosa {uuid.uuid4().hex[:6]}"
-    work = {"kind": "book", "title": title, "authors": ["Umberto Eco"], "isbn": "978-0-306-40615-7",
-            "release_year": 1980, "genre_paths": ["fiction/mystery/historical"], "tags": ["monastery"]}
+    work = {
+        "kind": "book",
+        "title": title,
+        "authors": ["Umberto Eco"],
+        "isbn": "978-0-306-40615-7",
+        "release_year": 1980,
+        "genre_paths": ["fiction/mystery/historical"],
+        "tags": ["monastery"],
+    }
     assert (await http.post("/api/works", json=work)).status_code == 401
     created = await http.post("/api/works", json=work, headers=auth)
     assert created.status_code == 201, created.text
@@ -41,15 +52,17 @@ async def test_works_reviews_and_profiles_through_the_gateway(slice_run: SliceRu
     found = await http.get("/api/search", params={"q": title.split()[-1] + " ECO"})
     assert [x["work_id"] for x in found.json()["works"]] == [w["work_id"]]
 
-    patched = await http.patch(f"/api/works/{w['work_id']}", json={"version": 1, "publisher": "Bompiani"},
-                               headers=auth)
+    patched = await http.patch(
+        f"/api/works/{w['work_id']}", json={"version": 1, "publisher": "Bompiani"}, headers=auth
+    )
     assert patched.status_code == 200, patched.text
     assert patched.json()["work"]["publisher"] == "Bompiani" and patched.json()["work"]["version"] == 2
     stale = await http.patch(f"/api/works/{w['work_id']}", json={"version": 1, "title": "x"}, headers=auth)
     assert stale.status_code == 409 and stale.json()["error"]["status"] == "FAILED_PRECONDITION"
 
-    review = await http.post(f"/api/works/{w['work_id']}/reviews", json={"rating": 5, "body": "Labyrinthine."},
-                             headers=auth)
+    review = await http.post(
+        f"/api/works/{w['work_id']}/reviews", json={"rating": 5, "body": "Labyrinthine."}, headers=auth
+    )
     assert review.status_code == 201, review.text
     body = review.json()
     job = await http.get(body["status_url"], params={"wait": 20})
@@ -66,9 +79,17 @@ async def test_works_reviews_and_profiles_through_the_gateway(slice_run: SliceRu
     assert rating["count"] == 1 and rating["histogram"] == [0, 0, 0, 0, 1]
     reviews = (await http.get(f"/api/works/{w['work_id']}/reviews")).json()["reviews"]
     assert [r["review_id"] for r in reviews] == [body["review"]["review_id"]]
-    changed = await http.patch(f"/api/reviews/{body['review']['review_id']}", json={"rating": 3}, headers=auth)
+    changed = await http.patch(
+        f"/api/reviews/{body['review']['review_id']}", json={"rating": 3}, headers=auth
+    )
     assert changed.status_code == 200 and changed.json()["review"]["version"] == 2
-    assert (await http.get(f"/api/works/{w['work_id']}")).json()["work"]["rating"]["histogram"] == [0, 0, 1, 0, 0]
+    assert (await http.get(f"/api/works/{w['work_id']}")).json()["work"]["rating"]["histogram"] == [
+        0,
+        0,
+        1,
+        0,
+        0,
+    ]
     gone = await http.delete(f"/api/reviews/{body['review']['review_id']}", headers=auth)
     assert gone.status_code == 200
     assert (await http.get(f"/api/works/{w['work_id']}")).json()["work"]["rating"]["count"] == 0
@@ -79,60 +100,83 @@ async def test_works_reviews_and_profiles_through_the_gateway(slice_run: SliceRu
 
     mine = await eventually(profile, within=60, what="the profile")
     assert mine["status"] == "complete"
-    updated = await http.patch("/api/profile", json={"bio": "Reader of old books",
-                                                     "favorite_genres": ["fiction/mystery"]}, headers=auth)
+    updated = await http.patch(
+        "/api/profile",
+        json={"bio": "Reader of old books", "favorite_genres": ["fiction/mystery"]},
+        headers=auth,
+    )
     assert updated.status_code == 200, updated.text
     public = await http.get(f"/api/users/{user_id}/profile")
     assert public.json()["profile"]["bio"] == "Reader of old books"
 
 
-@pytest.mark.parametrize(("path", "payload", "field"), [
-    ("/api/works", {"kind": "book", "title": "a\u0000b"}, "work.title"),
-    ("/api/works", {"kind": "book", "title": "T", "isbn": "9780306406158"}, "work.book.isbn"),
-    ("/api/works", {"kind": "tape", "title": "T"}, "kind"),
-    ("/api/works", {"kind": "film", "title": "T", "runtime_minutes": "long"}, "runtime_minutes"),
-    ("/api/works", {"kind": "book", "title": "T", "authors": ["x\u0007"]}, "work.book.authors[0]"),
-    ("REVIEW", {"rating": 0}, "rating"),
-    ("REVIEW", {"rating": 6}, "rating"),
-    ("REVIEW", {"rating": 2.5}, "rating"),
-    ("REVIEW", {"rating": 3, "body": "x" * 10_001}, "body"),
-    ("REVIEW", {"rating": 3, "title": "\u0000"}, "title"),
-])
-async def test_bad_catalog_input_is_422_with_the_field(slice_run: SliceRun, http: httpx.AsyncClient, path: str,
-                                                       payload: dict, field: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "payload", "field"),
+    [
+        ("/api/works", {"kind": "book", "title": "a\u0000b"}, "work.title"),
+        ("/api/works", {"kind": "book", "title": "T", "isbn": "9780306406158"}, "work.book.isbn"),
+        ("/api/works", {"kind": "tape", "title": "T"}, "kind"),
+        ("/api/works", {"kind": "film", "title": "T", "runtime_minutes": "long"}, "runtime_minutes"),
+        ("/api/works", {"kind": "book", "title": "T", "authors": ["x\u0007"]}, "work.book.authors[0]"),
+        ("REVIEW", {"rating": 0}, "rating"),
+        ("REVIEW", {"rating": 6}, "rating"),
+        ("REVIEW", {"rating": 2.5}, "rating"),
+        ("REVIEW", {"rating": 3, "body": "x" * 10_001}, "body"),
+        ("REVIEW", {"rating": 3, "title": "\u0000"}, "title"),
+    ],
+)
+async def test_bad_catalog_input_is_422_with_the_field(
+    slice_run: SliceRun, http: httpx.AsyncClient, path: str, payload: dict, field: str
+) -> None:
     slice_run.require("catalog")
     _, auth = await _user(http)
     if path == "REVIEW":
-        w = await http.post("/api/works", json={"kind": "film", "title": "Stalker", "directors": ["Tarkovsky"]},
-                            headers=auth)
+        w = await http.post(
+            "/api/works", json={"kind": "film", "title": "Stalker", "directors": ["Tarkovsky"]}, headers=auth
+        )
         path = f"/api/works/{w.json()['work']['work_id']}/reviews"
     reply = await http.post(path, json=payload, headers=auth)
     assert reply.status_code == 422, reply.text
     assert field in reply.json()["error"]["fields"], reply.json()
 
 
-async def test_unknown_work_is_404_and_the_routes_are_in_openapi(slice_run: SliceRun,
-                                                                 http: httpx.AsyncClient) -> None:
+async def test_unknown_work_is_404_and_the_routes_are_in_openapi(
+    slice_run: SliceRun, http: httpx.AsyncClient
+) -> None:
     slice_run.require("catalog")
     _, auth = await _user(http)
     assert (await http.get("/api/works/nope")).status_code == 404
     reply = await http.post("/api/works/nope/reviews", json={"rating": 3}, headers=auth)
     assert reply.status_code == 404 and reply.json()["error"]["status"] == "NOT_FOUND"
     spec = (await http.get("/openapi.json")).json()
-    for path in ("/api/works", "/api/works/{work_id}", "/api/search", "/api/works/{work_id}/reviews",
-                 "/api/reviews/{review_id}", "/api/profile", "/api/users/{user_id}/profile"):
+    for path in (
+        "/api/works",
+        "/api/works/{work_id}",
+        "/api/search",
+        "/api/works/{work_id}/reviews",
+        "/api/reviews/{review_id}",
+        "/api/profile",
+        "/api/users/{user_id}/profile",
+    ):
         assert path in spec["paths"]
     assert "409" in spec["paths"]["/api/works/{work_id}/reviews"]["post"]["responses"]
 
 
-async def test_culture_seed_fills_the_catalog_through_the_gateway(slice_run: SliceRun,
-                                                                  http: httpx.AsyncClient) -> None:
-    from culture_cli.seed import SeedPlan, Seeder
+async def test_culture_seed_fills_the_catalog_through_the_gateway(
+    slice_run: SliceRun, http: httpx.AsyncClient
+) -> None:
+    from culture_cli.seed import Seeder, SeedPlan
 
     slice_run.require("catalog")
     lines: list[str] = []
-    plan = SeedPlan(gateway=slice_run.gateway, users=3, works=5, reviews_per_user=2, follows_per_user=1,
-                    prefix="sd" + uuid.uuid4().hex[:8])
+    plan = SeedPlan(
+        gateway=slice_run.gateway,
+        users=3,
+        works=5,
+        reviews_per_user=2,
+        follows_per_user=1,
+        prefix="sd" + uuid.uuid4().hex[:8],
+    )
     state = await Seeder(plan, lines.append).run()
     assert len(state.users) == 3 and len(state.works) == 5 and state.reviews == 6
     assert "==> follows" in lines  # the follow step ran: done, or skipped with a note without the graph
