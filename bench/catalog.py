@@ -210,7 +210,7 @@ async def writes(
     say(f"bare motor transactions: {n} x (insert + $inc + outbox), {c} in flight...")
     bare = await run_concurrently(n, c, bare_one)
     print(f"CreateReview ({n} reviews over {len(ids)} works, {c} in flight; {load_note()}):")
-    print(f"  api-write CreateReview            {n / service:8.1f} /s")
+    print(f"  api-write CreateReview                 {n / service:8.1f} /s")
     print(f"  bare motor transactions (same writes) {n / bare:8.1f} /s")
     print(f"  ratio service / bare: {bare / service:.2f} of the bare rate ({service / bare:.2f}x the time)")
 
