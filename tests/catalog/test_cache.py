@@ -55,6 +55,8 @@ async def test_a_cold_popular_key_costs_one_database_read(redis: Redis, unique: 
     again = await one.get_many(["w1"], load)
     assert again["w1"].title == "Hot" and len(loads) == 1
     assert one.metrics.hit_ratio > 0
+    ratio = one.metrics.ratio.collect()[0].samples[0].value  # the exported gauge
+    assert ratio == one.metrics.hit_ratio
 
 
 async def test_an_invalidation_during_a_fill_keeps_the_old_value_out(redis: Redis, unique: str) -> None:

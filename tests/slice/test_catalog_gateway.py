@@ -73,6 +73,14 @@ async def test_works_reviews_and_profiles_through_the_gateway(
         return state.get("state") == "succeeded" and state["steps"][0]["name"] == "review"
 
     await eventually(review_step_done, within=60, what="the review job's step")
+    # the same steps pushed over SSE (a finished job: its steps, then done)
+    pushed: list[str] = []
+    async with http.stream("GET", "/events", params={"job_id": body["job_id"]}) as stream:
+        async for line in stream.aiter_lines():
+            pushed.append(line)
+            if line == "event: done":
+                break
+    assert any('"step": "review"' in line and '"succeeded"' in line for line in pushed), pushed
     again = await http.post(f"/api/works/{w['work_id']}/reviews", json={"rating": 4}, headers=auth)
     assert again.status_code == 409 and again.json()["error"]["status"] == "ALREADY_EXISTS"
     rating = (await http.get(f"/api/works/{w['work_id']}")).json()["work"]["rating"]
