@@ -69,6 +69,30 @@ def query_tokens(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words(query) if len(w) >= MIN_PREFIX or w.isdigit()))
 
 
+def most_selective(tokens: Sequence[str]) -> str:
+    """The query token likely to match the fewest works: the longest."""
+    return max(tokens, key=len)
+
+
+def matches(doc: dict[str, Any], query: dict[str, Any], tokens: Sequence[str]) -> bool:
+    """Whether a work has every token and passes the equality/$in/$all filters of `query` (the
+    filters SearchWorks builds: kind, genre_ancestors, tags)."""
+    have = set(doc.get("search_tokens", ()))
+    if not all(t in have for t in tokens):
+        return False
+    for field, want in query.items():
+        value = doc.get(field)
+        values = set(value) if isinstance(value, list) else {value}
+        if isinstance(want, dict):
+            if "$in" in want and not values & set(want["$in"]):
+                return False
+            if "$all" in want and not set(want["$all"]) <= values:
+                return False
+        elif want not in values:
+            return False
+    return True
+
+
 def rank(doc: dict[str, Any], tokens: Sequence[str]) -> float:
     """Score of a matching work: whole words beat prefixes, title beats people; popularity breaks ties."""
     title = set(words(doc.get("title", "")) + words(doc.get("original_title", "")))

@@ -7,7 +7,7 @@ import logging
 from redis.asyncio import Redis
 
 from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from culture.events.v1 import feed_events_pb2, identity_events_pb2
+from culture.events.v1 import catalog_events_pb2, feed_events_pb2, identity_events_pb2
 from culture_catalog.cache import WorkCache
 from culture_catalog.service import CatalogReader, CatalogWriter
 from culture_catalog.settings import CatalogSettings
@@ -25,7 +25,7 @@ from culture_runtime.worker import Wiring, run_worker, try_ensure_topics
 log = logging.getLogger("culture_catalog")
 
 #: the topics the catalog publishes through its outbox (created by the relay at start)
-TOPICS = (*tuple(topic_of(cls) for cls in EVENTS), "catalog.profile-created")
+TOPICS = tuple(topic_of(cls) for cls in (*EVENTS, catalog_events_pb2.ProfileCreated))
 
 _SERVICE = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"]
 

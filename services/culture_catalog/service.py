@@ -13,6 +13,7 @@ import grpc
 
 from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from culture_catalog import documents as d
+from culture_catalog import store
 from culture_catalog import validation as v
 from culture_catalog.cache import WorkCache
 from culture_catalog.profiles import to_proto
@@ -251,14 +252,17 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
         _raise(violations)
         query = self._filters(request.kind, list(request.genre_slugs), list(request.tag_slugs))
         tokens = d.query_tokens(request.query)
-        if tokens:
-            query["search_tokens"] = tokens[0] if len(tokens) == 1 else {"$all": tokens}
         offset = self._cursor(request.page_token, {**query, "q": tokens}) or 0
         if not isinstance(offset, int) or offset < 0:
             raise invalid_argument({"page_token": "not a page token of this search"})
-        docs = await self.store.search_candidates(query)
         if tokens:
+            # SecantusDB plans an index only for a query of one predicate: ask the multikey index
+            # for the most selective token, and match the rest in code (see docs/catalog.md)
+            candidates = await self.store.search_candidates({"search_tokens": d.most_selective(tokens)})
+            docs = [x for x in candidates if d.matches(x, query, tokens)][: store.SEARCH_CANDIDATES]
             docs.sort(key=lambda x: (-d.rank(x, tokens), x["_id"]))
+        else:
+            docs = await self.store.search_candidates(query, limit=store.SEARCH_CANDIDATES)
         size = v.page_size_of(request.page_size)
         page = docs[offset : offset + size]
         token = d.encode_cursor(offset + size, {**query, "q": tokens}) if len(docs) > offset + size else ""
@@ -295,6 +299,3 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
             raise not_found("profile", request.user_id)
         return catalog_pb2.GetProfileResponse(profile=to_proto(doc))
 
-
-#: kept for code that imported the old read-only servicer
-CatalogServicer = CatalogReader

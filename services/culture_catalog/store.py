@@ -33,6 +33,8 @@ T = TypeVar("T")
 _ATTEMPTS = 50
 #: candidates a search ranks at most (search is for finding a work, not for browsing everything)
 SEARCH_CANDIDATES = 500
+#: works one search token may fetch from the index before the other filters apply in code
+SEARCH_SCAN = 5000
 
 EVENTS = (
     catalog_events_pb2.WorkCreated,
@@ -173,9 +175,11 @@ class CatalogStore(ProfileStore):
         cursor = self.works.find(query, {"search_tokens": 0}).sort("_id", DESCENDING).limit(limit)
         return await cursor.to_list(None)
 
-    async def search_candidates(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        cursor = self.works.find(query, {"search_tokens": 0}).sort("_id", DESCENDING).limit(SEARCH_CANDIDATES)
-        return await cursor.to_list(None)
+    async def search_candidates(
+        self, query: dict[str, Any], limit: int = SEARCH_SCAN
+    ) -> list[dict[str, Any]]:
+        """Works matching `query`, newest first, at most `limit` (search tokens included)."""
+        return await self.works.find(query).sort("_id", DESCENDING).limit(limit).to_list(None)
 
     # -- reviews -----------------------------------------------------------------------------------
 

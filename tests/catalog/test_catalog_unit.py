@@ -156,3 +156,20 @@ def test_seed_generates_valid_works_and_has_a_follow_step() -> None:
         assert v.check_work(work) == [], body
     seeder = Seeder(SeedPlan(), lambda line: None)
     assert [name for name, _ in seeder.steps] == ["users", "works", "reviews", "follows"]
+
+
+def test_search_matching_in_code() -> None:
+    doc = {
+        "search_tokens": ["dune", "du", "dun", "frank"],
+        "kind": "book",
+        "genre_ancestors": ["fiction", "fiction/science-fiction"],
+        "tags": ["classic", "series"],
+    }
+    assert d.most_selective(["du", "frank"]) == "frank"
+    assert d.matches(doc, {"kind": "book", "genre_ancestors": "fiction"}, ["dun", "frank"])
+    assert not d.matches(doc, {}, ["dun", "herbert"])
+    assert not d.matches(doc, {"kind": "film"}, ["dune"])
+    assert d.matches(
+        doc, {"genre_ancestors": {"$in": ["poetry", "fiction"]}, "tags": {"$all": ["classic"]}}, []
+    )
+    assert not d.matches(doc, {"tags": {"$all": ["classic", "debut"]}}, [])

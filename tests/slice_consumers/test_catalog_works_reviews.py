@@ -245,6 +245,11 @@ async def test_works_create_list_search_and_concurrent_updates(
     assert other.code() == grpc.StatusCode.PERMISSION_DENIED
     got = await cat.r.GetWork(catalog_pb2.GetWorkRequest(work_id=dune.work_id), timeout=30)
     assert got.work.title == ok[0].work.title and got.work.version == 2
+    batch = await cat.r.BatchGetWorks(
+        catalog_pb2.BatchGetWorksRequest(work_ids=[dune.work_id, "no-such-work", neu.work_id]), timeout=30
+    )
+    assert [w.work_id for w in batch.works] == [dune.work_id, neu.work_id]
+    assert list(batch.missing_work_ids) == ["no-such-work"] and batch.works[0].version == 2
 
     # the graph's events: WorkCreated per work, WorkUpdated with the new version
     created = await wait_for(lambda: seen.on(ns(WORK_CREATED), neu.work_id), "WorkCreated")
