@@ -171,7 +171,7 @@ async def test_unknown_work_is_404_and_the_routes_are_in_openapi(
 
 
 async def test_culture_seed_fills_the_catalog_through_the_gateway(
-    slice_run: SliceRun, http: httpx.AsyncClient
+    slice_run: SliceRun, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from culture_cli.seed import Seeder, SeedPlan
 
@@ -191,3 +191,13 @@ async def test_culture_seed_fills_the_catalog_through_the_gateway(
     assert state.follows == 3 or any("follows skipped" in line for line in lines)
     for work_id in state.works:
         assert (await http.get(f"/api/works/{work_id}")).status_code == 200
+
+    # `culture dev up --seed` (make up) seeds only an empty catalog: this one has works now
+    import asyncio
+
+    from culture_runtime import dev
+
+    said: list[str] = []
+    monkeypatch.setattr(dev, "say", said.append)
+    await asyncio.to_thread(dev._seed_if_empty, slice_run.gateway)
+    assert said == ["==> demo data: the catalog has works already; not seeding"]
