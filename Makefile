@@ -57,7 +57,7 @@ up: venv
 	@echo "==> bringing the local stack up"
 	$(BIN)/culture stack up
 	$(BIN)/culture stack status
-	$(BIN)/culture dev up --stack
+	$(BIN)/culture dev up --seed --stack
 
 stack-up: venv
 	$(BIN)/culture stack up

@@ -1,11 +1,15 @@
-"""The catalog service (MongoDB): works, reviews and profiles. Roles for `culture serve catalog`:
+"""The catalog service (MongoDB): works, reviews and profiles (see docs/catalog.md). Roles for
+`culture serve catalog`:
 
-- `worker`: consumes `identity.user-registered` and creates the user's profile, idempotently (the
-  profile's `_id` is the user id): the profile and its `ProfileCreated` outbox document are written
-  in ONE MongoDB transaction, so a redelivered event finds the profile and writes nothing more;
-- `relay`: publishes the committed outbox documents (`catalog_outbox`) to Kafka
-  (`catalog.profile-created`), at least once, in order per user;
-- `api-read`: CatalogService.GetProfile over gRPC (the other RPCs answer UNIMPLEMENTED for now).
+- `api-write`: the commands (CreateWork, UpdateWork, CreateReview, UpdateReview, DeleteReview,
+  UpdateProfile); each writes its documents and its event into the outbox in ONE transaction;
+- `api-read`: the queries (GetWork and BatchGetWorks through the Redis cache, ListWorks, SearchWorks,
+  ListReviews, GetProfile);
+- `worker`: `identity.user-registered` -> the user's profile (+ ProfileCreated), idempotently;
+  `feed.creation-failed` -> MarkProfileIncomplete (+ ProfileMarkedIncomplete); the catalog's own
+  work/review events -> the cached work is deleted;
+- `relay`: publishes the committed outbox documents (`catalog_outbox`) to Kafka, at least once, in
+  order per key.
 
-Settings: CULTURE_CATALOG_* (see settings.py); the Mongo URI and Kafka come from PlatformSettings.
+Settings: CULTURE_CATALOG_* (see settings.py); Mongo, Redis and Kafka come from PlatformSettings.
 """

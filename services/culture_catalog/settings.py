@@ -21,3 +21,7 @@ class CatalogSettings(WorkerSettings):
     relay_poll_seconds: float = Field(1.0, gt=0, le=60, description="polling fallback of the relay")
     relay_lease_seconds: float = Field(60.0, gt=1, le=3600,
                                        description="how long a relay holds claimed outbox documents")
+    cache_ttl_seconds: float = Field(300.0, gt=0, le=86400,
+                                     description="TTL of a cached work (jittered +-15%)")
+    cache_prefix: str = Field("catalog:", max_length=64, description="prefix of the cache's Redis keys")
+    cache_enabled: bool = Field(True, description="read GetWork/BatchGetWorks through Redis")

@@ -10,9 +10,9 @@ import sys
 _COMMANDS = ("culture_runtime.serve", "culture_events.outbox.cli")
 # the development tools (local stack, cluster, dev runner): only in a development install
 # (`pip install -e '.[dev]'`); the images and `pip install .` have the commands above only
-_DEV_COMMANDS = ("culture_stack.cli", "culture_stack.cluster.cli", "culture_stack.dev")
+_DEV_COMMANDS = ("culture_stack.cli", "culture_stack.cluster.cli", "culture_stack.dev", "culture_stack.seed")
 _DEV_VERBS = {"stack": "the local stack's servers", "cluster": "the local Kubernetes node",
-              "dev": "run the services locally"}
+              "dev": "run the services locally", "seed": "load demo data through the gateway"}
 
 
 def _dev_tools_present() -> bool:

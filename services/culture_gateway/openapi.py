@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from culture_gateway.openapi_catalog import catalog_paths, catalog_schemas
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -86,6 +88,7 @@ def openapi_spec() -> dict[str, Any]:
             "/ws": {"get": {"summary": "WebSocket with the same messages as /events (JSON, field type)",
                             "security": [{}, *bearer],
                             "responses": {"101": {"description": "switching protocols"}}}},
+            **catalog_paths(),
             "/healthz": {"get": {"summary": "Readiness: 200 when every required upstream is SERVING",
                                  "responses": {"200": {"description": "ready"},
                                                "503": {"description": "not ready or draining"}}}},
@@ -106,6 +109,7 @@ def openapi_spec() -> dict[str, Any]:
                         "state": {"enum": ["pending", "succeeded", "failed", "compensated"]},
                         "message": {"type": "string"}, "updated_at": {"type": "string"}}}},
                     "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
+                **catalog_schemas(),
             },
         },
     }

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-UPSTREAMS = ("identity-write", "identity-read", "notifier")
+UPSTREAMS = ("identity-write", "identity-read", "notifier", "catalog-write", "catalog-read")
+#: required unless configured otherwise (the catalog's routes answer 503 while it is away)
+DEFAULT_REQUIRED = ("identity-write", "identity-read", "notifier")
 
 
 class GatewaySettings(BaseSettings):
@@ -20,8 +22,10 @@ class GatewaySettings(BaseSettings):
     identity_write: str | None = Field(None, description="host:port of identity api-write")
     identity_read: str | None = Field(None, description="host:port of identity api-read")
     notifier: str | None = Field(None, description="host:port of notifier api-read")
+    catalog_write: str | None = Field(None, description="host:port of catalog api-write")
+    catalog_read: str | None = Field(None, description="host:port of catalog api-read")
     required_upstreams: list[str] = Field(
-        default_factory=lambda: list(UPSTREAMS),
+        default_factory=lambda: list(DEFAULT_REQUIRED),
         description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
     max_body_bytes: int = Field(16 * 1024, ge=256, le=10 * 1024 * 1024, description="larger bodies get 413")
     rpc_timeout_seconds: float = Field(10.0, gt=0, le=120, description="deadline of unary upstream calls")
@@ -39,7 +43,7 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"unknown upstreams {unknown}; choose from {list(UPSTREAMS)}")
         return value
 
-    @field_validator("identity_write", "identity_read", "notifier")
+    @field_validator("identity_write", "identity_read", "notifier", "catalog_write", "catalog_read")
     @classmethod
     def _target(cls, value: str | None) -> str | None:
         if value is None:

@@ -11,6 +11,8 @@ from culture.notifier.v1 import notifier_pb2
 
 #: the steps of the registration job, in the order they are shown
 REGISTRATION_STEPS = ("account", "profile", "welcome-mail")
+#: the steps of a review job (CreateReview's job id): the review committed with its event
+REVIEW_STEPS = ("review",)
 
 PENDING, SUCCEEDED, FAILED, COMPENSATED = "pending", "succeeded", "failed", "compensated"
 RUNNING = "running"

@@ -37,6 +37,8 @@ DEV_PORTS: dict[tuple[str, str], int] = {
     ("notifier", "worker"): 50062,
     ("catalog", "worker"): 50071,
     ("catalog", "relay"): 50072,
+    ("catalog", "api-write"): 50073,
+    ("catalog", "api-read"): 50074,
     ("mailer", "worker"): 50081,
     ("gateway", "api"): 8080,
 }
@@ -45,7 +47,7 @@ DEV_PORTS: dict[tuple[str, str], int] = {
 SLICE: tuple[tuple[str, str], ...] = (
     ("identity", "api-write"), ("identity", "api-read"), ("identity", "relay"),
     ("notifier", "worker"), ("notifier", "api-read"), ("catalog", "worker"), ("catalog", "relay"),
-    ("mailer", "worker"),
+    ("catalog", "api-write"), ("catalog", "api-read"), ("mailer", "worker"),
     ("gateway", "api"),
 )
 
@@ -97,9 +99,13 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
         env["CULTURE_GATEWAY_IDENTITY_WRITE"] = f"127.0.0.1:{ports[('identity', 'api-write')]}"
         env["CULTURE_GATEWAY_IDENTITY_READ"] = f"127.0.0.1:{ports[('identity', 'api-read')]}"
         env["CULTURE_GATEWAY_NOTIFIER"] = f"127.0.0.1:{ports[('notifier', 'api-read')]}"
+        env["CULTURE_GATEWAY_CATALOG_WRITE"] = f"127.0.0.1:{ports[('catalog', 'api-write')]}"
+        env["CULTURE_GATEWAY_CATALOG_READ"] = f"127.0.0.1:{ports[('catalog', 'api-read')]}"
         required = [name for name, key in (("identity-write", ("identity", "api-write")),
                                            ("identity-read", ("identity", "api-read")),
-                                           ("notifier", ("notifier", "api-read"))) if key in present]
+                                           ("notifier", ("notifier", "api-read")),
+                                           ("catalog-write", ("catalog", "api-write")),
+                                           ("catalog-read", ("catalog", "api-read"))) if key in present]
         env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"] = "[" + ",".join(f'"{n}"' for n in required) + "]"
     else:
         env["CULTURE_GRPC_PORT"] = str(child.port)
@@ -296,6 +302,31 @@ def _log_dir() -> Path:
     return Context.default().state / "logs"
 
 
+def _seed_if_empty(gateway: str) -> None:
+    """Load the demo data (`culture seed`, default sizes) unless the catalog has works already."""
+    import asyncio
+    import json
+
+    from culture_stack.seed import Seeder, SeedError, SeedPlan
+
+    try:
+        with urllib.request.urlopen(f"{gateway}/api/works?page_size=1", timeout=10) as reply:
+            if json.load(reply).get("works"):
+                say("==> demo data: the catalog has works already; not seeding")
+                return
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        say(f"==> demo data: cannot ask the catalog ({exc}); not seeding")
+        return
+    say("==> demo data: seeding an empty catalog (culture seed)")
+    try:
+        state = asyncio.run(Seeder(SeedPlan(gateway=gateway), say).run())
+    except SeedError as exc:
+        say(f"==> demo data: seeding failed: {exc} (the slice keeps running)")
+        return
+    say(f"==> demo data: {len(state.users)} users, {len(state.works)} works, {state.reviews} reviews, "
+        f"{state.follows} follows")
+
+
 def _up(args: argparse.Namespace) -> int:
     present, missing = available_roles(SLICE)
     if missing:
@@ -323,6 +354,11 @@ def _up(args: argparse.Namespace) -> int:
             if gateway is not None:
                 say(f"==> the slice is up: gateway http://127.0.0.1:{gateway.port} "
                     f"(OpenAPI http://127.0.0.1:{gateway.port}/openapi.json); Ctrl-C stops it")
+                if any(c.service == "catalog" and c.role == "api-write" for c in children):
+                    if args.seed:
+                        _seed_if_empty(f"http://127.0.0.1:{gateway.port}")
+                    else:
+                        say(f"    demo data: .venv/bin/culture seed --gateway http://127.0.0.1:{gateway.port}")
             else:
                 say("==> the slice is up (no gateway in this build); Ctrl-C stops it")
             code = supervisor.watch()
@@ -351,4 +387,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "pass --stack with no names to skip)")
     up.add_argument("--start-timeout", type=float, default=90.0,
                     help="seconds each role may take to become healthy (default 90)")
+    up.add_argument("--seed", action="store_true",
+                    help="load generated demo data (culture seed) when the catalog is empty")
     up.set_defaults(func=_up)

@@ -3,7 +3,7 @@
 Kafka, PostgreSQL, Redis, MongoDB and SMTP are the local stack's (mode `external`); pods use the same
 addresses as host processes (127.0.0.1:19092, 127.0.0.1:15432, ...), redirected to the host by the
 node's pod network. The platform enables every service this build has (`culture serve` knows its
-roles); a role the architecture names but the build lacks (catalog api-write) runs 0 replicas, and
+roles); a role the architecture names but the build lacks runs 0 replicas, and
 services not built yet (feed, graph, chat) are disabled.
 """
 

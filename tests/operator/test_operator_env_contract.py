@@ -185,17 +185,21 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
     assert (gateway.host, gateway.port) == ("0.0.0.0", b.HTTP_PORT)
     assert gateway.identity_read == "demo-identity-api-read.ns1.svc:50051"
     assert gateway.notifier == "demo-notifier-api-read.ns1.svc:50051"
-    assert sorted(gateway.required_upstreams) == ["identity-read", "identity-write", "notifier"]
+    assert gateway.catalog_write == "demo-catalog-api-write.ns1.svc:50051"
+    assert sorted(gateway.required_upstreams) == ["catalog-read", "catalog-write", "identity-read",
+                                                  "identity-write", "notifier"]
 
     (plat,) = settings_of("demo-feed-worker", PlatformSettings)
     assert (plat.cassandra_contact_points, plat.cassandra_port) == ("c1,c2", 9142)
 
 
 def test_gateway_requires_only_enabled_upstreams_and_is_probed_over_http() -> None:
-    _, deployments, items = built({"services": {"notifier": {"enabled": False}}})
+    disabled = {"enabled": False}
+    _, deployments, items = built({"services": {"notifier": disabled, "catalog": disabled}})
     c = container(deployments["demo-gateway-api"])
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert json.loads(env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"]) == ["identity-write", "identity-read"]
+    assert "CULTURE_GATEWAY_CATALOG_WRITE" not in env
     assert "CULTURE_GATEWAY_NOTIFIER" not in env
     assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert [p["name"] for p in c["ports"]] == ["http"]

@@ -102,6 +102,7 @@ async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFac
         "CULTURE_GATEWAY_HEALTH_INTERVAL_SECONDS": "0.5",
         "CULTURE_CATALOG_DATABASE": f"catalog_{run_id}",  # its profiles and outbox: this run's only
         "CULTURE_CATALOG_RELAY_POLL_SECONDS": "0.5",
+        "CULTURE_CATALOG_CACHE_PREFIX": f"{run_id}:",
         **{f"CULTURE_{svc.upper()}_CONSUMER_GROUP": group for svc, group in groups.items()},
     }
     supervisor = Supervisor(

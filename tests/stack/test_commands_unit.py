@@ -71,7 +71,7 @@ _RUNNERS = {
 _RESOLVERS = {"debian.need", "debian.which", "shutil.which", "need", "which"}
 #: calls that take a list literal that is not an argv
 _NOT_ARGV = {"debian.need_all", "need_all", "debian.install", "install", "registry.select", "select",
-             "apt_get"}
+             "apt_get", "rng.sample", "rng.choice"}  # the last two: seed.py's random demo data
 
 
 def _name(func: ast.expr) -> str:

@@ -87,6 +87,8 @@ GATEWAY_UPSTREAMS: dict[str, tuple[str, str]] = {
     "identity-write": ("identity", "api-write"),
     "identity-read": ("identity", "api-read"),
     "notifier": ("notifier", "api-read"),
+    "catalog-write": ("catalog", "api-write"),
+    "catalog-read": ("catalog", "api-read"),
 }
 
 

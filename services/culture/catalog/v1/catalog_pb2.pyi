@@ -72,15 +72,19 @@ class FilmDetails(_message.Message):
     def __init__(self, directors: _Optional[_Iterable[str]] = ..., runtime_minutes: _Optional[int] = ..., cast: _Optional[_Iterable[str]] = ..., countries: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RatingSummary(_message.Message):
-    __slots__ = ("average", "count")
+    __slots__ = ("average", "count", "sum", "histogram")
     AVERAGE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUM_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
     average: float
     count: int
-    def __init__(self, average: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+    sum: int
+    histogram: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, average: _Optional[float] = ..., count: _Optional[int] = ..., sum: _Optional[int] = ..., histogram: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Work(_message.Message):
-    __slots__ = ("work_id", "title", "original_title", "description", "release_year", "language", "genres", "tags", "creator_user_id", "create_time", "update_time", "rating", "book", "film")
+    __slots__ = ("work_id", "title", "original_title", "description", "release_year", "language", "genres", "tags", "creator_user_id", "create_time", "update_time", "rating", "version", "genre_paths", "cover_url", "kind", "book", "film")
     WORK_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +97,10 @@ class Work(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     RATING_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    GENRE_PATHS_FIELD_NUMBER: _ClassVar[int]
+    COVER_URL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     BOOK_FIELD_NUMBER: _ClassVar[int]
     FILM_FIELD_NUMBER: _ClassVar[int]
     work_id: str
@@ -107,12 +115,16 @@ class Work(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     rating: RatingSummary
+    version: int
+    genre_paths: _containers.RepeatedScalarFieldContainer[str]
+    cover_url: str
+    kind: WorkKind
     book: BookDetails
     film: FilmDetails
-    def __init__(self, work_id: _Optional[str] = ..., title: _Optional[str] = ..., original_title: _Optional[str] = ..., description: _Optional[str] = ..., release_year: _Optional[int] = ..., language: _Optional[str] = ..., genres: _Optional[_Iterable[_Union[Genre, _Mapping]]] = ..., tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ..., creator_user_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[_Union[RatingSummary, _Mapping]] = ..., book: _Optional[_Union[BookDetails, _Mapping]] = ..., film: _Optional[_Union[FilmDetails, _Mapping]] = ...) -> None: ...
+    def __init__(self, work_id: _Optional[str] = ..., title: _Optional[str] = ..., original_title: _Optional[str] = ..., description: _Optional[str] = ..., release_year: _Optional[int] = ..., language: _Optional[str] = ..., genres: _Optional[_Iterable[_Union[Genre, _Mapping]]] = ..., tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ..., creator_user_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[_Union[RatingSummary, _Mapping]] = ..., version: _Optional[int] = ..., genre_paths: _Optional[_Iterable[str]] = ..., cover_url: _Optional[str] = ..., kind: _Optional[_Union[WorkKind, str]] = ..., book: _Optional[_Union[BookDetails, _Mapping]] = ..., film: _Optional[_Union[FilmDetails, _Mapping]] = ...) -> None: ...
 
 class Review(_message.Message):
-    __slots__ = ("review_id", "work_id", "author_user_id", "rating", "title", "body", "genre_slugs", "create_time")
+    __slots__ = ("review_id", "work_id", "author_user_id", "rating", "title", "body", "genre_slugs", "create_time", "version", "update_time", "work_kind")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     WORK_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +133,9 @@ class Review(_message.Message):
     BODY_FIELD_NUMBER: _ClassVar[int]
     GENRE_SLUGS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    WORK_KIND_FIELD_NUMBER: _ClassVar[int]
     review_id: str
     work_id: str
     author_user_id: str
@@ -129,7 +144,10 @@ class Review(_message.Message):
     body: str
     genre_slugs: _containers.RepeatedScalarFieldContainer[str]
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, review_id: _Optional[str] = ..., work_id: _Optional[str] = ..., author_user_id: _Optional[str] = ..., rating: _Optional[int] = ..., title: _Optional[str] = ..., body: _Optional[str] = ..., genre_slugs: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: int
+    update_time: _timestamp_pb2.Timestamp
+    work_kind: WorkKind
+    def __init__(self, review_id: _Optional[str] = ..., work_id: _Optional[str] = ..., author_user_id: _Optional[str] = ..., rating: _Optional[int] = ..., title: _Optional[str] = ..., body: _Optional[str] = ..., genre_slugs: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., work_kind: _Optional[_Union[WorkKind, str]] = ...) -> None: ...
 
 class Profile(_message.Message):
     __slots__ = ("user_id", "username", "display_name", "bio", "favorite_genre_slugs", "avatar_url", "state", "incomplete_reason", "create_time", "update_time")
@@ -276,3 +294,95 @@ class UpdateProfileResponse(_message.Message):
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     profile: Profile
     def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ...) -> None: ...
+
+class UpdateWorkRequest(_message.Message):
+    __slots__ = ("work", "update_mask", "editor_user_id")
+    WORK_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    EDITOR_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    work: Work
+    update_mask: _field_mask_pb2.FieldMask
+    editor_user_id: str
+    def __init__(self, work: _Optional[_Union[Work, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., editor_user_id: _Optional[str] = ...) -> None: ...
+
+class UpdateWorkResponse(_message.Message):
+    __slots__ = ("work",)
+    WORK_FIELD_NUMBER: _ClassVar[int]
+    work: Work
+    def __init__(self, work: _Optional[_Union[Work, _Mapping]] = ...) -> None: ...
+
+class BatchGetWorksRequest(_message.Message):
+    __slots__ = ("work_ids",)
+    WORK_IDS_FIELD_NUMBER: _ClassVar[int]
+    work_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, work_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchGetWorksResponse(_message.Message):
+    __slots__ = ("works", "missing_work_ids")
+    WORKS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_WORK_IDS_FIELD_NUMBER: _ClassVar[int]
+    works: _containers.RepeatedCompositeFieldContainer[Work]
+    missing_work_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, works: _Optional[_Iterable[_Union[Work, _Mapping]]] = ..., missing_work_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListWorksRequest(_message.Message):
+    __slots__ = ("kind", "genre_path", "tag_slug", "min_year", "max_year", "page_size", "page_token")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    GENRE_PATH_FIELD_NUMBER: _ClassVar[int]
+    TAG_SLUG_FIELD_NUMBER: _ClassVar[int]
+    MIN_YEAR_FIELD_NUMBER: _ClassVar[int]
+    MAX_YEAR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    kind: WorkKind
+    genre_path: str
+    tag_slug: str
+    min_year: int
+    max_year: int
+    page_size: int
+    page_token: str
+    def __init__(self, kind: _Optional[_Union[WorkKind, str]] = ..., genre_path: _Optional[str] = ..., tag_slug: _Optional[str] = ..., min_year: _Optional[int] = ..., max_year: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWorksResponse(_message.Message):
+    __slots__ = ("works", "next_page_token")
+    WORKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    works: _containers.RepeatedCompositeFieldContainer[Work]
+    next_page_token: str
+    def __init__(self, works: _Optional[_Iterable[_Union[Work, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateReviewRequest(_message.Message):
+    __slots__ = ("review_id", "author_user_id", "rating", "title", "body", "update_mask")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    author_user_id: str
+    rating: int
+    title: str
+    body: str
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, review_id: _Optional[str] = ..., author_user_id: _Optional[str] = ..., rating: _Optional[int] = ..., title: _Optional[str] = ..., body: _Optional[str] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateReviewResponse(_message.Message):
+    __slots__ = ("review",)
+    REVIEW_FIELD_NUMBER: _ClassVar[int]
+    review: Review
+    def __init__(self, review: _Optional[_Union[Review, _Mapping]] = ...) -> None: ...
+
+class DeleteReviewRequest(_message.Message):
+    __slots__ = ("review_id", "author_user_id")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    author_user_id: str
+    def __init__(self, review_id: _Optional[str] = ..., author_user_id: _Optional[str] = ...) -> None: ...
+
+class DeleteReviewResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...

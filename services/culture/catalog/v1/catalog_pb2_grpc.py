@@ -29,6 +29,8 @@ class CatalogServiceStub:
     """CatalogService owns works (books and films), reviews and user profiles. CreateReview emits
     culture.events.v1.ReviewCreated through the outbox; profiles are created from
     culture.events.v1.UserRegistered and marked incomplete when the feed cannot be set up.
+    Commands (CreateWork, UpdateWork, CreateReview, UpdateReview, DeleteReview, UpdateProfile) are
+    served by the api-write role, queries by api-read.
     """
 
     def __init__(self, channel):
@@ -72,12 +74,39 @@ class CatalogServiceStub:
                 request_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProfileRequest.SerializeToString,
                 response_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProfileResponse.FromString,
                 _registered_method=True)
+        self.UpdateWork = channel.unary_unary(
+                '/culture.catalog.v1.CatalogService/UpdateWork',
+                request_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateWorkRequest.SerializeToString,
+                response_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateWorkResponse.FromString,
+                _registered_method=True)
+        self.BatchGetWorks = channel.unary_unary(
+                '/culture.catalog.v1.CatalogService/BatchGetWorks',
+                request_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetWorksRequest.SerializeToString,
+                response_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetWorksResponse.FromString,
+                _registered_method=True)
+        self.ListWorks = channel.unary_unary(
+                '/culture.catalog.v1.CatalogService/ListWorks',
+                request_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.ListWorksRequest.SerializeToString,
+                response_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.ListWorksResponse.FromString,
+                _registered_method=True)
+        self.UpdateReview = channel.unary_unary(
+                '/culture.catalog.v1.CatalogService/UpdateReview',
+                request_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateReviewRequest.SerializeToString,
+                response_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateReviewResponse.FromString,
+                _registered_method=True)
+        self.DeleteReview = channel.unary_unary(
+                '/culture.catalog.v1.CatalogService/DeleteReview',
+                request_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.DeleteReviewRequest.SerializeToString,
+                response_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.DeleteReviewResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
     """CatalogService owns works (books and films), reviews and user profiles. CreateReview emits
     culture.events.v1.ReviewCreated through the outbox; profiles are created from
     culture.events.v1.UserRegistered and marked incomplete when the feed cannot be set up.
+    Commands (CreateWork, UpdateWork, CreateReview, UpdateReview, DeleteReview, UpdateProfile) are
+    served by the api-write role, queries by api-read.
     """
 
     def CreateWork(self, request, context):
@@ -132,6 +161,44 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateWork(self, request, context):
+        """UpdateWork changes the fields of a work named by the update mask. Optimistic concurrency:
+        Work.version must be the version read; a stale one fails with FAILED_PRECONDITION. Only the
+        user who added the work may change it (PERMISSION_DENIED otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetWorks(self, request, context):
+        """BatchGetWorks returns the works with the given ids that exist, in the order asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorks(self, request, context):
+        """ListWorks lists works by kind, genre (a genre path also matches its descendants), tag and
+        year range, newest first, with a cursor that is stable under concurrent inserts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateReview(self, request, context):
+        """UpdateReview changes the rating, title or text of the caller's own review.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteReview(self, request, context):
+        """DeleteReview deletes the caller's own review; its rating no longer counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +237,31 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     request_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProfileRequest.FromString,
                     response_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProfileResponse.SerializeToString,
             ),
+            'UpdateWork': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWork,
+                    request_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateWorkRequest.FromString,
+                    response_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateWorkResponse.SerializeToString,
+            ),
+            'BatchGetWorks': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetWorks,
+                    request_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetWorksRequest.FromString,
+                    response_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetWorksResponse.SerializeToString,
+            ),
+            'ListWorks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorks,
+                    request_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.ListWorksRequest.FromString,
+                    response_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.ListWorksResponse.SerializeToString,
+            ),
+            'UpdateReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateReview,
+                    request_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateReviewRequest.FromString,
+                    response_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateReviewResponse.SerializeToString,
+            ),
+            'DeleteReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteReview,
+                    request_deserializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.DeleteReviewRequest.FromString,
+                    response_serializer=culture_dot_catalog_dot_v1_dot_catalog__pb2.DeleteReviewResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'culture.catalog.v1.CatalogService', rpc_method_handlers)
@@ -182,6 +274,8 @@ class CatalogService:
     """CatalogService owns works (books and films), reviews and user profiles. CreateReview emits
     culture.events.v1.ReviewCreated through the outbox; profiles are created from
     culture.events.v1.UserRegistered and marked incomplete when the feed cannot be set up.
+    Commands (CreateWork, UpdateWork, CreateReview, UpdateReview, DeleteReview, UpdateProfile) are
+    served by the api-write role, queries by api-read.
     """
 
     @staticmethod
@@ -363,6 +457,141 @@ class CatalogService:
             '/culture.catalog.v1.CatalogService/UpdateProfile',
             culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProfileRequest.SerializeToString,
             culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.catalog.v1.CatalogService/UpdateWork',
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateWorkRequest.SerializeToString,
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateWorkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetWorks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.catalog.v1.CatalogService/BatchGetWorks',
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetWorksRequest.SerializeToString,
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetWorksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.catalog.v1.CatalogService/ListWorks',
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.ListWorksRequest.SerializeToString,
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.ListWorksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.catalog.v1.CatalogService/UpdateReview',
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateReviewRequest.SerializeToString,
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.UpdateReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.catalog.v1.CatalogService/DeleteReview',
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.DeleteReviewRequest.SerializeToString,
+            culture_dot_catalog_dot_v1_dot_catalog__pb2.DeleteReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,
