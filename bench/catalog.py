@@ -35,8 +35,8 @@ from motor.motor_asyncio import AsyncIOMotorClient
 from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from culture_events.message import Message, Meta
 from culture_events.outbox.mongo import MongoOutbox
-from culture_runtime.dev import free_port
 from culture_runtime.settings import PlatformSettings
+from culture_stack.dev import free_port
 from culture_stack.server import say
 
 CULTURE = Path(sys.executable).with_name("culture")

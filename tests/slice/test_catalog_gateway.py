@@ -197,7 +197,7 @@ async def test_culture_seed_fills_the_catalog_through_the_gateway(
     # `culture dev up --seed` (make up) seeds only an empty catalog: this one has works now
     import asyncio
 
-    from culture_runtime import dev
+    from culture_stack import dev
 
     said: list[str] = []
     monkeypatch.setattr(dev, "say", said.append)
