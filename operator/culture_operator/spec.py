@@ -53,11 +53,11 @@ SERVICE_ROLES: dict[str, tuple[str, ...]] = {
 }
 
 #: service -> the databases it reads and writes.
-#: (identity: Redis counts failed logins; mailer: Redis is its sent-mail ledger; gateway: Redis pub/sub
+#: (identity: Redis counts failed logins; catalog: Redis is the hot-metadata cache; mailer: Redis is its sent-mail ledger; gateway: Redis pub/sub
 #: carries the pushed job updates.)
 SERVICE_DATABASES: dict[str, tuple[str, ...]] = {
     "identity": ("postgres", "redis"),
-    "catalog": ("mongo",),
+    "catalog": ("mongo", "redis"),
     "feed": ("cassandra",),
     "graph": ("neo4j",),
     "chat": ("cassandra", "redis"),

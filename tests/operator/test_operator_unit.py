@@ -106,9 +106,11 @@ def test_pdb_only_for_multi_replica_roles_and_disabled_service_is_gone() -> None
     assert not [n for n in by_name(items, "Deployment") if "-chat-" in n]
     # identity still uses postgres; chat's cassandra is still used by feed, redis by notifier
     assert {"demo-postgres", "demo-cassandra", "demo-redis"} <= set(by_name(items, "StatefulSet"))
-    # redis goes when none of its users (notifier, chat, identity's login limiter, mailer, gateway) is left
+    # redis goes when none of its users (notifier, chat, identity's login limiter, catalog's cache, mailer,
+    # gateway) is left
     off = {"enabled": False}
-    items = children({"services": {s: off for s in ("notifier", "chat", "identity", "mailer", "gateway")}})
+    items = children({"services": {s: off for s in ("notifier", "chat", "identity", "catalog", "mailer",
+                                                     "gateway")}})
     assert "demo-redis" not in by_name(items, "StatefulSet")
 
 
