@@ -53,7 +53,8 @@ SERVICE_ROLES: dict[str, tuple[str, ...]] = {
 }
 
 #: service -> the databases it reads and writes.
-#: (identity: Redis counts failed logins; catalog: Redis is the hot-metadata cache; mailer: Redis is its sent-mail ledger; gateway: Redis pub/sub
+#: (identity: Redis counts failed logins; catalog: Redis is the hot-metadata cache; mailer: Redis is
+#: its sent-mail ledger; gateway: Redis pub/sub
 #: carries the pushed job updates.)
 SERVICE_DATABASES: dict[str, tuple[str, ...]] = {
     "identity": ("postgres", "redis"),
