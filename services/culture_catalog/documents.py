@@ -315,32 +315,21 @@ def work_to_proto(doc: dict[str, Any]) -> catalog_pb2.Work:
     return work
 
 
+def _work_event_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields WorkCreated and WorkUpdated share: the whole state a consumer mirrors."""
+    return {"work_id": doc["_id"], "kind": doc["kind"], "title": doc["title"],
+            "genre_paths": doc["genre_paths"], "tag_slugs": doc["tags"], "release_year": doc["release_year"],
+            "creator_user_id": doc["creator_user_id"], "version": doc["version"]}
+
+
 def work_created(doc: dict[str, Any]) -> catalog_events_pb2.WorkCreated:
-    return catalog_events_pb2.WorkCreated(
-        work_id=doc["_id"],
-        kind=doc["kind"],
-        title=doc["title"],
-        genre_paths=doc["genre_paths"],
-        tag_slugs=doc["tags"],
-        release_year=doc["release_year"],
-        creator_user_id=doc["creator_user_id"],
-        version=doc["version"],
-        create_time=timestamp(doc["create_time"]),
-    )
+    return catalog_events_pb2.WorkCreated(**_work_event_fields(doc),
+                                          create_time=timestamp(doc["create_time"]))
 
 
 def work_updated(doc: dict[str, Any]) -> catalog_events_pb2.WorkUpdated:
-    return catalog_events_pb2.WorkUpdated(
-        work_id=doc["_id"],
-        kind=doc["kind"],
-        title=doc["title"],
-        genre_paths=doc["genre_paths"],
-        tag_slugs=doc["tags"],
-        release_year=doc["release_year"],
-        creator_user_id=doc["creator_user_id"],
-        version=doc["version"],
-        update_time=timestamp(doc["update_time"]),
-    )
+    return catalog_events_pb2.WorkUpdated(**_work_event_fields(doc),
+                                          update_time=timestamp(doc["update_time"]))
 
 
 # -- reviews -----------------------------------------------------------------------------------------
