@@ -32,13 +32,14 @@ _JOB_STATES = {RUNNING: notifier_pb2.JOB_STATE_RUNNING, SUCCEEDED: notifier_pb2.
 
 
 def job_state(states: Sequence[str]) -> str:
-    """The job's overall state from its steps': failed if any failed or was compensated, succeeded
-    when all succeeded, else running."""
+    """The job's overall state from its steps': running while any step is pending (a job whose mail
+    failed still shows its profile step finishing), then failed if any step failed or was
+    compensated, else succeeded."""
+    if not states or any(s == PENDING for s in states):
+        return RUNNING
     if any(s in (FAILED, COMPENSATED) for s in states):
         return FAILED
-    if states and all(s == SUCCEEDED for s in states):
-        return SUCCEEDED
-    return RUNNING
+    return SUCCEEDED
 
 
 def is_terminal(state: str) -> bool:

@@ -32,7 +32,9 @@ REDIS_URL = PlatformSettings().redis_url
 def test_job_state_and_transitions() -> None:
     assert jobs.job_state(["succeeded", "pending", "pending"]) == "running"
     assert jobs.job_state(["succeeded"] * 3) == "succeeded"
-    assert jobs.job_state(["succeeded", "failed", "pending"]) == "failed"
+    assert jobs.job_state(["succeeded", "failed", "pending"]) == "running"
+    assert jobs.job_state(["succeeded", "failed", "succeeded"]) == "failed"
+    assert jobs.job_state([]) == "running"
     assert jobs.job_state(["succeeded", "compensated", "succeeded"]) == "failed"
     assert "succeeded" not in jobs.ALLOWED_FROM["failed"]  # a late failure never undoes a success
     snap = jobs.snapshot({"job_id": "j", "user_id": "u", "steps": "account,profile", "version": "2",
