@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
+from culture_runtime.metrics import MetricsSettings, serve_metrics
 from culture_runtime.settings import MissingSettings
 
 Role = Callable[[], Awaitable[None]]
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run one role of a service (api-write, api-read, worker, relay, api)",
         description="Run one role of one service in the foreground until SIGTERM/SIGINT. Settings come "
         "from CULTURE_* environment variables; the servers' endpoints have no defaults (a role started "
-        "without the ones it needs names them and exits 2; `culture dev up` passes the local stack's).",
+        "without the ones it needs names them and exits 2; `culture dev up` passes the local stack's). "
+        "With CULTURE_METRICS_PORT set, GET /metrics on that port serves the role's Prometheus metrics.",
     )
     p.add_argument("service", choices=SERVICES, help="the service")
     p.add_argument("--role", required=True, help="the role to run, e.g. api-write, api-read, worker, relay")
@@ -61,6 +63,12 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve_metrics(MetricsSettings())
+    except (ValidationError, OSError) as exc:
+        print(f"error: {args.service} {args.role} cannot serve its metrics "
+              f"(CULTURE_METRICS_HOST/CULTURE_METRICS_PORT): {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(roles[args.role]())
     except ValidationError as exc:

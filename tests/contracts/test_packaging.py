@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from culture_runtime.metrics import MetricsSettings, serve_metrics
 
 pytestmark = pytest.mark.unit
 
@@ -97,6 +102,29 @@ def test_gateway_without_upstreams_names_them_and_exits_2(tmp_path: Path) -> Non
     for upstream in ("IDENTITY_WRITE", "IDENTITY_READ", "NOTIFIER"):
         assert f"CULTURE_GATEWAY_{upstream}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_a_taken_metrics_port_says_so_and_exits_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**_clean_env(tmp_path), "CULTURE_METRICS_PORT": str(taken.getsockname()[1])}
+        argv = [sys.executable, "-m", "culture_cli.main", "serve", "catalog", "--role", "api-read"]
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "catalog api-read cannot serve its metrics" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_metrics_endpoint_serves_the_registry_only_when_a_port_is_set() -> None:
+    registry = CollectorRegistry()
+    Counter("culture_test_things", "things counted by the test", registry=registry).inc(3)
+    assert serve_metrics(MetricsSettings(port=None), registry) is None
+    served = serve_metrics(MetricsSettings(port=0), registry)
+    assert served is not None
+    host, port = served
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as reply:
+        body = reply.read().decode()
+    assert "culture_test_things_total 3.0" in body
 
 
 #: run the CLI as a runtime-only install sees it: without the stack/ root on sys.path

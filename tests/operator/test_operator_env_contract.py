@@ -20,6 +20,7 @@ from culture_mailer.settings import MailerSettings
 from culture_notifier.settings import NotifierSettings
 from culture_operator import builders as b
 from culture_operator.spec import SERVICE_DATABASES, SERVICE_ROLES, parse_spec
+from culture_runtime.metrics import MetricsSettings
 from culture_runtime.serve import roles_of
 from culture_runtime.settings import PlatformSettings
 
@@ -30,15 +31,15 @@ KEY = b.SigningKey.from_seed(bytes(range(32)))
 
 #: the settings classes each service's processes read (besides PlatformSettings)
 SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
-    "identity": (GrpcServerSettings, IdentitySettings),
-    "catalog": (GrpcServerSettings, CatalogSettings),
-    "notifier": (GrpcServerSettings, NotifierSettings),
-    "mailer": (GrpcServerSettings, MailerSettings),
-    "gateway": (GatewaySettings,),
+    "identity": (GrpcServerSettings, MetricsSettings, IdentitySettings),
+    "catalog": (GrpcServerSettings, MetricsSettings, CatalogSettings),
+    "notifier": (GrpcServerSettings, MetricsSettings, NotifierSettings),
+    "mailer": (GrpcServerSettings, MetricsSettings, MailerSettings),
+    "gateway": (GatewaySettings, MetricsSettings),
     # not built yet: only the shared settings are known
-    "feed": (GrpcServerSettings,),
-    "graph": (GrpcServerSettings,),
-    "chat": (GrpcServerSettings,),
+    "feed": (GrpcServerSettings, MetricsSettings),
+    "graph": (GrpcServerSettings, MetricsSettings),
+    "chat": (GrpcServerSettings, MetricsSettings),
 }
 
 #: endpoint variable of each database
@@ -68,7 +69,8 @@ def env_names(cls: type[BaseSettings]) -> set[str]:
 
 def required(service: str) -> set[str]:
     """What a pod of `service` cannot run correctly in a cluster without (checked by hand, not derived)."""
-    need = {"CULTURE_KAFKA_BOOTSTRAP", "CULTURE_TOPIC_NAMESPACE"}
+    need = {"CULTURE_KAFKA_BOOTSTRAP", "CULTURE_TOPIC_NAMESPACE",
+            "CULTURE_METRICS_HOST", "CULTURE_METRICS_PORT"}
     for db in SERVICE_DATABASES[service]:
         need |= DB_VARS[db]
     if service == "gateway":
@@ -202,7 +204,7 @@ def test_gateway_requires_only_enabled_upstreams_and_is_probed_over_http() -> No
     assert "CULTURE_GATEWAY_CATALOG_WRITE" not in env
     assert "CULTURE_GATEWAY_NOTIFIER" not in env
     assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert [p["name"] for p in c["ports"]] == ["http"]
+    assert [p["name"] for p in c["ports"]] == ["http", "metrics"]
     svc = next(m for m in items if m["kind"] == "Service" and m["metadata"]["name"] == "demo-gateway-api")
     assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]
 

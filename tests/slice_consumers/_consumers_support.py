@@ -112,7 +112,7 @@ async def publish_event(event: Any, *, job_id: str, event_id: str | None = None)
     return msg
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
@@ -123,7 +123,7 @@ class Role:
 
     def __init__(self, service: str, role: str, env: dict[str, str], log_dir: Path) -> None:
         self.service, self.role = service, role
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {**os.environ, "CULTURE_TOPIC_NAMESPACE": NAMESPACE, **env,
                     "CULTURE_GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         self.log = log_dir / f"{service}-{role}-{uuid.uuid4().hex[:4]}.log"

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 from _consumers_support import (
     BOOTSTRAP,
     Role,
     TopicWatch,
+    free_port,
     ns,
     publish_event,
     start_at_end,
@@ -21,6 +23,7 @@ from _consumers_support import (
 )
 from google.protobuf import field_mask_pb2
 from motor.motor_asyncio import AsyncIOMotorClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from culture.events.v1 import catalog_events_pb2, feed_events_pb2, identity_events_pb2
@@ -534,3 +537,29 @@ async def test_feed_creation_failed_marks_the_profile_incomplete_once(
     assert reply.profile.bio == "Reads at night" and list(reply.profile.favorite_genre_slugs) == [
         "fiction/science-fiction"
     ]
+
+
+async def test_the_cache_hit_ratio_is_served_on_the_metrics_endpoint(
+    catalog: tuple[Catalog, dict[str, Any]], roles: Callable[..., Role]
+) -> None:
+    """An api-read role started with CULTURE_METRICS_PORT serves GET /metrics: its cache lookups by
+    result and the hit ratio, as Prometheus scrapes them in a cluster."""
+    cat, env = catalog
+    port = free_port()
+    reader = roles("catalog", "api-read", {**env, "CULTURE_METRICS_PORT": str(port)})
+    await reader.serving()
+    work = await create(cat, book("Metrics"))
+    async with grpc.aio.insecure_channel(f"{HOST}:{reader.port}") as channel:
+        stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+        for _ in range(4):
+            got = await stub.GetWork(catalog_pb2.GetWorkRequest(work_id=work.work_id), timeout=30)
+            assert got.work.title == "Metrics"
+    async with httpx.AsyncClient() as http:
+        reply = await http.get(f"http://{HOST}:{port}/metrics", timeout=10)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, s.labels.get("result", "")): s.value
+               for family in text_string_to_metric_families(reply.text) for s in family.samples}
+    hits = samples.get(("culture_catalog_cache_requests_total", "hit"), 0.0)
+    misses = samples.get(("culture_catalog_cache_requests_total", "miss"), 0.0)
+    assert hits + misses == 4 and misses >= 1 and hits >= 1, samples
+    assert samples[("culture_catalog_cache_hit_ratio", "")] == pytest.approx(hits / 4)

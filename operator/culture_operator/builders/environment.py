@@ -51,6 +51,10 @@ SERVICE_ENV_PREFIX: dict[str, str] = {
 #: env_prefix of culture_grpc.server.GrpcServerSettings (every gRPC role)
 GRPC_ENV_PREFIX = "CULTURE_GRPC_"
 
+#: env_prefix of culture_runtime.metrics.MetricsSettings (every role) and the port of GET /metrics
+METRICS_ENV_PREFIX = "CULTURE_METRICS_"
+METRICS_PORT = 9102
+
 
 #: the services whose settings are culture_runtime.worker.WorkerSettings (consumer group, topic partitions)
 WORKER_SETTINGS_SERVICES = ("catalog", "notifier", "mailer")
@@ -66,8 +70,9 @@ def platform_env(field: str) -> str:
 
 
 def service_env(service: str, field: str) -> str:
-    """The variable the settings class of `service` (or `grpc`) reads `field` from."""
-    prefix = GRPC_ENV_PREFIX if service == "grpc" else SERVICE_ENV_PREFIX[service]
+    """The variable the settings class of `service` (or `grpc`, `metrics`) reads `field` from."""
+    shared = {"grpc": GRPC_ENV_PREFIX, "metrics": METRICS_ENV_PREFIX}
+    prefix = shared.get(service) or SERVICE_ENV_PREFIX[service]
     return prefix + field.upper()
 
 
@@ -174,6 +179,9 @@ def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> l
         # 127.0.0.1 (the default) would be unreachable for the kubelet's gRPC probes and the Services
         env += [_value(service_env("grpc", "host"), "0.0.0.0"),
                 _value(service_env("grpc", "port"), str(spec.grpcPort))]
+    # every role serves GET /metrics (Prometheus) on its pod IP
+    env += [_value(service_env("metrics", "host"), "0.0.0.0"),
+            _value(service_env("metrics", "port"), str(METRICS_PORT))]
     for db in SERVICE_DATABASES[service]:
         for key, field in DATABASE_ENV[db]:
             env.append(_secret_value(platform_env(field), database_secret_name(owner, spec, db), key))

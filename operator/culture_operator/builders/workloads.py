@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from culture_operator.builders.environment import HTTP_PORT, WIRING_HASH, service_env_vars
+from culture_operator.builders.environment import HTTP_PORT, METRICS_PORT, WIRING_HASH, service_env_vars
 from culture_operator.builders.names import (
     Owner,
     _meta,
@@ -59,6 +59,7 @@ def build_deployment(
         ports = [{"name": "grpc", "containerPort": spec.grpcPort, "protocol": "TCP"}]
         readiness = _grpc_probe(spec.grpcPort, period=5, delay=2)
         liveness = _grpc_probe(spec.grpcPort, period=10, delay=0)
+    ports.append({"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
     env: list[dict[str, Any]] = [
         # uid 10001 has no passwd entry: HOME would be /, on the read-only root filesystem
         {"name": "HOME", "value": "/tmp"},
@@ -91,7 +92,11 @@ def build_deployment(
             "replicas": rs.replicas,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": lbl, "annotations": {WIRING_HASH: wiring_digest}},
+                "metadata": {"labels": lbl, "annotations": {
+                    WIRING_HASH: wiring_digest,
+                    # the common scrape convention (Prometheus' kubernetes_sd example relabelling)
+                    "prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
+                    "prometheus.io/path": "/metrics"}},
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": _pod_security(APP_UID),
