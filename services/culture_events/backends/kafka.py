@@ -89,6 +89,15 @@ class _Delivered(Message):
             sub.signal.notify()
         return True
 
+    def origin(self) -> dict[str, str]:
+        """The topic, partition and offset this message was read from."""
+        sub = self._subscription
+        tp = next((tp for tp, t in sub.trackers.items() if t is self._tracker), None)
+        where = {"topic": sub.topic, "offset": str(self._offset)}
+        if tp is not None:
+            where["partition"] = str(tp.partition)
+        return where
+
     def _settle(self, to: Settlement) -> bool:
         if to is Settlement.ACKED:
             return self.ack()

@@ -30,9 +30,12 @@ def say(message: str) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `events` and its verbs to the top-level `culture` parser."""
-    p = subparsers.add_parser("events", help="event library tools (the transactional outbox relay)",
+    from culture_events import poison_cli
+
+    p = subparsers.add_parser("events", help="event library tools (outbox relay, poison topics)",
                               description="Tools of the culture_events library.")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    poison_cli.add_verbs(verbs)
     r = verbs.add_parser(
         "relay", help="publish committed outbox entries to Kafka until stopped",
         formatter_class=argparse.RawDescriptionHelpFormatter,
