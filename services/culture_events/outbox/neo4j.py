@@ -138,6 +138,14 @@ class Neo4jOutbox:
         """Create the constraints and indexes if missing; safe from many processes at once."""
         await create_schema(driver, self.schema_cypher(), self.database)
 
+    async def drop(self, driver: AsyncDriver) -> None:
+        """Delete the outbox's entries, counters, lock and schema (test runs, an uninstall)."""
+        for label in (self.label, self.seq_label, self.lock_label):
+            await driver.execute_query(f"MATCH (n:`{label}`) DETACH DELETE n", database_=self.database)
+        for name in self.schema_names():
+            await driver.execute_query(f"DROP CONSTRAINT {name} IF EXISTS", database_=self.database)
+            await driver.execute_query(f"DROP INDEX {name} IF EXISTS", database_=self.database)
+
     def publisher(self, tx: Any) -> Neo4jOutboxPublisher:
         """A publisher writing into `tx`, the caller's open transaction (managed or explicit)."""
         return Neo4jOutboxPublisher(tx, self)
