@@ -39,12 +39,11 @@ from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_events.outbox.neo4j import driver_from_uri
 from culture_graph import model
 from culture_graph.store import (
-    CO_RATERS,
     FOLLOWERS,
     FOLLOWERS_INTERESTED_IN,
     FOLLOWING,
     FRIENDS_WHO_LIKED,
-    MY_GENRES,
+    MY_TASTE,
     RECOMMEND,
     SHARED_GENRES,
     SIMILAR,
@@ -250,11 +249,11 @@ async def measure(stub: graph_pb2_grpc.GraphServiceStub, driver: Any, data: Data
     async def stream_bare() -> int:
         count, after = 0, high
         while True:
-            rows = await bare(FOLLOWERS_INTERESTED_IN, low=low, high=after, genres=genres, limit=5001)
-            count += min(len(rows), 5000)
-            if len(rows) <= 5000:
+            (page,) = await bare(FOLLOWERS_INTERESTED_IN, low=low, high=after, genres=genres, limit=5001)
+            count += min(len(page["ids"]), 5000)
+            if len(page["ids"]) <= 5000:
                 return count
-            after = rows[4999]["k"]
+            after = page["keys"][4999]
 
     streamed = await stream_grpc()
     await stream_bare()
@@ -272,11 +271,11 @@ async def _similar_bare(bare: Callable[..., Awaitable[list[Any]]], user: str, sc
 
 async def _recommend_bare(bare: Callable[..., Awaitable[list[Any]]], user: str, scale: int, max_ratings: int,
                           max_people: int) -> None:
-    genres = [r["slug"] for r in await bare(MY_GENRES, user_id=user)]
-    sims = {r["user_id"]: r["similarity"] for r in await bare(CO_RATERS, user_id=user, scale=scale,
-                                                                max_ratings=max_ratings)}
+    (taste,) = await bare(MY_TASTE, user_id=user)
+    genres = taste["genres"]
     await bare(RECOMMEND, user_id=user, min_rating=model.LIKED, genres=genres, any_genre=not genres,
-               sims=sims, scale_max=model.MAX_RATING, max_people=max_people, offset=0, limit=21)
+               mine={w: r for w, r in taste["ratings"]}, scale=scale, scale_max=model.MAX_RATING,
+               max_people=max_people, offset=0, limit=21)
 
 
 async def main() -> None:

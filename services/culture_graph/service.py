@@ -12,12 +12,11 @@ from culture_graph import model
 from culture_graph import validation as v
 from culture_graph.settings import GraphSettings
 from culture_graph.store import (
-    CO_RATERS,
     FOLLOWERS,
     FOLLOWERS_INTERESTED_IN,
     FOLLOWING,
     FRIENDS_WHO_LIKED,
-    MY_GENRES,
+    MY_TASTE,
     RECOMMEND,
     SHARED_GENRES,
     SIMILAR,
@@ -110,12 +109,12 @@ class GraphReader(graph_pb2_grpc.GraphServiceServicer):
             raise invalid_argument({"page_token": str(exc)}) from None
         size = model.page_size(request.page_size, model.INTERESTED_PAGE)
         low, high = model.key_range(request.user_id)
-        rows = await self.store.read(FOLLOWERS_INTERESTED_IN, low=low, high=after or high, genres=genres,
-                                     limit=size + 1)
-        await self._known(request.user_id, rows, request.page_token)
-        token = model.encode_cursor("interested", scope, rows[size - 1]["k"]) if len(rows) > size else ""
-        return graph_pb2.FollowersInterestedInResponse(
-            follower_user_ids=[r["user_id"] for r in rows[:size]], next_page_token=token)
+        (page,) = await self.store.read(FOLLOWERS_INTERESTED_IN, low=low, high=after or high, genres=genres,
+                                        limit=size + 1)
+        ids, keys = page["ids"], page["keys"]
+        await self._known(request.user_id, ids, request.page_token)
+        token = model.encode_cursor("interested", scope, keys[size - 1]) if len(ids) > size else ""
+        return graph_pb2.FollowersInterestedInResponse(follower_user_ids=ids[:size], next_page_token=token)
 
     async def FriendsWhoLiked(self, request: graph_pb2.FriendsWhoLikedRequest,
                               context: grpc.aio.ServicerContext) -> graph_pb2.FriendsWhoLikedResponse:
@@ -184,16 +183,15 @@ class GraphReader(graph_pb2_grpc.GraphServiceServicer):
         scope = [request.user_id, min_rating, requested]
         offset = self._offset(request.page_token, "recommend", scope)
         size = model.page_size(request.page_size, model.RECOMMEND_PAGE)
-        if not await self.store.user_exists(request.user_id):
+        taste = await self.store.read(MY_TASTE, user_id=request.user_id)
+        if not taste:
             raise not_found("user", request.user_id)
-        genres = requested or [r["slug"] for r in await self.store.read(MY_GENRES, user_id=request.user_id)]
-        sims = {r["user_id"]: r["similarity"] for r in await self.store.read(
-            CO_RATERS, user_id=request.user_id, scale=model.MAX_RATING - model.MIN_RATING,
-            max_ratings=self.settings.similar_max_ratings)}
-        rows = await self.store.read(RECOMMEND, user_id=request.user_id, min_rating=min_rating, genres=genres,
-                                     any_genre=not genres, sims=sims, scale_max=model.MAX_RATING,
-                                     max_people=self.settings.recommend_max_people, offset=offset,
-                                     limit=size + 1)
+        genres = requested or taste[0]["genres"]
+        mine = {work_id: rating for work_id, rating in taste[0]["ratings"]}
+        rows = await self.store.read(
+            RECOMMEND, user_id=request.user_id, min_rating=min_rating, genres=genres, any_genre=not genres,
+            mine=mine, scale=model.MAX_RATING - model.MIN_RATING, scale_max=model.MAX_RATING,
+            max_people=self.settings.recommend_max_people, offset=offset, limit=size + 1)
         token = model.encode_cursor("recommend", scope, offset + size) if len(rows) > size else ""
         return graph_pb2.RecommendResponse(
             recommendations=[graph_pb2.Recommendation(work_id=r["work_id"], score=round(r["score"], 6),

@@ -23,7 +23,7 @@ class GraphSettings(WorkerSettings):
                                       description="how often the relay looks for new outbox entries")
     relay_lease_seconds: float = Field(60.0, gt=1, le=3600,
                                        description="how long a relay holds claimed outbox entries")
-    recommend_max_people: int = Field(1000, ge=10, le=100_000,
+    recommend_max_people: int = Field(300, ge=10, le=100_000,
                                       description="Recommend: the closest people (1-3 follows away) it "
                                       "considers")
     similar_max_ratings: int = Field(500, ge=10, le=100_000,

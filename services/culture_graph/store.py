@@ -70,14 +70,15 @@ ORDER BY f.out_key DESC LIMIT $limit
 """
 
 # followers interested in any of the genres: the same ordered range seek, filtered, stopping at
-# $limit matches; a page holds at most $limit ids whatever the follower count
+# $limit matches; a page holds at most $limit ids whatever the follower count. One record with two
+# lists: thousands of one-id records cost the driver far more than the query costs the server
 FOLLOWERS_INTERESTED_IN = """
 MATCH (a:User)-[f:FOLLOWS]->(:User)
 USING INDEX SEEK f:FOLLOWS(in_key)
 WHERE f.in_key > $low AND f.in_key < $high
   AND EXISTS { MATCH (a)-[:INTERESTED_IN]->(g:Genre) WHERE g.slug IN $genres }
-RETURN a.user_id AS user_id, f.in_key AS k
-ORDER BY f.in_key DESC LIMIT $limit
+WITH a, f ORDER BY f.in_key DESC LIMIT $limit
+RETURN collect(a.user_id) AS ids, collect(f.in_key) AS keys
 """
 
 FRIENDS_WHO_LIKED = """
@@ -109,37 +110,40 @@ WHERE other.user_id IN $others
 RETURN other.user_id AS user_id, g.slug AS slug ORDER BY slug
 """
 
-MY_GENRES = """
-MATCH (me:User {user_id: $user_id})-[i:INTERESTED_IN]->(g:Genre)
-RETURN g.slug AS slug ORDER BY slug
+# what Recommend needs to know about the user first: its genres of interest and every rating of it
+MY_TASTE = """
+MATCH (me:User {user_id: $user_id})
+RETURN COLLECT { MATCH (me)-[:INTERESTED_IN]->(g:Genre) RETURN g.slug AS slug ORDER BY slug } AS genres,
+       COLLECT { MATCH (me)-[m:RATED]->(w:Work) RETURN [w.work_id, m.rating] } AS ratings
 """
 
-# the similarity of every co-rater (all of them: they weigh the recommenders)
-CO_RATERS = """
-MATCH (me:User {user_id: $user_id})-[mine:RATED]->(w:Work)
-WITH me, mine, w ORDER BY mine.at DESC LIMIT $max_ratings
-MATCH (w)<-[theirs:RATED]-(other:User)
-WHERE other <> me
-RETURN other.user_id AS user_id,
-       avg(1.0 - abs(mine.rating - theirs.rating) / toFloat($scale)) AS similarity
-"""
-
-# people 1-3 follows away (the closest $max_people), what they liked, weighted (model.contribution)
+# people 1-3 follows away (a breadth-first expansion pruned to each person's shortest distance; the
+# closest $max_people), what they rated: the ratings of works I rated give their similarity to me
+# ($mine: work id -> my rating; model.similarity), those of other works at least $min_rating are
+# the candidates, each weighted by model.contribution; the genre filter runs once per work
 RECOMMEND = """
 MATCH (me:User {user_id: $user_id})
-MATCH p = SHORTEST 1 (me)-[:FOLLOWS]->{1,3}(person:User)
+MATCH path = (me)-[:FOLLOWS*1..3]->(person:User)
 WHERE person <> me
-WITH me, person, length(p) AS hops
+WITH person, min(length(path)) AS hops
 ORDER BY hops, person.user_id LIMIT $max_people
 MATCH (person)-[r:RATED]->(w:Work)
-WHERE r.rating >= $min_rating AND NOT EXISTS { (me)-[:RATED]->(w) }
-  AND ($any_genre OR EXISTS { MATCH (w)-[:IN_GENRE]->(g:Genre) WHERE g.slug IN $genres })
-WITH w, person, (1.0 + coalesce($sims[person.user_id], 0.0)) * r.rating / toFloat($scale_max) / hops AS c
-ORDER BY c DESC, person.user_id ASC
-WITH w, sum(c) AS score, collect(person.user_id)[..5] AS recommenders
+WITH person, hops, collect([w, r.rating, $mine[w.work_id]]) AS rows
+WITH person, hops, rows,
+     [x IN rows WHERE x[2] IS NOT NULL | 1.0 - abs(x[1] - x[2]) / toFloat($scale)] AS agree
+WITH person, hops, rows,
+     CASE size(agree) WHEN 0 THEN 0.0 ELSE reduce(s = 0.0, a IN agree | s + a) / size(agree) END AS sim
+UNWIND rows AS x
+WITH person, hops, sim, x WHERE x[2] IS NULL AND x[1] >= $min_rating
+WITH x[0] AS w, person.user_id AS who, (1.0 + sim) * x[1] / toFloat($scale_max) / hops AS c
+WITH w, sum(c) AS score, collect([c, who]) AS contributions
+WITH w, score, contributions, [(w)-[:IN_GENRE]->(g:Genre) WHERE g.slug IN $genres | g.slug] AS genres
+WHERE $any_genre OR size(genres) > 0
+WITH w, score, contributions, genres
 ORDER BY score DESC, w.work_id ASC SKIP $offset LIMIT $limit
-RETURN w.work_id AS work_id, score, recommenders,
-       [(w)-[:IN_GENRE]->(g:Genre) WHERE g.slug IN $genres | g.slug] AS genres
+RETURN w.work_id AS work_id, score, genres,
+       COLLECT { UNWIND contributions AS x WITH x ORDER BY x[0] DESC, x[1] ASC LIMIT 5 RETURN x[1] }
+       AS recommenders
 """
 
 # -- commands and event handlers (write side) ------------------------------------------------------

@@ -24,12 +24,11 @@ from culture_graph import model
 from culture_graph.service import GraphReader, GraphWriter
 from culture_graph.settings import GraphSettings
 from culture_graph.store import (
-    CO_RATERS,
     FOLLOWERS,
     FOLLOWERS_INTERESTED_IN,
     FOLLOWING,
     FRIENDS_WHO_LIKED,
-    MY_GENRES,
+    MY_TASTE,
     RECOMMEND,
     SHARED_GENRES,
     SIMILAR,
@@ -309,11 +308,10 @@ PLANS: list[tuple[str, str, Callable[[Graph], dict[str, Any]]]] = [
     ("SimilarTastes", SIMILAR, lambda g: {"user_id": g.id("a"), "scale": 4, "max_ratings": 500, "offset": 0,
                                           "limit": 10}),
     ("SharedGenres", SHARED_GENRES, lambda g: {"user_id": g.id("a"), "others": [g.id("b")]}),
-    ("MyGenres", MY_GENRES, lambda g: {"user_id": g.id("a")}),
-    ("CoRaters", CO_RATERS, lambda g: {"user_id": g.id("a"), "scale": 4, "max_ratings": 500}),
+    ("MyTaste", MY_TASTE, lambda g: {"user_id": g.id("a")}),
     ("Recommend", RECOMMEND, lambda g: {"user_id": g.id("a"), "min_rating": 4, "genres": [],
-                                        "any_genre": True, "sims": {}, "scale_max": 5, "max_people": 1000,
-                                        "offset": 0, "limit": 10}),
+                                        "any_genre": True, "mine": {}, "scale": 4, "scale_max": 5,
+                                        "max_people": 1000, "offset": 0, "limit": 10}),
     ("UserExists", USER_EXISTS, lambda g: {"user_id": g.id("a")}),
 ]
 
