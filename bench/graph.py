@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import subprocess
@@ -108,18 +109,18 @@ class Data:
         follows: dict[tuple[str, str], int] = {}
         for i, u in enumerate(self.users[1:]):  # everyone follows the celebrity
             follows[(u, self.celebrity)] = start + i
-        popularity = [1 / (i + 1) ** 0.8 for i in range(len(self.users))]
+        popularity = list(itertools.accumulate(1 / (i + 1) ** 0.8 for i in range(len(self.users))))
         while len(follows) < args.follows:
             a = rng.choice(self.users)
-            b = rng.choices(self.users, popularity)[0]
+            b = rng.choices(self.users, cum_weights=popularity)[0]
             if a != b and (a, b) not in follows:
                 follows[(a, b)] = start + len(follows) * 1000
         self.follows = follows
-        work_pop = [1 / (i + 1) ** 0.7 for i in range(len(self.works))]
+        work_pop = list(itertools.accumulate(1 / (i + 1) ** 0.7 for i in range(len(self.works))))
         ratings: dict[tuple[str, str], tuple[int, int]] = {}
         while len(ratings) < args.ratings:
             u = rng.choice(self.users)
-            w = rng.choices(self.works, work_pop)[0]
+            w = rng.choices(self.works, cum_weights=work_pop)[0]
             ratings[(u, w)] = (rng.choice((1, 2, 3, 3, 4, 4, 4, 5, 5, 5)), start + rng.randrange(365) * DAY)
         self.ratings = ratings
 
@@ -201,10 +202,12 @@ async def measure(stub: graph_pb2_grpc.GraphServiceStub, driver: Any, data: Data
     by_user: dict[str, list[str]] = {}
     for (a, b) in data.follows:
         by_user.setdefault(a, []).append(b)
+    rated: dict[str, list[str]] = {}
+    for (v, w) in data.ratings:
+        rated.setdefault(v, []).append(w)
     rated_by_friends = []
     for u in users:  # a work one of u's friends rated, so FriendsWhoLiked has something to find
-        friends = by_user.get(u, [])
-        works = [w for (v, w) in data.ratings if v in friends[:3]][:1] if friends else []
+        works = [w for f in by_user.get(u, []) for w in rated.get(f, [])]
         rated_by_friends.append(works[0] if works else data.works[0])
 
     def low_high(u: str) -> tuple[str, str]:
