@@ -39,6 +39,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_events.outbox.neo4j import driver_from_uri
 from culture_graph import model
+from culture_graph.settings import GraphSettings
 from culture_graph.store import (
     FOLLOWERS,
     FOLLOWERS_INTERESTED_IN,
@@ -192,7 +193,9 @@ async def timed(calls: list[Callable[[], Awaitable[Any]]]) -> list[float]:
 async def measure(stub: graph_pb2_grpc.GraphServiceStub, driver: Any, data: Data,
                   args: argparse.Namespace) -> None:
     rng = random.Random(args.seed + 1)
-    settings_max_people, max_ratings, scale = 1000, 500, model.MAX_RATING - model.MIN_RATING
+    settings = GraphSettings()  # the service's defaults (and CULTURE_GRAPH_* overrides), for the bare runs
+    max_people, max_ratings = settings.recommend_max_people, settings.similar_max_ratings
+    scale = model.MAX_RATING - model.MIN_RATING
 
     async def bare(cypher: str, **params: Any) -> list[Any]:
         records, _, _ = await driver.execute_query(cypher, params, routing_="r")
@@ -225,7 +228,7 @@ async def measure(stub: graph_pb2_grpc.GraphServiceStub, driver: Any, data: Data
         ("SimilarTastes", lambda i: stub.SimilarTastes(graph_pb2.SimilarTastesRequest(user_id=users[i])),
          lambda i: _similar_bare(bare, users[i], scale, max_ratings)),
         ("Recommend", lambda i: stub.Recommend(graph_pb2.RecommendRequest(user_id=users[i])),
-         lambda i: _recommend_bare(bare, users[i], scale, max_ratings, settings_max_people)),
+         lambda i: _recommend_bare(bare, users[i], scale, max_people)),
     ]
     n = len(users)
     for name, via_grpc, via_bare in cases:
@@ -272,7 +275,7 @@ async def _similar_bare(bare: Callable[..., Awaitable[list[Any]]], user: str, sc
         await bare(SHARED_GENRES, user_id=user, others=[r["user_id"] for r in rows[:20]])
 
 
-async def _recommend_bare(bare: Callable[..., Awaitable[list[Any]]], user: str, scale: int, max_ratings: int,
+async def _recommend_bare(bare: Callable[..., Awaitable[list[Any]]], user: str, scale: int,
                           max_people: int) -> None:
     (taste,) = await bare(MY_TASTE, user_id=user)
     genres = taste["genres"]
