@@ -146,7 +146,8 @@ async def load(driver: Any, data: Data, batch: int) -> None:
     await batches("UNWIND $rows AS g MATCH (x:Genre {slug: g.slug}), (p:Genre {slug: g.parent}) "
                   "MERGE (x)-[:SUBGENRE_OF]->(p)", [g for g in genres if g["parent"]], "genre parents")
     await batches("UNWIND $rows AS id CREATE (:User {user_id: id, registered_at: 0})", data.users, "users")
-    await batches("UNWIND $rows AS w CREATE (x:Work {work_id: w.id, version: 1, kind: 'book', title: w.id}) "
+    await batches("UNWIND $rows AS w CREATE (x:Work {work_id: w.id, version: 1, kind: 'book', title: w.id, "
+                  "genres: w.genres}) "
                   "WITH x, w UNWIND w.genres AS slug MATCH (g:Genre {slug: slug}) "
                   "CREATE (x)-[:IN_GENRE]->(g)",
                   [{"id": w, "genres": [str(g["slug"]) for g in model.genre_closure(data.work_genres[w])]}

@@ -1,7 +1,8 @@
 """The social graph in Neo4j: the Cypher of every command, event handler and query.
 
-Nodes: (:User {user_id}), (:Work {work_id, version, kind, title}), (:Genre {slug, name}) where slug is
-the catalog's genre path ("fiction/science-fiction"). Relationships:
+Nodes: (:User {user_id}), (:Work {work_id, version, kind, title, genres}), (:Genre {slug, name}) where
+slug is the catalog's genre path ("fiction/science-fiction"); a work's `genres` lists the slugs of its
+IN_GENRE edges. Relationships:
 
 - (:User)-[:FOLLOWS {pair, at, in_key, out_key}]->(:User): `pair` is unique (a relationship
   uniqueness constraint, so concurrent Follows cannot duplicate the edge); `in_key` and `out_key`
@@ -120,7 +121,8 @@ RETURN COLLECT { MATCH (me)-[:INTERESTED_IN]->(g:Genre) RETURN g.slug AS slug OR
 # people 1-3 follows away (a breadth-first expansion pruned to each person's shortest distance; the
 # closest $max_people), what they rated: the ratings of works I rated give their similarity to me
 # ($mine: work id -> my rating; model.similarity), those of other works at least $min_rating are
-# the candidates, each weighted by model.contribution; the genre filter runs once per work
+# the candidates, each weighted by model.contribution; the genre filter runs once per work, on the
+# work's `genres` list (its IN_GENRE slugs, kept beside the edges: one property read, no expansion)
 RECOMMEND = """
 MATCH (me:User {user_id: $user_id})
 MATCH path = (me)-[:FOLLOWS*1..3]->(person:User)
@@ -137,7 +139,7 @@ UNWIND rows AS x
 WITH person, hops, sim, x WHERE x[2] IS NULL AND x[1] >= $min_rating
 WITH x[0] AS w, person.user_id AS who, (1.0 + sim) * x[1] / toFloat($scale_max) / hops AS c
 WITH w, sum(c) AS score, collect([c, who]) AS contributions
-WITH w, score, contributions, [(w)-[:IN_GENRE]->(g:Genre) WHERE g.slug IN $genres | g.slug] AS genres
+WITH w, score, contributions, [s IN w.genres WHERE s IN $genres] AS genres
 WHERE $any_genre OR size(genres) > 0
 WITH w, score, contributions, genres
 ORDER BY score DESC, w.work_id ASC SKIP $offset LIMIT $limit
@@ -191,6 +193,8 @@ RETURN w.work_id AS work_id
 
 WORK_GENRES = """
 MATCH (w:Work {work_id: $work_id})
+SET w.genres = $slugs
+WITH w
 OPTIONAL MATCH (w)-[old:IN_GENRE]->(:Genre)
 DELETE old
 WITH DISTINCT w
@@ -203,6 +207,8 @@ MERGE (w)-[:IN_GENRE]->(g)
 WORK_FROM_REVIEW = """
 MERGE (w:Work {work_id: $work_id})
 WITH w WHERE w.version IS NULL AND NOT EXISTS { (w)-[:IN_GENRE]->(:Genre) }
+SET w.genres = $slugs
+WITH w
 UNWIND $slugs AS slug
 MATCH (g:Genre {slug: slug})
 MERGE (w)-[:IN_GENRE]->(g)

@@ -289,6 +289,8 @@ async def test_work_events_apply_by_version_and_build_the_genre_hierarchy(store:
     rows = await store.read("MATCH (w:Work {work_id: $w})-[:IN_GENRE]->(x:Genre) RETURN x.slug AS s "
                             "ORDER BY s", w=g.id("w"))
     assert [r["s"] for r in rows] == sorted([g.genre("fiction"), g.genre("scifi")])
+    listed = await store.read("MATCH (w:Work {work_id: $w}) RETURN w.genres AS genres", w=g.id("w"))
+    assert sorted(listed[0]["genres"]) == [r["s"] for r in rows]  # the list Recommend filters on
     parents = await store.read("MATCH (c:Genre {slug: $c})-[:SUBGENRE_OF]->(p:Genre) RETURN p.slug AS p",
                                c=g.genre("scifi"))
     assert [r["p"] for r in parents] == [g.genre("fiction")]
