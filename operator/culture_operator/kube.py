@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime
+import hashlib
 import json
 import threading
-import uuid
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -84,11 +85,17 @@ def load_api_client() -> client.ApiClient:
 class Kube:
     """Thin, counted access to the API server for the operator's children."""
 
+    #: the same Event (object, type, reason, message) is written at most once per this many seconds;
+    #: repeats in between are counted and the count is written with the next one
+    event_interval = 30.0
+
     def __init__(self, api: client.ApiClient | None = None) -> None:
         self.api = api or load_api_client()
         self._lock = threading.Lock()
         self.writes = 0
         self.reads = 0
+        #: Event name -> (count written, repeats not written yet, monotonic time of the last write)
+        self._events: dict[str, tuple[int, int, float]] = {}
 
     # -- transport -----------------------------------------------------------------------------------
 
@@ -188,13 +195,38 @@ class Kube:
     # -- the CulturePlatform itself ------------------------------------------------------------------
 
     def post_event(self, owner: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the CulturePlatform (what `kubectl describe cp` shows)."""
+        """A core/v1 Event on the CulturePlatform (what `kubectl describe cp` shows), aggregated as
+        client-go's event recorder does: the same object, type, reason and message make ONE Event
+        whose `count` and `lastTimestamp` grow, written at most once per `event_interval` seconds
+        (repeats in between are counted and written with the next write)."""
         meta = owner["metadata"]
+        message = message[:1024]
+        digest = hashlib.sha256("\0".join((meta["uid"], event_type, reason, message)).encode()).hexdigest()
+        name = f"{meta['name']}.{digest[:16]}"
+        path = f"/api/v1/namespaces/{quote(meta['namespace'])}/events"
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._lock:
+            written, pending, at = self._events.get(name, (0, 0, -self.event_interval))
+            if time.monotonic() - at < self.event_interval:
+                self._events[name] = (written, pending + 1, at)
+                return
+            self._events[name] = (written, 0, time.monotonic())  # the repeats go out with this write
+        count = written + pending + 1
+        if written:
+            try:
+                self._request("PATCH", f"{path}/{quote(name)}", body={"count": count, "lastTimestamp": now},
+                              content_type="application/merge-patch+json")
+            except KubeError as exc:
+                if exc.status != 404:  # gone (events expire after an hour): written anew below
+                    raise
+                count = 1
+            else:
+                self._remember(name, count)
+                return
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "metadata": {"name": name, "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": KIND,
@@ -204,13 +236,31 @@ class Kube:
             },
             "type": event_type,
             "reason": reason,
-            "message": message[:1024],
+            "message": message,
             "source": {"component": FIELD_MANAGER},
             "firstTimestamp": now,
             "lastTimestamp": now,
-            "count": 1,
+            "count": count,
         }
-        self._request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/events", body=body)
+        try:
+            self._request("POST", path, body=body)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            # written by an earlier run of the operator: go on counting from its count
+            existing = self._request("GET", f"{path}/{quote(name)}") or {}
+            count = int(existing.get("count") or 1) + count
+            self._request("PATCH", f"{path}/{quote(name)}", body={"count": count, "lastTimestamp": now},
+                          content_type="application/merge-patch+json")
+        self._remember(name, count)
+
+    def _remember(self, name: str, count: int) -> None:
+        with self._lock:
+            _, pending, at = self._events.get(name, (0, 0, time.monotonic()))
+            self._events[name] = (count, pending, at)  # repeats counted during the write stay pending
+            if len(self._events) > 10_000:  # bounded: forget the oldest half
+                for key in sorted(self._events, key=lambda k: self._events[k][2])[:5_000]:
+                    del self._events[key]
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Merge-patch the CulturePlatform's status subresource."""

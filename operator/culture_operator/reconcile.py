@@ -11,6 +11,7 @@ import base64
 import contextvars
 import dataclasses
 import datetime
+import logging
 import secrets
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from culture_operator.compare import needs_apply, stamp
 from culture_operator.kafka_admin import sync_topics
 from culture_operator.kube import APPLY_WORKERS, CHILD_KINDS, KINDS_BY_KEY, Kube, KubeError
 from culture_operator.spec import CulturePlatformSpec, parse_spec
+
+log = logging.getLogger("culture_operator")
 
 
 class RetryLater(Exception):
@@ -207,7 +210,7 @@ async def reconcile(kube: Kube, body: Mapping[str, Any]) -> dict[str, Any]:
     try:
         sync = await asyncio.to_thread(sync_children, kube, owner, spec)
     except KubeError as exc:
-        await asyncio.to_thread(kube.post_event, body, "Warning", "ListFailed", str(exc))
+        await _post_event(kube, body, "Warning", "ListFailed", str(exc))
         raise RetryLater(f"cannot read the children: {exc}", delay=5) from exc
 
     kafka_outcome = None
@@ -244,13 +247,24 @@ async def reconcile(kube: Kube, body: Mapping[str, Any]) -> dict[str, Any]:
         kind = "Normal" if c["status"] == "True" else "Warning"
         events.append((kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}"))
     if sync.errors:
+        log.warning("%s/%s: %d child(ren) refused by the API server", owner.namespace, owner.name,
+                    len(sync.errors))
         events.append(("Warning", "ApplyFailed", "; ".join(sync.errors)))
     for event in events:
-        await asyncio.to_thread(kube.post_event, body, *event)
+        await _post_event(kube, body, *event)
     await _write_status(kube, body, old_status, new)
     if sync.errors:
         raise RetryLater("some children could not be applied: " + "; ".join(sync.errors), delay=10)
     return new
+
+
+async def _post_event(kube: Kube, body: Mapping[str, Any], event_type: str, reason: str,
+                      message: str) -> None:
+    """Post (or count) an Event; a failure to do so is logged and never aborts the reconcile."""
+    try:
+        await asyncio.to_thread(kube.post_event, body, event_type, reason, message)
+    except Exception as exc:  # noqa: BLE001 - an Event is a courtesy; the status is what counts
+        log.warning("could not post the %s event for %s: %s", reason, body["metadata"].get("name"), exc)
 
 
 async def _write_status(

@@ -413,6 +413,12 @@ def test_a_child_the_api_server_refuses_makes_ready_false_until_it_is_applied(
         assert frozen in ready["message"]
         assert cp["status"]["phase"] == "Failed"
         assert cp["status"].get("observedGeneration", 0) != cp["metadata"]["generation"]
+        # the reconciles retried meanwhile share ONE aggregated Event, not one Event each
+        wait_until_sync(lambda: operator.log.read_text(errors="replace").count(
+            "refused by the API server") >= 4, 90, "more refused reconciles")
+        events = k.json("events", "-n", namespace, "--field-selector",
+                        "involvedObject.name=p6,reason=ApplyFailed")["items"]
+        assert len(events) == 1 and "frozen by policy" in events[0]["message"], events
     finally:
         k.run("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
     generation = k.json("cp", "p6", "-n", namespace)["metadata"]["generation"]
