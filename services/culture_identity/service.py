@@ -170,10 +170,6 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def GetUser(self, request: identity_pb2.GetUserRequest,
                       context: grpc.aio.ServicerContext) -> identity_pb2.GetUserResponse:
-        try:
-            uuid.UUID(request.user_id)
-        except ValueError:
-            raise invalid_argument({"user_id": "must be a user id (UUID)"}) from None
         user = await self.store.user_by_id(request.user_id)
         if user is None:
             raise not_found("user", request.user_id)
