@@ -15,9 +15,10 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from culture.identity.v1 import identity_pb2
@@ -49,6 +50,33 @@ def _tokens_json(pair: identity_pb2.TokenPair) -> dict[str, Any]:
             "access_token_expires_at": pair.access_token_expire_time.ToDatetime().isoformat() + "Z",
             "refresh_token": pair.refresh_token,
             "refresh_token_expires_at": pair.refresh_token_expire_time.ToDatetime().isoformat() + "Z"}
+
+
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether a JSON text nests arrays/objects more than `limit` deep (brackets in strings don't
+    count). One pass over the bytes, no recursion: the guard runs before json.loads, whose parser
+    recurses per level and fails with RecursionError (a 500) on a body of a few kilobytes."""
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSE:
+            depth -= 1
+    return False
 
 
 class CorrelationMiddleware:
@@ -96,6 +124,12 @@ class Gateway:
         return conn.client.host if conn.client else "unknown"
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json" and not (media_type.startswith("application/")
+                                                     and media_type.endswith("+json")):
+            raise HttpError(415, "UNSUPPORTED_MEDIA_TYPE",
+                            "the body must be JSON (Content-Type: application/json)",
+                            headers={"Accept": "application/json"})
         limit = self.settings.max_body_bytes
         too_large = HttpError(413, "PAYLOAD_TOO_LARGE", f"the body is larger than the limit of {limit} bytes")
         declared = request.headers.get("content-length")
@@ -106,6 +140,10 @@ class Gateway:
             body += chunk
             if len(body) > limit:  # a chunked body has no Content-Length to check up front
                 raise too_large
+        depth = self.settings.max_json_depth
+        if json_depth_exceeds(bytes(body), depth):  # before parsing: deep nesting is a RecursionError there
+            raise HttpError(400, "INVALID_JSON",
+                            f"the body nests arrays and objects deeper than {depth} levels")
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -217,6 +255,50 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         status_code=exc.status, headers=exc.headers)
 
 
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (with Allow) in the JSON error format of every other answer."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+    message = {404: f"no route {request.url.path}",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
+    return JSONResponse(error_body(code, message, correlation_id=correlation.current()),
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def _websocket_over_http(request: Request) -> Response:
+    raise HttpError(426, "UPGRADE_REQUIRED", "/ws speaks WebSocket: send the upgrade handshake",
+                    headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+
+
+def one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Routes of one path merged into one that dispatches on the method: Starlette stops at the first
+    route of a path, so with two (GET and POST /api/works) a PUT got an Allow naming only the first's."""
+    by_path: dict[str, list[Route]] = {}
+    merged: list[BaseRoute] = []
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            if route.path not in by_path:
+                by_path[route.path] = []
+                merged.append(route)  # placeholder: keeps the order of first appearance
+            by_path[route.path].append(route)
+        else:
+            merged.append(route)
+    out: list[BaseRoute] = []
+    for route in merged:
+        group = by_path.get(route.path) if isinstance(route, Route) and route.methods else None
+        if not group or len(group) == 1:
+            out.append(route)
+            continue
+        endpoints = {method: r.endpoint for r in group for method in r.methods or ()}
+
+        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
+            # HEAD is served by the GET endpoint (Starlette adds HEAD wherever GET is allowed)
+            return await endpoints.get(request.method, endpoints["GET"])(request)
+
+        out.append(Route(route.path, dispatch, methods=sorted(endpoints), include_in_schema=False))
+    return out
+
+
 async def _grpc_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, grpc.aio.AioRpcError)
     retry = status_details_of(exc, error_details_pb2.RetryInfo)
@@ -241,10 +323,12 @@ def build_app(gateway: Gateway, lifespan: Any = None) -> ASGIApp:
         Route("/status/{job_id}", gateway.status, methods=["GET"]),
         Route("/events", gateway.push.events, methods=["GET"]),
         WebSocketRoute("/ws", gateway.push.websocket),
+        Route("/ws", _websocket_over_http, methods=["GET"]),
         Route("/healthz", gateway.healthz, methods=["GET"]),
         Route("/openapi.json", gateway.openapi, methods=["GET"]),
         *CatalogRoutes(gateway).routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _grpc_error})
+    app = Starlette(routes=one_route_per_path(routes), lifespan=lifespan,
+                    exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _grpc_error,
+                                        HTTPException: _starlette_error})
     return CorrelationMiddleware(app)

@@ -28,6 +28,7 @@ class GatewaySettings(BaseSettings):
         default_factory=lambda: list(DEFAULT_REQUIRED),
         description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
     max_body_bytes: int = Field(16 * 1024, ge=256, le=10 * 1024 * 1024, description="larger bodies get 413")
+    max_json_depth: int = Field(32, ge=2, le=256, description="bodies nesting arrays/objects deeper get 400")
     rpc_timeout_seconds: float = Field(10.0, gt=0, le=120, description="deadline of unary upstream calls")
     long_poll_max_seconds: float = Field(30.0, gt=0, le=300, description="upper bound of ?wait= on /status")
     heartbeat_seconds: float = Field(15.0, gt=0, le=300, description="SSE/WebSocket keep-alive interval")
