@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
@@ -22,9 +23,10 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from culture.identity.v1 import identity_pb2
+from culture_contracts import client_address
 from culture_events import correlation
 from culture_gateway import jobs
-from culture_gateway.errors import HttpError, error_body, grpc_error_response
+from culture_gateway.errors import HttpError, error_body, grpc_error_response, single_params
 from culture_gateway.openapi import openapi_spec
 from culture_gateway.push import Push, PushSubscribe, check_job_id
 from culture_gateway.routes_catalog import CatalogRoutes
@@ -109,9 +111,12 @@ class Gateway:
     """The routes, bound to the upstream channels and settings."""
 
     def __init__(self, settings: GatewaySettings, upstreams: Upstreams, redis_url: str,
-                 push_subscribe: PushSubscribe | None = None) -> None:
+                 push_subscribe: PushSubscribe | None = None,
+                 client_address_key: SecretStr | None = None) -> None:
         self.settings = settings
         self.up = upstreams
+        key = client_address_key.get_secret_value() if client_address_key is not None else None
+        self._address_key = key.encode() if key else None
         self.draining = False
         self.closing = asyncio.Event()
         self.push = Push(settings, upstreams, redis_url, self._authenticate, push_subscribe, self.closing)
@@ -119,9 +124,12 @@ class Gateway:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _client_ip(self, conn: HTTPConnection) -> str:
-        if self.settings.trust_forwarded_for and (fwd := conn.headers.get("x-forwarded-for")):
-            return fwd.split(",")[0].strip()
-        return conn.client.host if conn.client else "unknown"
+        peer = conn.client.host if conn.client else "unknown"
+        if not self.settings.trust_forwarded_for:
+            return peer
+        # the rightmost hop our own proxies did not write: what a client puts further left is not trusted
+        return client_address.client_address(",".join(conn.headers.getlist("x-forwarded-for")), peer,
+                                             self.settings.trusted_proxies)
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -150,6 +158,10 @@ class Gateway:
             raise HttpError(400, "INVALID_JSON", f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise HttpError(400, "INVALID_JSON", "the body must be a JSON object")
+        try:  # JSON may escape lone UTF-16 surrogates ("\\ud800"), which no protobuf string can hold
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise HttpError(400, "INVALID_JSON", "the body's strings must be valid Unicode") from None
         return data
 
     @staticmethod
@@ -161,7 +173,11 @@ class Gateway:
         return {n: data.get(n, "") for n in names}
 
     def _metadata(self, conn: HTTPConnection) -> tuple[tuple[str, str], ...]:
-        return (("x-client-ip", self._client_ip(conn)),)
+        """The client's address, signed so identity can tell it came from the gateway (no key: none
+        is sent, and identity limits per gateway pod)."""
+        if self._address_key is None:
+            return ()
+        return ((client_address.METADATA_KEY, client_address.sign(self._client_ip(conn), self._address_key)),)
 
     @staticmethod
     def _token_of(conn: HTTPConnection) -> str | None:
@@ -216,6 +232,7 @@ class Gateway:
         """The job's state; with ?wait=N, waits up to N seconds for it to differ from ?after= (the
         `updated_at` the client saw last), or for the job to appear."""
         job_id = check_job_id(request.path_params["job_id"])
+        single_params(request, "wait", "after")
         wait = self._wait_seconds(request.query_params.get("wait", "0"))
         after = request.query_params.get("after")
         deadline = time.monotonic() + wait
@@ -246,7 +263,7 @@ class Gateway:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(openapi_spec())
+        return JSONResponse(openapi_spec(self.settings.long_poll_max_seconds))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -293,7 +310,7 @@ def one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
 
         async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
             # HEAD is served by the GET endpoint (Starlette adds HEAD wherever GET is allowed)
-            return await endpoints.get(request.method, endpoints["GET"])(request)
+            return await (endpoints.get(request.method) or endpoints["GET"])(request)
 
         out.append(Route(route.path, dispatch, methods=sorted(endpoints), include_in_schema=False))
     return out

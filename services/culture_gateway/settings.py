@@ -34,7 +34,10 @@ class GatewaySettings(BaseSettings):
     heartbeat_seconds: float = Field(15.0, gt=0, le=300, description="SSE/WebSocket keep-alive interval")
     health_interval_seconds: float = Field(1.0, gt=0, le=60, description="upstream health check interval")
     drain_seconds: float = Field(0.0, ge=0, le=60, description="/healthz says 503 this long before stopping")
-    trust_forwarded_for: bool = Field(False, description="client IP from X-Forwarded-For")
+    trust_forwarded_for: bool = Field(False, description="client address from X-Forwarded-For (proxies)")
+    trusted_proxies: int = Field(
+        1, ge=1, le=10, description="with trust_forwarded_for: how many proxies in front of the gateway "
+        "append to X-Forwarded-For; the client is the rightmost entry they did not write")
 
     @field_validator("required_upstreams")
     @classmethod

@@ -39,7 +39,7 @@ def test_valid_emails(email: str) -> None:
 
 
 @pytest.mark.parametrize("email", ["", "plain", "a@b", "a@@b.co", "a b@c.org", ".a@b.org", "a..b@c.org",
-                                   "a@-b.org", "a@b.c", "x" * 65 + "@b.org", "a@" + "b" * 250 + ".org",
+                                   "a@-b.org", "a@b.c", "a@" + "b" * 250 + ".org",
                                    "a\x00@b.org"])
 def test_invalid_emails(email: str) -> None:
     assert _register_problems(email=email)["email"]
