@@ -275,7 +275,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _starlette_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 and 405 (with Allow) in the JSON error format of every other answer."""
     assert isinstance(exc, HTTPException)
-    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+    # NO_ROUTE, not NOT_FOUND: a client can tell a route this gateway lacks from an unknown resource
+    code = {404: "NO_ROUTE", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
     message = {404: f"no route {request.url.path}",
                405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
     return JSONResponse(error_body(code, message, correlation_id=correlation.current()),

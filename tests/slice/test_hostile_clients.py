@@ -63,7 +63,8 @@ async def test_an_undeclared_method_is_405_with_every_allowed_method(slice_run: 
         assert reply.status_code == 405, (method, path, reply.text)
         assert {m.strip() for m in reply.headers["allow"].split(",")} == allowed, (method, path)
         assert reply.json()["error"]["status"] == "METHOD_NOT_ALLOWED"
-    assert (await http.get("/no/such/route")).status_code == 404
+    no_route = await http.get("/no/such/route")
+    assert no_route.status_code == 404 and no_route.json()["error"]["status"] == "NO_ROUTE"
     assert (await http.get("/ws")).status_code == 426  # a WebSocket endpoint, asked without the upgrade
 
 

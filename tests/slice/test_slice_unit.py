@@ -251,3 +251,18 @@ def test_metadata_rewrite_points_every_broker_at_the_proxy(version: int) -> None
         if version >= 1:
             expected += _str(rack) if rack else struct.pack(">h", -1)
     assert out == expected + tail
+
+
+# -- the gateway's JSON guard ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "limit", "deeper"), [
+    (b'{"a": [[1]]}', 3, False),
+    (b"[[[[1]]]]", 3, True),
+    (b'{"a": "[[[[[[ in a string ]]]]"}', 1, False),
+    (b'["\\"[[[[", [1]]', 2, False),  # an escaped quote does not end the string
+    (b"[" * 8000 + b"]" * 8000, 32, True),
+])
+def test_json_depth_is_measured_without_parsing(body: bytes, limit: int, deeper: bool) -> None:
+    from culture_gateway.app import json_depth_exceeds
+
+    assert json_depth_exceeds(body, limit) is deeper
