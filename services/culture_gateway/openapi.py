@@ -53,6 +53,35 @@ def complete_responses(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+_TIME = {"type": ["string", "null"], "description": "RFC 3339, UTC; null when not known"}
+_JOB_STATE = {"enum": ["running", "succeeded", "failed", "unknown"]}
+_STEP_STATE = {"enum": ["pending", "succeeded", "failed", "compensated", "unknown"]}
+#: SSE event name -> the schema of its data (culture_gateway.push)
+_SSE_EVENTS = {"ready": "PushReady", "step": "PushStep", "done": "PushDone", "error": "PushError"}
+
+
+def push_schemas() -> dict[str, Any]:
+    """The frames of /events (each event's data) and /ws (JSON messages with a `type`)."""
+    ready = {"type": "object", "required": ["subscribed"],
+             "properties": {"subscribed": {"type": "string", "description": "job <id> or user <id>"}}}
+    step = {"type": "object", "required": ["job_id", "step", "state", "job_state"],
+            "description": "a step that is new or changed state (a user's stream adds version and steps)",
+            "properties": {"job_id": {"type": "string"}, "step": {"type": "string"}, "state": _STEP_STATE,
+                           "message": {"type": "string"}, "updated_at": _TIME, "job_state": _JOB_STATE}}
+    done = {"type": "object", "required": ["job_id", "job_state", "done"],
+            "properties": {"job_id": {"type": "string"}, "job_state": _JOB_STATE, "done": {"const": True}}}
+    error = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+
+    def typed(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {**schema, "required": ["type", *schema.get("required", [])],
+                "properties": {"type": {"const": name}, **schema.get("properties", {})}}
+
+    return {"PushReady": ready, "PushStep": step, "PushDone": done, "PushError": error,
+            "PushMessage": {"oneOf": [typed("ready", ready), typed("step", step), typed("done", done),
+                                      {"type": "object", "required": ["type"],
+                                       "properties": {"type": {"const": "ping"}}}]}}
+
+
 def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
     """The OpenAPI document (`long_poll_max_seconds`: the server's bound of ?wait= on /status)."""
     user = {"type": "object", "properties": {k: {"type": "string"} for k in
@@ -116,12 +145,19 @@ def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
                 "security": [{}, *bearer],
                 "parameters": [{"name": "job_id", "in": "query",
                                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}}],
-                "responses": {"200": {"description": "text/event-stream: events ready, step, done",
-                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "text/event-stream: `event: ready` once, then `step`s "
+                                                     "(and `: keep-alive` comments), then `done`; `error` if "
+                                                     "the upstream fails. Each event's `data` is JSON of the "
+                                                     "schema named in x-events.",
+                                      "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                      "x-events": {name: {"$ref": f"#/components/schemas/{schema}"}
+                                                   for name, schema in _SSE_EVENTS.items()}},
                               **_errors(401, 503)}}},
             "/ws": {"get": {"summary": "WebSocket with the same messages as /events (JSON, field type)",
                             "security": [{}, *bearer],
-                            "responses": {"101": {"description": "switching protocols"},
+                            "responses": {"101": {"description": "switching protocols; then JSON messages "
+                                                                 "of the schema PushMessage",
+                                                  "x-messages": {"$ref": "#/components/schemas/PushMessage"}},
                                           "403": {"description": "handshake refused: no valid token or "
                                                                  "job_id"},
                                           **_errors(426)}}},
@@ -138,14 +174,15 @@ def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
                     "status": {"type": "string"}, "message": {"type": "string"},
                     "fields": {"type": "object", "additionalProperties": {"type": "string"}},
                     "retry_after_seconds": {"type": "integer"}, "correlation_id": {"type": "string"}}}}},
-                "Job": {"type": "object", "properties": {
+                "Job": {"type": "object", "required": ["job_id", "state", "steps"], "properties": {
                     "job_id": {"type": "string"},
-                    "state": {"enum": ["running", "succeeded", "failed"]},
+                    "state": _JOB_STATE,
                     "steps": {"type": "array", "items": {"type": "object", "properties": {
                         "name": {"type": "string"},
-                        "state": {"enum": ["pending", "succeeded", "failed", "compensated"]},
-                        "message": {"type": "string"}, "updated_at": {"type": "string"}}}},
-                    "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
+                        "state": _STEP_STATE,
+                        "message": {"type": "string"}, "updated_at": _TIME}}},
+                    "created_at": _TIME, "updated_at": _TIME}},
+                **push_schemas(),
                 **catalog_schemas(),
             },
         },

@@ -4,13 +4,18 @@ schemathesis against the served OpenAPI document with every check, which must fi
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+import jsonschema
 import pytest
+import websockets
 
 from .conftest import SliceRun, client_address, new_account
 
@@ -66,6 +71,63 @@ async def test_an_undeclared_method_is_405_with_every_allowed_method(slice_run: 
     no_route = await http.get("/no/such/route")
     assert no_route.status_code == 404 and no_route.json()["error"]["status"] == "NO_ROUTE"
     assert (await http.get("/ws")).status_code == 426  # a WebSocket endpoint, asked without the upgrade
+
+
+def _validator(spec: dict[str, Any], ref: dict[str, str]) -> jsonschema.Draft202012Validator:
+    """A validator of the schema `ref` points to, within the served OpenAPI document."""
+    return jsonschema.Draft202012Validator({**ref, "components": spec["components"]})
+
+
+async def test_push_frames_follow_the_documented_schemas(slice_run: SliceRun, http: httpx.AsyncClient,
+                                                         unique: str) -> None:
+    """Every SSE event and WebSocket message of a registration's job, against /openapi.json."""
+    slice_run.require("catalog", "mailer", "notifier")
+    spec = (await http.get("/openapi.json")).json()
+    sse_schemas = spec["paths"]["/events"]["get"]["responses"]["200"]["x-events"]
+    ws_schema = spec["paths"]["/ws"]["get"]["responses"]["101"]["x-messages"]
+    job_id = uuid.uuid4().hex
+    sse: list[tuple[str, dict[str, Any]]] = []
+    ws_messages: list[dict[str, Any]] = []
+    subscribed = asyncio.Event()
+
+    async def read_sse() -> None:
+        async with httpx.AsyncClient(base_url=slice_run.gateway) as client, client.stream(
+                "GET", f"/events?job_id={job_id}", timeout=httpx.Timeout(10, read=120)) as reply:
+            assert reply.status_code == 200
+            event, data = "message", ""
+            async for line in reply.aiter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+                elif line == "" and data:
+                    sse.append((event, json.loads(data)))
+                    subscribed.set()
+                    if event in ("done", "error"):
+                        return
+                    event, data = "message", ""
+
+    async def read_ws() -> None:
+        url = slice_run.gateway.replace("http://", "ws://") + f"/ws?job_id={job_id}"
+        async with websockets.connect(url, open_timeout=10) as ws:
+            while not ws_messages or ws_messages[-1].get("type") != "done":
+                ws_messages.append(json.loads(await ws.recv()))
+
+    async with asyncio.timeout(120):
+        readers = asyncio.gather(read_sse(), read_ws())
+        await subscribed.wait()
+        reply = await http.post("/api/register", json=new_account(unique),
+                                headers={"X-Correlation-Id": job_id})
+        assert reply.status_code == 201, reply.text
+        await readers
+    assert sse[0][0] == "ready" and sse[-1][0] == "done", sse
+    for event, data in sse:
+        errors = [e.message for e in _validator(spec, sse_schemas[event]).iter_errors(data)]
+        assert not errors, (event, data, errors)
+    for message in ws_messages:
+        errors = [e.message for e in _validator(spec, ws_schema).iter_errors(message)]
+        assert not errors, (message, errors)
+    assert {m["type"] for m in ws_messages} >= {"ready", "step", "done"}
 
 
 async def test_schemathesis_finds_nothing(slice_run: SliceRun, http: httpx.AsyncClient) -> None:
