@@ -22,12 +22,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from culture.catalog.v1 import catalog_pb2
-from culture_gateway.errors import single_params
+from culture_gateway.errors import HttpError, single_params
 
 if TYPE_CHECKING:
     from culture_gateway.app import Gateway
 
 _KINDS = {"book": catalog_pb2.WORK_KIND_BOOK, "film": catalog_pb2.WORK_KIND_FILM}
+#: values of one repeated search filter (?genre=...&genre=...), as SearchWorksRequest allows
+_MAX_FILTERS = 20
 _KIND_NAMES = {v: k for k, v in _KINDS.items()}
 _CORE_TEXT = ("title", "original_title", "description", "language", "cover_url")
 _BOOK = {"authors": list, "isbn": str, "page_count": int, "publisher": str}
@@ -162,8 +164,9 @@ def work_from_json(data: dict[str, Any], *, partial: bool) -> tuple[catalog_pb2.
                 work.genre_paths.extend(data[name])
             paths.append(name)
     kind = data.get("kind")
-    if kind is not None and kind not in _KINDS:
+    if kind is not None and (not isinstance(kind, str) or kind not in _KINDS):
         wrong["kind"] = 'must be "book" or "film"'
+        kind = "?"  # named wrong already; compared below, never hashed
     book = {n for n in _BOOK if n in data}
     film = {n for n in _FILM if n in data}
     if not partial and kind is None:
@@ -291,6 +294,10 @@ class CatalogRoutes:
     async def search(self, request: Request) -> Response:
         single_params(request, "q", "kind", "page_token")
         q = request.query_params
+        crowded = {n: f"at most {_MAX_FILTERS} values" for n in ("genre", "tag")
+                   if len(q.getlist(n)) > _MAX_FILTERS}
+        if crowded:
+            raise HttpError(422, "INVALID_ARGUMENT", "too many filter values", crowded)
         genres = [g for g in q.getlist("genre") if g]
         tags = [t for t in q.getlist("tag") if t]
         reply = await self.g.up.catalog_read.SearchWorks(

@@ -196,3 +196,10 @@ def test_search_matching_in_code() -> None:
         doc, {"genre_ancestors": {"$in": ["poetry", "fiction"]}, "tags": {"$all": ["classic"]}}, []
     )
     assert not d.matches(doc, {"tags": {"$all": ["classic", "debut"]}}, [])
+
+
+@pytest.mark.parametrize("kind", [{}, ["book"], 3, None, "tape"])
+def test_a_kind_that_is_not_book_or_film_is_named(kind: object) -> None:
+    with pytest.raises(HttpError) as bad:
+        work_from_json({"kind": kind, "title": "T", "authors": ["A"]}, partial=False)
+    assert bad.value.status == 422 and "kind" in (bad.value.fields or {})
