@@ -229,7 +229,8 @@ async def reconcile(kube: Kube, body: Mapping[str, Any]) -> dict[str, Any]:
 
     checks = await asyncio.to_thread(_checks, kube, owner, spec, sync, kafka_outcome)
     extra = {"kafkaBootstrapServers": b.kafka_bootstrap(owner, spec), "children": len(sync.live)}
-    new = st.compute_status(old_status, generation, *checks, now=_now(), extra=extra)
+    new = st.compute_status(old_status, generation, *checks, now=_now(), extra=extra,
+                            apply_errors=sync.errors)
 
     events: list[tuple[str, str, str]] = []
     if sync.applied:
@@ -251,6 +252,8 @@ async def reconcile(kube: Kube, body: Mapping[str, Any]) -> dict[str, Any]:
             )
         )
     for c in st.flipped(old_status, new):
+        if c["reason"] == "ApplyFailed":
+            continue  # the ApplyFailed event below says it once, with every refusal
         kind = "Normal" if c["status"] == "True" else "Warning"
         events.append((kind, c["reason"], f"{c['type']}={c['status']}: {c['message']}"))
     if sync.errors:

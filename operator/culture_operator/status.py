@@ -7,7 +7,7 @@ CamelCase reason, a message, and a lastTransitionTime that changes only when the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 READY = "Ready"
@@ -183,8 +183,11 @@ def check_services(deployments: Mapping[str, Mapping[str, Any] | None]) -> Check
 # -- the whole status ------------------------------------------------------------------------------------
 
 
-def overall(checks: Mapping[str, Check]) -> Check:
-    """Ready: True when every other condition is True; else the first that is not, by name."""
+def overall(checks: Mapping[str, Check], apply_errors: Sequence[str] = ()) -> Check:
+    """Ready: True when every child was applied and every other condition is True; else why not
+    (children the API server refused first: what runs is then not what the spec asks for)."""
+    if apply_errors:
+        return Check(False, "ApplyFailed", ("; ".join(apply_errors))[:1000])
     for ctype in (KAFKA_READY, DATABASES_READY, SERVICES_READY):
         c = checks[ctype]
         if not c.ok:
@@ -226,11 +229,18 @@ def compute_status(
     services: Check,
     now: str,
     extra: Mapping[str, Any] | None = None,
+    apply_errors: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The complete new status of a CulturePlatform."""
+    """The complete new status of a CulturePlatform.
+
+    `apply_errors`: children the API server refused. Ready is then False (ApplyFailed, with the
+    server's messages) and `observedGeneration` stays where it was: it advances only once a
+    generation was applied in full."""
     checks = {KAFKA_READY: kafka, DATABASES_READY: databases, SERVICES_READY: services}
-    checks[READY] = overall(checks)
+    checks[READY] = overall(checks, apply_errors)
     prev_conds = {c.get("type"): c for c in ((previous or {}).get("conditions") or [])}
+    if apply_errors:
+        generation = int((previous or {}).get("observedGeneration") or 0)
     return {
         "observedGeneration": generation,
         "phase": phase(checks),

@@ -95,6 +95,11 @@ class Message:
             await self._settled.wait()
         return self._state
 
+    def origin(self) -> dict[str, str]:
+        """Where the backend read this message: {"topic", "partition", "offset"} as far as it knows
+        ({} for a message not read from a broker). Computed on demand: never on the hot path."""
+        return {}
+
     def copy(self) -> Message:
         """A fresh, unsettled message with the same id, metadata and payload (for redelivery/republish)."""
         return Message(self.payload, self.metadata, id=self.id)

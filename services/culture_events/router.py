@@ -146,6 +146,7 @@ class Router:
         self._stopped = asyncio.Event()
         self._started = False
         self._closer: asyncio.Future[None] | None = None
+        self._consumers: list[asyncio.Task[None]] = []
 
     def add_middleware(self, *middleware: Middleware) -> None:
         """Add router-wide middleware; the first added runs outermost, around per-handler middleware."""
@@ -178,8 +179,10 @@ class Router:
             raise EventsError("the router is already running: add handlers and middleware before run()")
 
     def is_ready(self) -> bool:
-        """True while the router consumes (for health checks / readiness probes)."""
-        return self.running.is_set() and not self._closing.is_set()
+        """True while the router consumes with every handler (for health checks and probes): False
+        before run(), after close(), and once any subscription has ended."""
+        return (self.running.is_set() and not self._closing.is_set()
+                and not any(task.done() for task in self._consumers))
 
     def _lifecycles(self) -> list[Lifecycle]:
         found: list[Lifecycle] = []
@@ -206,8 +209,9 @@ class Router:
         lifecycles = self._lifecycles()
         for lc in lifecycles:
             await lc.start()
-        tasks = [asyncio.create_task(self._consume(cfg, self._chain(cfg)), name=f"router:{cfg.name}")
-                 for cfg in self.handlers.values()]
+        tasks = self._consumers = [
+            asyncio.create_task(self._consume(cfg, self._chain(cfg)), name=f"router:{cfg.name}")
+            for cfg in self.handlers.values()]
         self.running.set()
         log.info("router running %d handler(s): %s", len(tasks), ", ".join(self.handlers))
         failure: BaseException | None = None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-UPSTREAMS = ("identity-write", "identity-read", "notifier", "catalog-write", "catalog-read")
-#: required unless configured otherwise (the catalog's routes answer 503 while it is away)
+UPSTREAMS = ("identity-write", "identity-read", "notifier", "catalog-write", "catalog-read", "graph-write",
+             "graph-read")
+#: required unless configured otherwise (the catalog's and graph's routes answer 503 while they are away)
 DEFAULT_REQUIRED = ("identity-write", "identity-read", "notifier")
 
 
@@ -24,6 +25,8 @@ class GatewaySettings(BaseSettings):
     notifier: str | None = Field(None, description="host:port of notifier api-read")
     catalog_write: str | None = Field(None, description="host:port of catalog api-write")
     catalog_read: str | None = Field(None, description="host:port of catalog api-read")
+    graph_write: str | None = Field(None, description="host:port of graph api-write")
+    graph_read: str | None = Field(None, description="host:port of graph api-read")
     required_upstreams: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REQUIRED),
         description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
@@ -47,7 +50,8 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"unknown upstreams {unknown}; choose from {list(UPSTREAMS)}")
         return value
 
-    @field_validator("identity_write", "identity_read", "notifier", "catalog_write", "catalog_read")
+    @field_validator("identity_write", "identity_read", "notifier", "catalog_write", "catalog_read",
+                     "graph_write", "graph_read")
     @classmethod
     def _target(cls, value: str | None) -> str | None:
         if value is None:

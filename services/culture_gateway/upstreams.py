@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from culture.catalog.v1 import catalog_pb2_grpc
+from culture.graph.v1 import graph_pb2_grpc
 from culture.identity.v1 import identity_pb2_grpc
 from culture.notifier.v1 import notifier_pb2_grpc
 from culture_gateway.settings import UPSTREAMS, GatewaySettings
@@ -35,6 +36,8 @@ class Upstreams:
         self.notifier = self._stub(notifier_pb2_grpc.NotifierServiceStub, "notifier")
         self.catalog_write = self._stub(catalog_pb2_grpc.CatalogServiceStub, "catalog-write")
         self.catalog_read = self._stub(catalog_pb2_grpc.CatalogServiceStub, "catalog-read")
+        self.graph_write = self._stub(graph_pb2_grpc.GraphServiceStub, "graph-write")
+        self.graph_read = self._stub(graph_pb2_grpc.GraphServiceStub, "graph-read")
         self.health: dict[str, str] = dict.fromkeys(self.targets, "UNKNOWN")
         self._task: asyncio.Task[None] | None = None
 

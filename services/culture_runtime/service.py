@@ -33,11 +33,16 @@ async def run_grpc_service(
     on_stop: Callable[[], Awaitable[None]] | None = None,
     background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
     settings: GrpcServerSettings | None = None,
+    ready: Callable[[], bool] | None = None,
+    ready_check_seconds: float = 1.0,
 ) -> None:
     """Serve `services` until a signal; see the module docstring for the order of things.
 
     `background` callables get a stop event and should return soon after it is set; if one ends or
     fails on its own the process shuts down (a supervisor restarts it), never runs half-alive.
+    `ready`, when given, is asked every `ready_check_seconds` after start: health follows it
+    (NOT_SERVING while it says False, e.g. a worker whose router stopped consuming), so probes see a
+    stuck process and the kubelet restarts it.
     """
     server = GrpcServer(name, settings or GrpcServerSettings())
     for descriptor, servicer, add in services:
@@ -54,6 +59,8 @@ async def run_grpc_service(
             await on_start()
         tasks = [asyncio.ensure_future(job(stop)) for job in background]
         await server.set_ready()
+        if ready is not None:
+            tasks.append(asyncio.ensure_future(_follow(server, ready, ready_check_seconds, stop)))
         log.info("%s: ready on %s", name, server.address)
         waiter = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait({waiter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
@@ -79,3 +86,18 @@ async def run_grpc_service(
     if failure is not None:
         detail = failure if isinstance(failure, str) else f"{type(failure).__name__}: {failure}"
         raise SystemExit(f"{name}: {detail}")
+
+
+async def _follow(server: GrpcServer, ready: Callable[[], bool], every: float, stop: asyncio.Event) -> None:
+    """Keep the server's health in step with `ready()` until `stop` is set."""
+    serving = True  # set_ready() was just called (a worker's router.run() began before it)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return
+        now = bool(ready())
+        if now != serving:
+            log.warning("%s: %s", server.name, "ready again" if now else "not ready (health NOT_SERVING)")
+            await server.set_ready(now)
+            serving = now

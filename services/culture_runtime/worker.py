@@ -150,4 +150,6 @@ async def run_worker(
         if on_stop is not None:
             await on_stop()
 
-    await run_grpc_service(f"{service} worker", on_start=start, on_stop=stop, background=[consume])
+    # health follows the router: NOT_SERVING once it stops consuming, so the kubelet restarts the pod
+    await run_grpc_service(f"{service} worker", on_start=start, on_stop=stop, background=[consume],
+                           ready=router.is_ready)

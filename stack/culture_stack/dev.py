@@ -41,6 +41,10 @@ DEV_PORTS: dict[tuple[str, str], int] = {
     ("catalog", "api-write"): 50073,
     ("catalog", "api-read"): 50074,
     ("mailer", "worker"): 50081,
+    ("graph", "worker"): 50091,
+    ("graph", "relay"): 50092,
+    ("graph", "api-write"): 50093,
+    ("graph", "api-read"): 50094,
     ("gateway", "api"): 8080,
 }
 
@@ -49,6 +53,7 @@ SLICE: tuple[tuple[str, str], ...] = (
     ("identity", "api-write"), ("identity", "api-read"), ("identity", "relay"),
     ("notifier", "worker"), ("notifier", "api-read"), ("catalog", "worker"), ("catalog", "relay"),
     ("catalog", "api-write"), ("catalog", "api-read"), ("mailer", "worker"),
+    ("graph", "worker"), ("graph", "relay"), ("graph", "api-write"), ("graph", "api-read"),
     ("gateway", "api"),
 )
 
@@ -111,11 +116,15 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
         env["CULTURE_GATEWAY_NOTIFIER"] = f"127.0.0.1:{ports[('notifier', 'api-read')]}"
         env["CULTURE_GATEWAY_CATALOG_WRITE"] = f"127.0.0.1:{ports[('catalog', 'api-write')]}"
         env["CULTURE_GATEWAY_CATALOG_READ"] = f"127.0.0.1:{ports[('catalog', 'api-read')]}"
+        env["CULTURE_GATEWAY_GRAPH_WRITE"] = f"127.0.0.1:{ports[('graph', 'api-write')]}"
+        env["CULTURE_GATEWAY_GRAPH_READ"] = f"127.0.0.1:{ports[('graph', 'api-read')]}"
         required = [name for name, key in (("identity-write", ("identity", "api-write")),
                                            ("identity-read", ("identity", "api-read")),
                                            ("notifier", ("notifier", "api-read")),
                                            ("catalog-write", ("catalog", "api-write")),
-                                           ("catalog-read", ("catalog", "api-read"))) if key in present]
+                                           ("catalog-read", ("catalog", "api-read")),
+                                           ("graph-write", ("graph", "api-write")),
+                                           ("graph-read", ("graph", "api-read"))) if key in present]
         env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"] = "[" + ",".join(f'"{n}"' for n in required) + "]"
     else:
         env["CULTURE_GRPC_PORT"] = str(child.port)
@@ -389,12 +398,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up = sub.add_parser(
         "up", help="start every role of the registration slice and supervise them",
         description="Start every role of the registration slice (identity, notifier, catalog, mailer, "
-                    "gateway) as `culture serve` children on fixed local ports, wait until each is "
+                    "graph, gateway) as `culture serve` children on fixed local ports, wait until each is "
                     "healthy, print the gateway URL; Ctrl-C stops them in reverse order.")
-    up.add_argument("--stack", nargs="*", default=["postgres", "redis", "kafka", "mongo", "smtp"],
+    up.add_argument("--stack", nargs="*", default=["postgres", "redis", "kafka", "mongo", "neo4j", "smtp"],
                     metavar="SERVER",
-                    help="local stack servers to bring up first (default: postgres redis kafka mongo smtp; "
-                         "pass --stack with no names to skip)")
+                    help="local stack servers to bring up first (default: postgres redis kafka mongo neo4j "
+                         "smtp; pass --stack with no names to skip)")
     up.add_argument("--start-timeout", type=float, default=90.0,
                     help="seconds each role may take to become healthy (default 90)")
     up.add_argument("--seed", action="store_true",

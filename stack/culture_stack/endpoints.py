@@ -25,7 +25,8 @@ def platform_env() -> dict[str, str]:
         "CULTURE_REDIS_URL": f"redis://{HOST}:{REDIS}/0",
         "CULTURE_CASSANDRA_CONTACT_POINTS": HOST,
         "CULTURE_CASSANDRA_PORT": str(CASSANDRA),
-        "CULTURE_NEO4J_URI": neo4j.URI,
+        # the credentials travel in the URI, as in the operator's connection Secrets
+        "CULTURE_NEO4J_URI": neo4j.URI.replace("bolt://", f"bolt://{neo4j.USER}:{neo4j.PASSWORD}@", 1),
         "CULTURE_SMTP_HOST": HOST,
         "CULTURE_SMTP_PORT": str(SMTP),
     }

@@ -315,7 +315,7 @@ class Seeder:
         if not pairs:
             return
         probe = pairs[0]
-        reply = await client.put(f"/api/users/{probe[1]['user_id']}/follow", headers=self._auth(probe[0]))
+        reply = await self._follow(client, *probe)
         if reply.status_code in (404, 405) and not _is_api_error(reply):
             note = (
                 "follows skipped: the gateway has no PUT /api/users/{id}/follow (the graph is not deployed)"
@@ -323,18 +323,30 @@ class Seeder:
             self.state.skipped.append(note)
             self.say(f"  {note}")
             return
+        if reply.status_code == 503:
+            note = "follows skipped: the graph service is unavailable (not deployed, or down)"
+            self.state.skipped.append(note)
+            self.say(f"  {note}")
+            return
         self._check(reply, "follow")
         self.state.follows += 1
 
         async def one(item: tuple[dict[str, str], dict[str, str]]) -> None:
-            user, followee = item
-            self._check(
-                await client.put(f"/api/users/{followee['user_id']}/follow", headers=self._auth(user)),
-                "follow",
-            )
+            self._check(await self._follow(client, *item), "follow")
             self.state.follows += 1
 
         await self._each("follows", pairs[1:], one)
+
+    async def _follow(self, client: httpx.AsyncClient, user: dict[str, str], followee: dict[str, str],
+                      within: float = 60.0) -> httpx.Response:
+        """PUT the follow; while the graph has not yet learnt of a just registered user (it does from
+        identity.user-registered, asynchronously) the answer is the API's 404: try again shortly."""
+        deadline = time.monotonic() + within
+        while True:
+            reply = await client.put(f"/api/users/{followee['user_id']}/follow", headers=self._auth(user))
+            if reply.status_code != 404 or not _is_api_error(reply) or time.monotonic() > deadline:
+                return reply
+            await asyncio.sleep(0.2)
 
     async def run(self) -> SeedState:
         async with httpx.AsyncClient(base_url=self.plan.gateway, timeout=60) as client:

@@ -23,6 +23,7 @@ from culture_operator.spec import SERVICE_ROLES
 from culture_runtime.serve import roles_of
 from culture_stack import paths
 from culture_stack.cluster import images
+from culture_stack.endpoints import platform_env
 from culture_stack.ports import HOST, KAFKA, MONGO, POSTGRES, REDIS, SMTP
 from culture_stack.server import Context, say
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.e2e
 BUILT = {s: tuple(r for r in roles if r in roles_of(s)) for s, roles in SERVICE_ROLES.items()}
 BUILT = {s: roles for s, roles in BUILT.items() if roles}
 SCALED = ("identity", "api-read")
-EXTERNAL_DATABASES = ("postgres", "redis", "mongo")
+EXTERNAL_DATABASES = ("postgres", "redis", "mongo", "neo4j")
 EXAMPLE = paths.repo_root() / "examples" / "cultureplatform-here.yaml"
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"
@@ -95,7 +96,8 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
         asyncio.run(_stack_sql(f'CREATE DATABASE "{unique}"'))
         urls = {"postgres": f"postgresql://culture:culture@{HOST}:{POSTGRES}/{unique}",
                 "redis": f"redis://{HOST}:{REDIS}/0",
-                "mongo": f"mongodb://{HOST}:{MONGO}/?directConnection=true"}
+                "mongo": f"mongodb://{HOST}:{MONGO}/?directConnection=true",
+                "neo4j": platform_env()["CULTURE_NEO4J_URI"]}
         for db, url in urls.items():
             cluster.run("create", "secret", "generic", db, "-n", namespace, f"--from-literal=url={url}")
 

@@ -61,3 +61,50 @@ def test_tracker_nack_rewinds_and_skips_settled_offsets() -> None:
     assert t.in_flight == {0, 1, 3}
     t.ack(0)
     assert t.committed == 1
+
+
+def test_tracker_offers_a_failed_commit_again() -> None:
+    t = PartitionTracker(0)
+    for o in range(3):
+        t.deliver(o)
+        t.ack(o)
+    previous = t.reported
+    assert t.take_commit() == 3
+    t.commit_failed(3, previous)
+    assert t.take_commit() == 3  # not forgotten
+    t.deliver(3)
+    t.ack(3)
+    previous = t.reported
+    assert t.take_commit() == 4
+    t.commit_failed(2, 0)  # a stale failure report changes nothing
+    assert t.take_commit() is None
+
+
+async def test_a_failed_kafka_commit_is_retried_by_the_next_one() -> None:
+    """The subscription's commit: a KafkaError (a rebalance, a broker away) leaves the offsets to be
+    committed by the next round instead of forgetting them (the consumer here is a stand-in for
+    aiokafka's; the broker-level behaviour is covered by the Kafka contract tests)."""
+    from aiokafka import TopicPartition
+    from aiokafka.errors import KafkaConnectionError
+
+    from culture_events.backends.kafka import KafkaSubscriber, _Subscription
+
+    class Consumer:
+        def __init__(self) -> None:
+            self.calls: list[dict[TopicPartition, int]] = []
+
+        async def commit(self, offsets: dict[TopicPartition, object]) -> None:
+            self.calls.append({tp: o.offset for tp, o in offsets.items()})  # type: ignore[attr-defined]
+            if len(self.calls) == 1:
+                raise KafkaConnectionError("broker away")
+
+    sub = _Subscription(KafkaSubscriber("127.0.0.1:1", "g"), "t")
+    sub.consumer = Consumer()  # type: ignore[assignment]
+    tp = TopicPartition("t", 0)
+    tracker = sub.trackers[tp] = PartitionTracker(0)
+    for o in range(5):
+        tracker.deliver(o)
+        tracker.ack(o)
+    await sub.commit()
+    await sub.commit()
+    assert sub.consumer.calls == [{tp: 5}, {tp: 5}]  # type: ignore[attr-defined]

@@ -51,3 +51,17 @@ def test_by_topic_keeps_store_order() -> None:
     grouped = by_topic(entries)
     assert [m.id for m in grouped["t1"]] == ["1", "3"]
     assert [m.id for m in grouped["t2"]] == ["0", "2"]
+
+
+def test_a_neo4j_outbox_label_that_could_inject_cypher_is_refused() -> None:
+    from culture_events.outbox.neo4j import Neo4jOutbox
+
+    with pytest.raises(ValueError, match="label"):
+        Neo4jOutbox("Outbox`) DETACH DELETE (n")
+
+
+def test_the_neo4j_driver_takes_its_credentials_out_of_the_uri() -> None:
+    from culture_events.outbox.neo4j import redact
+
+    assert redact("bolt://neo4j:s3cret@db:7687") == "bolt://neo4j:***@db:7687"
+    assert redact("bolt://db:7687") == "bolt://db:7687"

@@ -372,6 +372,57 @@ def test_readiness_moves_conditions_and_observed_generation(
                     "observedGeneration follows")
 
 
+def test_a_child_the_api_server_refuses_makes_ready_false_until_it_is_applied(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    """An admission policy refuses the gateway's Deployment: Ready=False with reason ApplyFailed and
+    the API server's message, observedGeneration not advanced; once the policy goes, the generation
+    is applied and observed."""
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    secret(k, namespace, "redis-conn", "redis://db:6379/0")
+    frozen = b.deployment_name(b.Owner("p6", namespace, ""), "gateway", "api")
+    policy = f"freeze-{unique}"
+    k.apply({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": policy},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {"resourceRules": [{
+                     "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                     "resources": ["deployments"]}]},
+                 "validations": [{"expression": f"object.metadata.name != '{frozen}'",
+                                  "message": "this Deployment is frozen by policy"}]},
+    })
+    k.apply({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": policy},
+        "spec": {"policyName": policy, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {
+                     "matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+    })
+    try:
+        # the policy is in force once a server-side dry run of such a Deployment is refused
+        wait_until_sync(lambda: "frozen by policy" in k.run(
+            "create", "deployment", frozen, "-n", namespace, "--image=x", "--dry-run=server",
+            check=False).stderr, 30, "the admission policy to be in force")
+        k.apply(platform("p6", namespace, small_spec(unique)))
+        cp = wait_until_sync(
+            lambda: condition(c := k.json("cp", "p6", "-n", namespace), "Ready").get("reason")
+            == "ApplyFailed" and c, 60, "Ready=False ApplyFailed")
+        ready = condition(cp, "Ready")
+        assert ready["status"] == "False" and "frozen by policy" in ready["message"]
+        assert frozen in ready["message"]
+        assert cp["status"]["phase"] == "Failed"
+        assert cp["status"].get("observedGeneration", 0) != cp["metadata"]["generation"]
+    finally:
+        k.run("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
+    generation = k.json("cp", "p6", "-n", namespace)["metadata"]["generation"]
+    cp = wait_until_sync(
+        lambda: (c := k.json("cp", "p6", "-n", namespace))["status"].get("observedGeneration") == generation
+        and c, 60, "the generation applied and observed once the policy is gone")
+    assert condition(cp, "Ready")["reason"] != "ApplyFailed"
+    assert k.json("deployment", frozen, "-n", namespace)["metadata"]["name"] == frozen
+
+
 def test_external_kafka_topics_grow_and_never_shrink(
     k: Kubectl, namespace: str, operator: Operator, unique: str
 ) -> None:

@@ -235,6 +235,20 @@ def test_status_conditions_and_transition_times() -> None:
     assert [c["type"] for c in st.flipped(s2, s3)] == ["Ready", "ServicesReady"]
 
 
+def test_a_refused_child_makes_ready_false_and_holds_the_observed_generation() -> None:
+    ok = st.Check(True, "Fine", "fine")
+    applied = st.compute_status(None, 3, ok, ok, ok, now="T1")
+    assert applied["observedGeneration"] == 3 and applied["phase"] == "Ready"
+    refused = st.compute_status(applied, 4, ok, ok, ok, now="T2",
+                                apply_errors=["Deployment/p-feed-api-read: admission webhook denied it"])
+    ready = {c["type"]: c for c in refused["conditions"]}["Ready"]
+    assert refused["observedGeneration"] == 3  # generation 4 is not what runs
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyFailed") and "denied it" in ready["message"]
+    assert refused["phase"] == "Failed"
+    again = st.compute_status(refused, 4, ok, ok, ok, now="T3")
+    assert again["observedGeneration"] == 4 and again["phase"] == "Ready"
+
+
 def test_kafka_checks() -> None:
     refused = st.check_external(st.ExternalKafkaOutcome(reachable=True, refused={"t": (8, 4)}))
     assert refused.reason == "PartitionShrinkRefused" and "t has 8 partitions, spec asks 4" in refused.message

@@ -36,7 +36,7 @@ MAX_LOGIN_FAILURES = 3
 MAX_REGISTRATIONS_PER_ADDRESS = 10
 #: the key the run's gateway signs client addresses with (and identity verifies them with)
 CLIENT_ADDRESS_KEY = secrets.token_urlsafe(32)
-WORKERS = ("catalog", "mailer", "notifier")
+WORKERS = ("catalog", "mailer", "notifier", "graph")
 
 
 @dataclasses.dataclass
@@ -81,7 +81,7 @@ class SliceRun:
 def slice_servers(stack_ctx: Context) -> Context:
     """The servers the slice needs (not the whole stack)."""
     known = {s.name for s in registry.all_servers()}
-    wanted = [n for n in ("postgres", "redis", "kafka", "mongo", "smtp") if n in known]
+    wanted = [n for n in ("postgres", "redis", "kafka", "mongo", "neo4j", "smtp") if n in known]
     stack.up(stack_ctx, registry.select(wanted))
     return stack_ctx
 
@@ -116,6 +116,8 @@ async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFac
         "CULTURE_CATALOG_DATABASE": f"catalog_{run_id}",  # its profiles and outbox: this run's only
         "CULTURE_CATALOG_RELAY_POLL_SECONDS": "0.5",
         "CULTURE_CATALOG_CACHE_PREFIX": f"{run_id}:",
+        "CULTURE_GRAPH_OUTBOX_LABEL": f"GraphOutbox_{run_id}",  # this run's follows only
+        "CULTURE_GRAPH_RELAY_POLL_SECONDS": "0.3",
         **{f"CULTURE_{svc.upper()}_CONSUMER_GROUP": group for svc, group in groups.items()},
     }
     supervisor = Supervisor(
@@ -135,6 +137,14 @@ async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFac
 
             with pymongo.MongoClient(platform.mongo_uri, serverSelectionTimeoutMS=5000) as mongo:
                 mongo.drop_database(f"catalog_{run_id}")
+        with contextlib.suppress(Exception):
+            from culture_events.outbox.neo4j import Neo4jOutbox, driver_from_uri
+
+            driver = driver_from_uri(platform.neo4j_uri or "")
+            try:
+                await Neo4jOutbox(f"GraphOutbox_{run_id}").drop(driver)
+            finally:
+                await driver.close()
         with contextlib.suppress(Exception):
             conn = await asyncpg.connect(platform.postgres_dsn)
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

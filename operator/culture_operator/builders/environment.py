@@ -45,7 +45,7 @@ HTTP_PORT = 8080
 
 #: env_prefix of each service's settings class (culture_<service>/settings.py)
 SERVICE_ENV_PREFIX: dict[str, str] = {
-    s: f"CULTURE_{s.upper()}_" for s in ("identity", "catalog", "notifier", "mailer", "gateway")
+    s: f"CULTURE_{s.upper()}_" for s in ("identity", "catalog", "graph", "notifier", "mailer", "gateway")
 }
 
 
@@ -58,7 +58,7 @@ METRICS_PORT = 9102
 
 
 #: the services whose settings are culture_runtime.worker.WorkerSettings (consumer group, topic partitions)
-WORKER_SETTINGS_SERVICES = ("catalog", "notifier", "mailer")
+WORKER_SETTINGS_SERVICES = ("catalog", "graph", "notifier", "mailer")
 
 
 #: the services whose settings have `topic_partitions` (the partitions of topics they create themselves)
@@ -95,6 +95,8 @@ GATEWAY_UPSTREAMS: dict[str, tuple[str, str]] = {
     "notifier": ("notifier", "api-read"),
     "catalog-write": ("catalog", "api-write"),
     "catalog-read": ("catalog", "api-read"),
+    "graph-write": ("graph", "api-write"),
+    "graph-read": ("graph", "api-read"),
 }
 
 

@@ -89,6 +89,15 @@ class _Delivered(Message):
             sub.signal.notify()
         return True
 
+    def origin(self) -> dict[str, str]:
+        """The topic, partition and offset this message was read from."""
+        sub = self._subscription
+        tp = next((tp for tp, t in sub.trackers.items() if t is self._tracker), None)
+        where = {"topic": sub.topic, "offset": str(self._offset)}
+        if tp is not None:
+            where["partition"] = str(tp.partition)
+        return where
+
     def _settle(self, to: Settlement) -> bool:
         if to is Settlement.ACKED:
             return self.ack()
@@ -305,15 +314,22 @@ class _Subscription(ConsumerRebalanceListener):
     async def commit(self) -> None:
         """Commit every partition whose contiguous acked run moved since the last commit."""
         offsets = {}
+        taken: list[tuple[PartitionTracker, int, int]] = []
         for tp, tracker in self.trackers.items():
+            previous = tracker.reported
             committed = tracker.take_commit()
             if committed is not None:
                 offsets[tp] = OffsetAndMetadata(committed, "")
+                taken.append((tracker, committed, previous))
         if offsets:
             try:
                 await self.consumer.commit(offsets)
-            except KafkaError as exc:  # a rebalance under way: the new owner re-reads from the last commit
-                log.warning("kafka %s/%s: commit failed (%s); messages may be redelivered",
+            except KafkaError as exc:
+                # offered again next round (a partition revoked meanwhile is forgotten with its tracker;
+                # its new owner re-reads from the last successful commit)
+                for tracker, committed, previous in taken:
+                    tracker.commit_failed(committed, previous)
+                log.warning("kafka %s/%s: commit failed (%s); retried with the next commit",
                             self.owner.group, self.topic, exc)
 
     def _apply_rewinds(self) -> None:

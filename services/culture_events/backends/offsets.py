@@ -64,6 +64,12 @@ class PartitionTracker:
         self.reported = self.committed
         return self.committed
 
+    def commit_failed(self, offset: int, previous: int) -> None:
+        """The commit of `offset` (from take_commit; `previous` was reported before it) failed: the
+        next take_commit offers it again (or a later one), so no acked run is left uncommitted."""
+        if self.reported == offset:
+            self.reported = previous
+
     @property
     def busy(self) -> bool:
         """Whether messages of this partition are still in flight."""

@@ -23,24 +23,51 @@ class PoisonMeta:
     REASON = "poison_reason"
     ERROR_TYPE = "poison_error_type"
     HANDLER = "poison_handler"
+    #: the topic the message was consumed from (its replay goes back there)
     TOPIC = "poison_topic"
+    PARTITION = "poison_partition"
+    OFFSET = "poison_offset"
     ATTEMPTS = "poison_attempts"
     ORIGINAL_ID = "poison_original_id"
     POISONED_AT = "poisoned_at"
 
+    @classmethod
+    def keys(cls) -> frozenset[str]:
+        """Every key the poison queue adds."""
+        return frozenset(v for k, v in vars(cls).items() if k.isupper())
+
 
 def poisoned(msg: Message, exc: BaseException, handler: str, topic: str) -> Message:
-    """The poison-topic copy of `msg`: same payload and metadata plus why and where it failed."""
+    """The poison-topic copy of `msg`: the same id (so a replay is deduplicated by it), payload and
+    metadata, plus why it failed and where it was read (topic, partition, offset)."""
+    origin = msg.origin()
+    where = {PoisonMeta.TOPIC: origin.get("topic") or topic}
+    if "partition" in origin:
+        where[PoisonMeta.PARTITION] = origin["partition"]
+    if "offset" in origin:
+        where[PoisonMeta.OFFSET] = origin["offset"]
     return Message(msg.payload, {
         **msg.metadata,
         PoisonMeta.REASON: f"{type(exc).__name__}: {exc}"[:2000],
         PoisonMeta.ERROR_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
         PoisonMeta.HANDLER: handler,
-        PoisonMeta.TOPIC: topic,
+        **where,
         PoisonMeta.ATTEMPTS: str(attempts(exc)),
         PoisonMeta.ORIGINAL_ID: msg.id,
         PoisonMeta.POISONED_AT: dt.datetime.now(dt.UTC).isoformat(),
-    })
+    }, id=msg.id)
+
+
+def restored(record: Message) -> tuple[str, Message]:
+    """A poison record's original message (same id, payload and metadata without the poison keys)
+    and the topic to replay it to. ValueError when the record does not say where it came from."""
+    topic = record.metadata.get(PoisonMeta.TOPIC, "")
+    if not topic or topic == "-":
+        raise ValueError(f"poison record {record.id} does not name its source topic")
+    original = record.metadata.get(PoisonMeta.ORIGINAL_ID) or record.id
+    keep = PoisonMeta.keys()
+    return topic, Message(record.payload, {k: v for k, v in record.metadata.items() if k not in keep},
+                          id=original)
 
 
 class PoisonQueue:

@@ -1,4 +1,4 @@
-"""`culture events relay`: run an outbox relay on its own (PostgreSQL or MongoDB outbox -> Kafka).
+"""`culture events relay`: run an outbox relay on its own (PostgreSQL, MongoDB or Neo4j outbox -> Kafka).
 
 Examples::
 
@@ -6,10 +6,11 @@ Examples::
         --table identity.identity_outbox --brokers kafka:9092
     culture events relay --store mongo --uri 'mongodb://mongo:27017/?replicaSet=rs0' \\
         --database catalog --collection catalog_outbox
+    culture events relay --store neo4j --neo4j-uri bolt://neo4j:secret@graph-db:7687 --label GraphOutbox
 
-Defaults come from CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI and CULTURE_KAFKA_BOOTSTRAP (the variables
-the services read); with neither the flag nor the variable it says which is missing and exits 2.
-SIGTERM or SIGINT stops it after the batch in flight.
+Defaults come from CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_NEO4J_URI and CULTURE_KAFKA_BOOTSTRAP
+(the variables the services read); with neither the flag nor the variable it says which is missing and
+exits 2. SIGTERM or SIGINT stops it after the batch in flight.
 """
 
 from __future__ import annotations
@@ -30,26 +31,32 @@ def say(message: str) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `events` and its verbs to the top-level `culture` parser."""
-    p = subparsers.add_parser("events", help="event library tools (the transactional outbox relay)",
+    from culture_events import poison_cli
+
+    p = subparsers.add_parser("events", help="event library tools (outbox relay, poison topics)",
                               description="Tools of the culture_events library.")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    poison_cli.add_verbs(verbs)
     r = verbs.add_parser(
         "relay", help="publish committed outbox entries to Kafka until stopped",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.fill(
-            "Claim the entries services committed to their outbox (a PostgreSQL table or a "
-            "MongoDB collection), publish them to Kafka (acks=all, idempotent producer) and delete them. "
+            "Claim the entries services committed to their outbox (a PostgreSQL table, a "
+            "MongoDB collection or Neo4j nodes of one label), publish them to Kafka (acks=all, "
+            "idempotent producer) and delete them. "
             "Several relays may run on one outbox: each entry is published by one of them, and entries "
             "with the same partition key keep their order. Delivery is at-least-once (a relay killed "
             "after publishing, before deleting, leaves the batch to be published again).", 79),
         epilog="examples:\n"
         "  culture events relay --store postgres --table identity.identity_outbox\n"
         "  culture events relay --store mongo --database catalog --collection catalog_outbox\n"
-        "defaults: CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_KAFKA_BOOTSTRAP")
+        "  culture events relay --store neo4j --label GraphOutbox\n"
+        "defaults: CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_NEO4J_URI, CULTURE_KAFKA_BOOTSTRAP")
     # the same CULTURE_* variables the services read (culture_runtime.settings.PlatformSettings; this
     # library sits below it, so it reads them itself)
     env = os.environ.get
-    r.add_argument("--store", choices=["postgres", "mongo"], required=True, help="where the outbox lives")
+    r.add_argument("--store", choices=["postgres", "mongo", "neo4j"], required=True,
+                   help="where the outbox lives")
     r.add_argument("--brokers", default=env("CULTURE_KAFKA_BOOTSTRAP"),
                    help="Kafka bootstrap servers (default: $CULTURE_KAFKA_BOOTSTRAP)")
     pg = r.add_argument_group("postgres")
@@ -63,7 +70,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mg.add_argument("--database", default="culture", help="database of the outbox (default: %(default)s)")
     mg.add_argument("--collection", default="culture_outbox", help="outbox collection (default: %(default)s)")
     mg.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
-                    help="how long a claim holds entries; must outlast a publish attempt (default: 60)")
+                    help="mongo and neo4j: how long a claim holds entries; must outlast a publish attempt "
+                    "(default: 60)")
+    n4 = r.add_argument_group("neo4j")
+    n4.add_argument("--neo4j-uri", default=env("CULTURE_NEO4J_URI"),
+                    help="Neo4j Bolt URI, credentials in it: bolt://user:password@host:7687 "
+                    "(default: $CULTURE_NEO4J_URI)")
+    n4.add_argument("--label", default="CultureOutbox", help="node label of the outbox entries "
+                    "(default: %(default)s)")
+    n4.add_argument("--neo4j-database", default="neo4j", help="Neo4j database (default: %(default)s)")
     tune = r.add_argument_group("tuning")
     tune.add_argument("--batch-size", type=int, default=500, help="entries per claim (default: 500)")
     tune.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
@@ -88,6 +103,14 @@ def _store(args: argparse.Namespace) -> object:
         except ValueError as exc:
             raise SystemExit(f"error: {exc}") from exc
         return PostgresStore(args.dsn, outbox, create_schema=not args.no_create_schema)
+    if args.store == "neo4j":
+        from culture_events.outbox.neo4j import Neo4jStore
+
+        try:
+            return Neo4jStore(args.neo4j_uri, args.label, database=args.neo4j_database, lease=args.lease,
+                              create_schema=not args.no_create_schema)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from exc
     from culture_events.outbox.mongo import MongoStore
 
     return MongoStore(args.uri, args.database, args.collection, lease=args.lease,
@@ -119,8 +142,9 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _relay(args: argparse.Namespace) -> int:
     needed = [("brokers", "--brokers", "CULTURE_KAFKA_BOOTSTRAP"),
-              ("dsn", "--dsn", "CULTURE_POSTGRES_DSN") if args.store == "postgres" else
-              ("uri", "--uri", "CULTURE_MONGO_URI")]
+              {"postgres": ("dsn", "--dsn", "CULTURE_POSTGRES_DSN"),
+               "mongo": ("uri", "--uri", "CULTURE_MONGO_URI"),
+               "neo4j": ("neo4j_uri", "--neo4j-uri", "CULTURE_NEO4J_URI")}[args.store]]
     missing = [f"{flag} (or ${var})" for attr, flag, var in needed if not getattr(args, attr)]
     if missing:
         say("error: missing settings: " + ", ".join(missing))

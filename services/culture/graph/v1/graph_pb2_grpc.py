@@ -129,8 +129,8 @@ class GraphServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Recommend(self, request, context):
-        """Recommend suggests works that friends of friends rated highly, in the user's genres of
-        interest, excluding works the user already rated; best score first.
+        """Recommend suggests works that people up to three follows away rated highly, weighted by their
+        taste similarity, in the user's genres of interest, excluding works the user rated; best first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
