@@ -130,7 +130,8 @@ async def test_push_frames_follow_the_documented_schemas(slice_run: SliceRun, ht
     assert {m["type"] for m in ws_messages} >= {"ready", "step", "done"}
 
 
-async def test_schemathesis_finds_nothing(slice_run: SliceRun, http: httpx.AsyncClient) -> None:
+async def test_schemathesis_finds_nothing(slice_run: SliceRun, http: httpx.AsyncClient,
+                                          tmp_path: Path) -> None:
     """Every check of schemathesis (status codes and content types documented, schemas followed,
     negative data rejected, 405 for undeclared methods, no 5xx...), with a fixed seed and a bounded
     number of cases; the authenticated operations run with a real user's token."""
@@ -150,7 +151,8 @@ async def test_schemathesis_finds_nothing(slice_run: SliceRun, http: httpx.Async
         "--header", f"X-Forwarded-For: {client_address()}",
     ]
     # in a thread: the slice's Kafka proxy is served by this event loop
-    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+    # its own working directory: schemathesis keeps a cache of failing examples in ./.schemathesis
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, cwd=tmp_path,
                                    timeout=SCHEMATHESIS_MAX_SECONDS + 120)
     output = done.stdout + done.stderr
     print(output)  # the summary: cases run per operation, failures found
