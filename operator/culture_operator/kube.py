@@ -53,6 +53,7 @@ CHILD_KINDS: tuple[KindInfo, ...] = (
     KindInfo(STRIMZI_API_VERSION, "KafkaTopic", "kafkatopics"),
     KindInfo("apps/v1", "Deployment", "deployments"),
     KindInfo("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    KindInfo("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
 )
 KINDS_BY_KEY = {(k.api_version, k.kind): k for k in CHILD_KINDS}
 #: per-reconcile request counts ({"reads": n, "writes": n}); set by the caller, shared with its threads

@@ -88,6 +88,18 @@ def _signing_key(
     return b.SigningKey.from_secret_data(data) or b.SigningKey.from_seed(secrets.token_bytes(32))
 
 
+def _client_address_key(
+    kube: Kube, spec: CulturePlatformSpec, owner: b.Owner, live: Mapping[tuple[str, str, str], Any]
+) -> str | None:
+    """Keep the client-address HMAC key (the gateway's and identity's); generate one if absent."""
+    if not any(spec.service_enabled(s) for s in b.CLIENT_ADDRESS_SERVICES):
+        return None
+    name = b.client_address_secret_name(owner)
+    data = (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
+    encoded = (data or {}).get(b.CLIENT_ADDRESS_KEY)
+    return base64.b64decode(encoded).decode() if encoded else secrets.token_urlsafe(32)
+
+
 def _keep_partitions(
     desired: list[dict[str, Any]], live: Mapping[tuple[str, str, str], Any]
 ) -> dict[str, tuple[int, int]]:
@@ -115,7 +127,8 @@ def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> Chil
             if any(r.get("uid") == owner.uid for r in refs):  # labels can be copied; the owner uid cannot
                 live[b.child_key(item)] = item
     desired = b.build_children(
-        owner, spec, _passwords(spec, owner, live), _signing_key(kube, spec, owner, live)
+        owner, spec, _passwords(spec, owner, live), _signing_key(kube, spec, owner, live),
+        _client_address_key(kube, spec, owner, live),
     )
     result = ChildSync(live=live, desired=desired)
     result.strimzi_served = served[(b.STRIMZI_API_VERSION, "Kafka")]

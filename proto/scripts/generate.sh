@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Generates the Python code of the contracts into services/culture/ (one package for every
-# service: messages, gRPC stubs, .pyi type stubs, __init__.py files).
+# service: messages, gRPC stubs, .pyi type stubs, __init__.py files), and services/buf/ (the
+# messages of the vendored buf/validate/validate.proto, which the contracts' annotations import).
 #   proto/scripts/generate.sh           regenerate services/culture/ in place
 #   proto/scripts/generate.sh --check   regenerate into a temporary directory and fail if it
 #                                       differs from services/culture/ (stale generated code)
@@ -30,20 +31,25 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "==> buf generate (proto/ -> services/culture/)" >&2
 "$buf" generate proto --template proto/buf.gen.yaml --output "$tmp"
-generated="$tmp/services/culture"
-# Make every generated directory a regular package, so `pip install -e .` finds `culture`.
-find "$generated" -type d -exec touch {}/__init__.py \;
+packages=(culture buf)
+# Make every generated directory a regular package, so `pip install -e .` finds `culture` and `buf`.
+for package in "${packages[@]}"; do
+  find "$tmp/services/$package" -type d -exec touch {}/__init__.py \;
+done
 
-if [[ "$mode" == "--check" ]]; then
-  # __pycache__: bytecode Python writes when anything imports culture.* (tests, a service) is not stale code
-  if ! diff -r -u -x __pycache__ services/culture "$generated" >"$tmp/diff" 2>&1; then
-    head -n 60 "$tmp/diff" >&2
-    echo "error: services/culture/ is stale: run proto/scripts/generate.sh and commit the result" >&2
-    exit 1
+for package in "${packages[@]}"; do
+  generated="$tmp/services/$package"
+  if [[ "$mode" == "--check" ]]; then
+    # __pycache__: bytecode Python writes when anything imports the package (tests, a service) is not stale code
+    if ! diff -r -u -x __pycache__ "services/$package" "$generated" >"$tmp/diff" 2>&1; then
+      head -n 60 "$tmp/diff" >&2
+      echo "error: services/$package/ is stale: run proto/scripts/generate.sh and commit the result" >&2
+      exit 1
+    fi
+    echo "==> services/$package/ is up to date" >&2
+  else
+    rm -rf "services/$package"
+    cp -r "$generated" "services/$package"
+    echo "==> wrote services/$package/ ($(find "services/$package" -name '*.py' | wc -l) Python files)" >&2
   fi
-  echo "==> services/culture/ is up to date" >&2
-else
-  rm -rf services/culture
-  cp -r "$generated" services/culture
-  echo "==> wrote services/culture/ ($(find services/culture -name '*.py' | wc -l) Python files)" >&2
-fi
+done

@@ -1,5 +1,8 @@
 """CatalogService over gRPC: CatalogWriter (api-write: commands) and CatalogReader (api-read: queries).
 
+Requests arrive checked against the contract's buf.validate rules (culture_grpc's interceptor); the
+servicers add only what depends on the RPC, the update mask or the data (culture_catalog.validation).
+
 Each answers UNIMPLEMENTED for the other role's RPCs (the generated base class), so a client that
 dials the wrong role learns it at once.
 """
@@ -52,11 +55,7 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
     async def CreateWork(
         self, request: catalog_pb2.CreateWorkRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.CreateWorkResponse:
-        _raise(
-            v.check_id("creator_user_id", request.creator_user_id)
-            + v.check_text("request_id", request.request_id, 128)
-            + v.check_work(request.work)
-        )
+        _raise(v.check_work(request.work))
         doc = await self.store.create_work(request.work, request.creator_user_id, request.request_id)
         return catalog_pb2.CreateWorkResponse(work=d.work_to_proto(doc))
 
@@ -70,9 +69,9 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
             tuple(f for f in d.WORK_FIELDS if f not in ("book", "film"))
             + ((work.WhichOneof("details"),) if work.WhichOneof("details") else ()),
         )
-        violations = v.check_id("work.work_id", work.work_id) + v.check_id(
-            "editor_user_id", request.editor_user_id
-        )
+        violations: v.Violations = []
+        if not work.work_id:
+            violations.append(("work.work_id", "required: the id of the work to change"))
         if work.version <= 0:
             violations.append(("work.version", "required: the version of the work as read"))
         _raise(violations + v.check_work(work, fields=fields))
@@ -83,12 +82,6 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
     async def CreateReview(
         self, request: catalog_pb2.CreateReviewRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.CreateReviewResponse:
-        _raise(
-            v.check_id("work_id", request.work_id)
-            + v.check_id("author_user_id", request.author_user_id)
-            + v.check_text("request_id", request.request_id, 128)
-            + v.check_review_fields(request.rating, request.title, request.body)
-        )
         doc, _new = await self.store.create_review(
             request.work_id,
             request.author_user_id,
@@ -105,15 +98,7 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.UpdateReviewRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.UpdateReviewResponse:
         fields = _mask(request.update_mask.paths, _REVIEW_FIELDS, _REVIEW_FIELDS)
-        _raise(
-            v.check_id("review_id", request.review_id)
-            + v.check_id("author_user_id", request.author_user_id)
-            + v.check_review_fields(
-                request.rating if "rating" in fields else None,
-                request.title if "title" in fields else None,
-                request.body if "body" in fields else None,
-            )
-        )
+        _raise(v.check_review_fields(fields, request.rating))
         doc = await self.store.update_review(
             request.review_id, request.author_user_id, {f: getattr(request, f) for f in fields}
         )
@@ -123,9 +108,6 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
     async def DeleteReview(
         self, request: catalog_pb2.DeleteReviewRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.DeleteReviewResponse:
-        _raise(
-            v.check_id("review_id", request.review_id) + v.check_id("author_user_id", request.author_user_id)
-        )
         doc, version = await self.store.delete_review(request.review_id, request.author_user_id)
         await self.cache.invalidate(doc["work_id"])
         return catalog_pb2.DeleteReviewResponse(version=version)
@@ -135,7 +117,7 @@ class CatalogWriter(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> catalog_pb2.UpdateProfileResponse:
         fields = _mask(request.update_mask.paths, _PROFILE_FIELDS, _PROFILE_FIELDS)
         profile = request.profile
-        _raise(v.check_id("profile.user_id", profile.user_id) + v.check_profile(profile, fields))
+        _raise(v.check_profile(profile, fields))
         changes = {
             f: (list(getattr(profile, f)) if f == "favorite_genre_slugs" else getattr(profile, f))
             for f in fields
@@ -162,7 +144,6 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
     async def GetWork(
         self, request: catalog_pb2.GetWorkRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.GetWorkResponse:
-        _raise(v.check_id("work_id", request.work_id))
         found = await self._works([request.work_id])
         if request.work_id not in found:
             raise not_found("work", request.work_id)
@@ -172,12 +153,6 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.BatchGetWorksRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.BatchGetWorksResponse:
         ids = list(request.work_ids)
-        violations: v.Violations = []
-        if len(ids) > v.MAX_BATCH:
-            violations.append(("work_ids", f"at most {v.MAX_BATCH} ids"))
-        for i, work_id in enumerate(ids):
-            violations += v.check_id(f"work_ids[{i}]", work_id)
-        _raise(violations)
         found = await self._works(ids)
         return catalog_pb2.BatchGetWorksResponse(
             works=[found[i] for i in dict.fromkeys(ids) if i in found],
@@ -209,14 +184,7 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
     async def ListWorks(
         self, request: catalog_pb2.ListWorksRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.ListWorksResponse:
-        violations = v.check_page(request.page_size, request.page_token)
-        if request.genre_path:
-            violations += v.check_genre_path("genre_path", request.genre_path)
-        if request.tag_slug:
-            violations += v.check_text("tag_slug", request.tag_slug, 64)
-        if request.min_year and request.max_year and request.min_year > request.max_year:
-            violations.append(("min_year", "must not be above max_year"))
-        _raise(violations)
+        _raise(v.check_year_range(request.min_year, request.max_year))
         query = self._filters(
             request.kind,
             [request.genre_path] if request.genre_path else [],
@@ -244,12 +212,6 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
     async def SearchWorks(
         self, request: catalog_pb2.SearchWorksRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.SearchWorksResponse:
-        violations = v.check_text("query", request.query, 200) + v.check_page(
-            request.page_size, request.page_token
-        )
-        for i, g in enumerate(request.genre_slugs):
-            violations += v.check_genre_path(f"genre_slugs[{i}]", g)
-        _raise(violations)
         query = self._filters(request.kind, list(request.genre_slugs), list(request.tag_slugs))
         tokens = d.query_tokens(request.query)
         offset = self._cursor(request.page_token, {**query, "q": tokens}) or 0
@@ -274,13 +236,7 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.ListReviewsRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.ListReviewsResponse:
         which = request.WhichOneof("filter")
-        violations = v.check_page(request.page_size, request.page_token)
-        if which is None:
-            violations.append(("filter", "set work_id or author_user_id"))
-        else:
-            violations += v.check_id(which, getattr(request, which))
-        _raise(violations)
-        assert which is not None
+        assert which is not None  # the contract requires one (buf.validate.oneof)
         query = {which: getattr(request, which)}
         after = self._cursor(request.page_token, query)
         size = v.page_size_of(request.page_size)
@@ -293,7 +249,6 @@ class CatalogReader(catalog_pb2_grpc.CatalogServiceServicer):
     async def GetProfile(
         self, request: catalog_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.GetProfileResponse:
-        _raise(v.check_id("user_id", request.user_id))
         doc = await self.store.get(request.user_id)
         if doc is None:
             raise not_found("profile", request.user_id)

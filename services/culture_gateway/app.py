@@ -14,16 +14,19 @@ from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
+from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from culture.identity.v1 import identity_pb2
+from culture_contracts import client_address
 from culture_events import correlation
 from culture_gateway import jobs
-from culture_gateway.errors import HttpError, error_body, grpc_error_response
+from culture_gateway.errors import HttpError, error_body, grpc_error_response, single_params
 from culture_gateway.openapi import openapi_spec
 from culture_gateway.push import Push, PushSubscribe, check_job_id
 from culture_gateway.routes_catalog import CatalogRoutes
@@ -50,6 +53,33 @@ def _tokens_json(pair: identity_pb2.TokenPair) -> dict[str, Any]:
             "access_token_expires_at": pair.access_token_expire_time.ToDatetime().isoformat() + "Z",
             "refresh_token": pair.refresh_token,
             "refresh_token_expires_at": pair.refresh_token_expire_time.ToDatetime().isoformat() + "Z"}
+
+
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether a JSON text nests arrays/objects more than `limit` deep (brackets in strings don't
+    count). One pass over the bytes, no recursion: the guard runs before json.loads, whose parser
+    recurses per level and fails with RecursionError (a 500) on a body of a few kilobytes."""
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSE:
+            depth -= 1
+    return False
 
 
 class CorrelationMiddleware:
@@ -82,9 +112,12 @@ class Gateway:
     """The routes, bound to the upstream channels and settings."""
 
     def __init__(self, settings: GatewaySettings, upstreams: Upstreams, redis_url: str,
-                 push_subscribe: PushSubscribe | None = None) -> None:
+                 push_subscribe: PushSubscribe | None = None,
+                 client_address_key: SecretStr | None = None) -> None:
         self.settings = settings
         self.up = upstreams
+        key = client_address_key.get_secret_value() if client_address_key is not None else None
+        self._address_key = key.encode() if key else None
         self.draining = False
         self.closing = asyncio.Event()
         self.push = Push(settings, upstreams, redis_url, self._authenticate, push_subscribe, self.closing)
@@ -92,11 +125,20 @@ class Gateway:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _client_ip(self, conn: HTTPConnection) -> str:
-        if self.settings.trust_forwarded_for and (fwd := conn.headers.get("x-forwarded-for")):
-            return fwd.split(",")[0].strip()
-        return conn.client.host if conn.client else "unknown"
+        peer = conn.client.host if conn.client else "unknown"
+        if not self.settings.trust_forwarded_for:
+            return peer
+        # the rightmost hop our own proxies did not write: what a client puts further left is not trusted
+        return client_address.client_address(",".join(conn.headers.getlist("x-forwarded-for")), peer,
+                                             self.settings.trusted_proxies)
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json" and not (media_type.startswith("application/")
+                                                     and media_type.endswith("+json")):
+            raise HttpError(415, "UNSUPPORTED_MEDIA_TYPE",
+                            "the body must be JSON (Content-Type: application/json)",
+                            headers={"Accept": "application/json"})
         limit = self.settings.max_body_bytes
         too_large = HttpError(413, "PAYLOAD_TOO_LARGE", f"the body is larger than the limit of {limit} bytes")
         declared = request.headers.get("content-length")
@@ -107,12 +149,20 @@ class Gateway:
             body += chunk
             if len(body) > limit:  # a chunked body has no Content-Length to check up front
                 raise too_large
+        depth = self.settings.max_json_depth
+        if json_depth_exceeds(bytes(body), depth):  # before parsing: deep nesting is a RecursionError there
+            raise HttpError(400, "INVALID_JSON",
+                            f"the body nests arrays and objects deeper than {depth} levels")
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise HttpError(400, "INVALID_JSON", f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise HttpError(400, "INVALID_JSON", "the body must be a JSON object")
+        try:  # JSON may escape lone UTF-16 surrogates ("\\ud800"), which no protobuf string can hold
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise HttpError(400, "INVALID_JSON", "the body's strings must be valid Unicode") from None
         return data
 
     @staticmethod
@@ -124,7 +174,11 @@ class Gateway:
         return {n: data.get(n, "") for n in names}
 
     def _metadata(self, conn: HTTPConnection) -> tuple[tuple[str, str], ...]:
-        return (("x-client-ip", self._client_ip(conn)),)
+        """The client's address, signed so identity can tell it came from the gateway (no key: none
+        is sent, and identity limits per gateway pod)."""
+        if self._address_key is None:
+            return ()
+        return ((client_address.METADATA_KEY, client_address.sign(self._client_ip(conn), self._address_key)),)
 
     @staticmethod
     def _token_of(conn: HTTPConnection) -> str | None:
@@ -179,6 +233,7 @@ class Gateway:
         """The job's state; with ?wait=N, waits up to N seconds for it to differ from ?after= (the
         `updated_at` the client saw last), or for the job to appear."""
         job_id = check_job_id(request.path_params["job_id"])
+        single_params(request, "wait", "after")
         wait = self._wait_seconds(request.query_params.get("wait", "0"))
         after = request.query_params.get("after")
         deadline = time.monotonic() + wait
@@ -209,13 +264,58 @@ class Gateway:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(openapi_spec())
+        return JSONResponse(openapi_spec(self.settings.long_poll_max_seconds))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpError)
     return JSONResponse(error_body(exc.code, exc.message, exc.fields, correlation_id=correlation.current()),
                         status_code=exc.status, headers=exc.headers)
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (with Allow) in the JSON error format of every other answer."""
+    assert isinstance(exc, HTTPException)
+    # NO_ROUTE, not NOT_FOUND: a client can tell a route this gateway lacks from an unknown resource
+    code = {404: "NO_ROUTE", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+    message = {404: f"no route {request.url.path}",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
+    return JSONResponse(error_body(code, message, correlation_id=correlation.current()),
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def _websocket_over_http(request: Request) -> Response:
+    raise HttpError(426, "UPGRADE_REQUIRED", "/ws speaks WebSocket: send the upgrade handshake",
+                    headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+
+
+def one_route_per_path(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Routes of one path merged into one that dispatches on the method: Starlette stops at the first
+    route of a path, so with two (GET and POST /api/works) a PUT got an Allow naming only the first's."""
+    by_path: dict[str, list[Route]] = {}
+    merged: list[BaseRoute] = []
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            if route.path not in by_path:
+                by_path[route.path] = []
+                merged.append(route)  # placeholder: keeps the order of first appearance
+            by_path[route.path].append(route)
+        else:
+            merged.append(route)
+    out: list[BaseRoute] = []
+    for route in merged:
+        group = by_path.get(route.path) if isinstance(route, Route) and route.methods else None
+        if not group or len(group) == 1:
+            out.append(route)
+            continue
+        endpoints = {method: r.endpoint for r in group for method in r.methods or ()}
+
+        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
+            # HEAD is served by the GET endpoint (Starlette adds HEAD wherever GET is allowed)
+            return await (endpoints.get(request.method) or endpoints["GET"])(request)
+
+        out.append(Route(route.path, dispatch, methods=sorted(endpoints), include_in_schema=False))
+    return out
 
 
 async def _grpc_error(request: Request, exc: Exception) -> Response:
@@ -242,11 +342,13 @@ def build_app(gateway: Gateway, lifespan: Any = None) -> ASGIApp:
         Route("/status/{job_id}", gateway.status, methods=["GET"]),
         Route("/events", gateway.push.events, methods=["GET"]),
         WebSocketRoute("/ws", gateway.push.websocket),
+        Route("/ws", _websocket_over_http, methods=["GET"]),
         Route("/healthz", gateway.healthz, methods=["GET"]),
         Route("/openapi.json", gateway.openapi, methods=["GET"]),
         *CatalogRoutes(gateway).routes(),
         *GraphRoutes(gateway).routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _grpc_error})
+    app = Starlette(routes=one_route_per_path(routes), lifespan=lifespan,
+                    exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _grpc_error,
+                                        HTTPException: _starlette_error})
     return CorrelationMiddleware(app)

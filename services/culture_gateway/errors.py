@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from starlette.requests import HTTPConnection
 
 #: how each gRPC code reaches the browser
 HTTP_STATUS: Mapping[grpc.StatusCode, int] = {
@@ -78,3 +79,10 @@ class HttpError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields, self.headers = fields, headers or {}
+
+
+def single_params(request: HTTPConnection, *names: str) -> None:
+    """A 422 naming each of these query parameters that was given more than once."""
+    repeated = {n: "give it once" for n in names if len(request.query_params.getlist(n)) > 1}
+    if repeated:
+        raise HttpError(422, "INVALID_ARGUMENT", "repeated query parameters", repeated)

@@ -5,9 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from culture_gateway.openapi_catalog import catalog_paths, catalog_schemas
+from culture_gateway.openapi_common import body, line
 from culture_gateway.openapi_graph import graph_paths, graph_schemas
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+#: the email addresses the contract accepts (identity.v1.RegisterRequest.email), as a pattern
+_EMAIL = ("^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:[.][A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+          "@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?[.])+[A-Za-z]{2,63}$")
+#: what each error status means; every operation documents each one it can answer
+_ERROR_TEXT = {
+    400: "malformed JSON, or nested deeper than the limit", 401: "missing, invalid or expired token / wrong "
+    "credentials", 403: "not yours to change", 404: "not found",
+    409: "already exists (fields names the taken field), or a stale version", 413: "body too large",
+    415: "the body is not JSON (Content-Type: application/json)",
+    422: "invalid fields (fields: field -> what is wrong)", 429: "too many attempts (Retry-After)",
+    426: "a WebSocket endpoint asked without the upgrade handshake",
+    503: "an upstream service is unavailable (Retry-After)"}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -15,15 +28,63 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "malformed JSON", 401: "missing, invalid or expired token / wrong credentials",
-            404: "not found", 409: "already exists (fields names the taken field)",
-            413: "body too large", 422: "invalid fields (fields: field -> what is wrong)",
-            429: "too many attempts (Retry-After)", 503: "an upstream service is unavailable"}
-    return {str(c): _json(_ERROR, text[c]) for c in codes}
+    return {str(c): _json(_ERROR, _ERROR_TEXT[c]) for c in codes}
 
 
-def openapi_spec() -> dict[str, Any]:
-    """The OpenAPI document."""
+def complete_responses(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every status an operation can answer, documented: a JSON body can be malformed (400), too large
+    (413), not JSON (415) or have bad fields (422); a protected operation can be refused (401); one
+    with parameters can get bad ones (422); anything behind an upstream can find it away (503)."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters" or not isinstance(operation, dict):
+                continue
+            codes: set[int] = set()
+            if "requestBody" in operation:
+                codes |= {400, 413, 415, 422}
+            if operation.get("security") and {} not in operation["security"]:
+                codes.add(401)
+            if item.get("parameters") or operation.get("parameters"):
+                codes.add(422)
+            if path not in ("/healthz", "/ws"):
+                codes.add(503)
+            responses = operation.setdefault("responses", {})
+            for code in sorted(codes):
+                responses.setdefault(str(code), _json(_ERROR, _ERROR_TEXT[code]))
+    return paths
+
+
+_TIME = {"type": ["string", "null"], "description": "RFC 3339, UTC; null when not known"}
+_JOB_STATE = {"enum": ["running", "succeeded", "failed", "unknown"]}
+_STEP_STATE = {"enum": ["pending", "succeeded", "failed", "compensated", "unknown"]}
+#: SSE event name -> the schema of its data (culture_gateway.push)
+_SSE_EVENTS = {"ready": "PushReady", "step": "PushStep", "done": "PushDone", "error": "PushError"}
+
+
+def push_schemas() -> dict[str, Any]:
+    """The frames of /events (each event's data) and /ws (JSON messages with a `type`)."""
+    ready = {"type": "object", "required": ["subscribed"],
+             "properties": {"subscribed": {"type": "string", "description": "job <id> or user <id>"}}}
+    step = {"type": "object", "required": ["job_id", "step", "state", "job_state"],
+            "description": "a step that is new or changed state (a user's stream adds version and steps)",
+            "properties": {"job_id": {"type": "string"}, "step": {"type": "string"}, "state": _STEP_STATE,
+                           "message": {"type": "string"}, "updated_at": _TIME, "job_state": _JOB_STATE}}
+    done = {"type": "object", "required": ["job_id", "job_state", "done"],
+            "properties": {"job_id": {"type": "string"}, "job_state": _JOB_STATE, "done": {"const": True}}}
+    error = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+
+    def typed(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {**schema, "required": ["type", *schema.get("required", [])],
+                "properties": {"type": {"const": name}, **schema.get("properties", {})}}
+
+    return {"PushReady": ready, "PushStep": step, "PushDone": done, "PushError": error,
+            "PushMessage": {"oneOf": [typed("ready", ready), typed("step", step), typed("done", done),
+                                      {"type": "object", "required": ["type"],
+                                       "properties": {"type": {"const": "ping"}}}]}}
+
+
+def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
+    """The OpenAPI document (`long_poll_max_seconds`: the server's bound of ?wait= on /status)."""
     user = {"type": "object", "properties": {k: {"type": "string"} for k in
                                              ("user_id", "username", "email", "display_name", "created_at")}}
     tokens = {"type": "object", "properties": {
@@ -39,42 +100,43 @@ def openapi_spec() -> dict[str, Any]:
                  "description": "HTTP/JSON edge of CulturePlatform. Errors: {error: {status, message, "
                                 "fields?, correlation_id}}. Send X-Correlation-Id to choose the id "
                                 "(on /api/register it becomes the job id)."},
-        "paths": {
+        "paths": complete_responses({
             "/api/register": {"post": {
                 "summary": "Create an account; the follow-up set-up runs as a job",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "requestBody": body({
                     "type": "object", "required": ["username", "email", "password"],
                     "properties": {"username": {"type": "string", "pattern": "^[a-z0-9_.]{3,32}$"},
-                                   "email": {"type": "string", "format": "email"},
-                                   "password": {"type": "string", "minLength": 8},
-                                   "display_name": {"type": "string", "maxLength": 64}}}}}},
+                                   "email": {"type": "string", "maxLength": 254, "pattern": _EMAIL},
+                                   "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+                                   "display_name": line(64)}}),
                 "responses": {"201": _json({"type": "object", "properties": {
                     "user": user, "job_id": {"type": "string"}, "status_url": {"type": "string"}}},
                     "account created; poll status_url or subscribe to /events?job_id="),
-                    **_errors(400, 409, 413, 422, 503)}}},
+                    **_errors(409, 429)}}},
             "/api/login": {"post": {
                 "summary": "Exchange credentials for tokens",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "requestBody": body({
                     "type": "object", "required": ["login", "password"],
-                    "properties": {"login": {"type": "string", "description": "username or email"},
-                                   "password": {"type": "string"}}}}}},
+                    "properties": {"login": line(254, 1, description="username or email"),
+                                   "password": {"type": "string", "minLength": 1, "maxLength": 1024}}}),
                 "responses": {"200": _json({**tokens, "properties": {**tokens["properties"], "user": user}},
-                                           "logged in"), **_errors(400, 401, 413, 422, 429, 503)}}},
+                                           "logged in"), **_errors(401, 429)}}},
             "/api/refresh": {"post": {
                 "summary": "Exchange a refresh token (single use) for a new token pair",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "requestBody": body({
                     "type": "object", "required": ["refresh_token"],
-                    "properties": {"refresh_token": {"type": "string"}}}}}},
-                "responses": {"200": _json(tokens, "new tokens"), **_errors(400, 401, 413, 422, 503)}}},
+                    "properties": {"refresh_token": line(512, 1)}}),
+                "responses": {"200": _json(tokens, "new tokens"), **_errors(401)}}},
             "/api/me": {"get": {"summary": "The logged-in user", "security": bearer,
                                 "responses": {"200": _json({"type": "object", "properties": {"user": user}},
                                                            "the user"), **_errors(401, 404, 503)}}},
             "/status/{job_id}": {"get": {
                 "summary": "A job's progress; long polling with ?wait=",
                 "parameters": [
-                    {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "job_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}},
                     {"name": "wait", "in": "query",
-                     "schema": {"type": "number", "minimum": 0, "maximum": 300},
+                     "schema": {"type": "number", "minimum": 0, "maximum": long_poll_max_seconds},
                      "description": "seconds to wait for a change (bounded by the server's maximum)"},
                     {"name": "after", "in": "query", "schema": {"type": "string"},
                      "description": "the updated_at last seen: answer once the job differs from it"}],
@@ -82,19 +144,30 @@ def openapi_spec() -> dict[str, Any]:
             "/events": {"get": {
                 "summary": "Server-sent events: step changes of ?job_id= or of the logged-in user's jobs",
                 "security": [{}, *bearer],
-                "parameters": [{"name": "job_id", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "text/event-stream: events ready, step, done",
-                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "parameters": [{"name": "job_id", "in": "query",
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}}],
+                "responses": {"200": {"description": "text/event-stream: `event: ready` once, then `step`s "
+                                                     "(and `: keep-alive` comments), then `done`; `error` if "
+                                                     "the upstream fails. Each event's `data` is JSON of the "
+                                                     "schema named in x-events.",
+                                      "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                      "x-events": {name: {"$ref": f"#/components/schemas/{schema}"}
+                                                   for name, schema in _SSE_EVENTS.items()}},
                               **_errors(401, 503)}}},
             "/ws": {"get": {"summary": "WebSocket with the same messages as /events (JSON, field type)",
                             "security": [{}, *bearer],
-                            "responses": {"101": {"description": "switching protocols"}}}},
+                            "responses": {"101": {"description": "switching protocols; then JSON messages "
+                                                                 "of the schema PushMessage",
+                                                  "x-messages": {"$ref": "#/components/schemas/PushMessage"}},
+                                          "403": {"description": "handshake refused: no valid token or "
+                                                                 "job_id"},
+                                          **_errors(426)}}},
             **catalog_paths(),
             **graph_paths(),
             "/healthz": {"get": {"summary": "Readiness: 200 when every required upstream is SERVING",
                                  "responses": {"200": {"description": "ready"},
                                                "503": {"description": "not ready or draining"}}}},
-        },
+        }),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                                 "queryToken": {"type": "apiKey", "in": "query", "name": "access_token"}},
@@ -103,14 +176,15 @@ def openapi_spec() -> dict[str, Any]:
                     "status": {"type": "string"}, "message": {"type": "string"},
                     "fields": {"type": "object", "additionalProperties": {"type": "string"}},
                     "retry_after_seconds": {"type": "integer"}, "correlation_id": {"type": "string"}}}}},
-                "Job": {"type": "object", "properties": {
+                "Job": {"type": "object", "required": ["job_id", "state", "steps"], "properties": {
                     "job_id": {"type": "string"},
-                    "state": {"enum": ["running", "succeeded", "failed"]},
+                    "state": _JOB_STATE,
                     "steps": {"type": "array", "items": {"type": "object", "properties": {
                         "name": {"type": "string"},
-                        "state": {"enum": ["pending", "succeeded", "failed", "compensated"]},
-                        "message": {"type": "string"}, "updated_at": {"type": "string"}}}},
-                    "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
+                        "state": _STEP_STATE,
+                        "message": {"type": "string"}, "updated_at": _TIME}}},
+                    "created_at": _TIME, "updated_at": _TIME}},
+                **push_schemas(),
                 **catalog_schemas(),
                 **graph_schemas(),
             },

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from culture_gateway.openapi_common import line
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _TEXT = {
     401: "missing, invalid or expired token",
@@ -23,11 +25,12 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def _path(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    # ids as the contract (culture.graph.v1) takes them: one line, 1-128 characters
+    return {"name": name, "in": "path", "required": True, "schema": line(128, 1)}
 
 
-_PAGE = [{"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-         {"name": "page_token", "in": "query", "schema": {"type": "string"},
+_PAGE = [{"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10_000}},
+         {"name": "page_token", "in": "query", "schema": line(1000),
           "description": "next_page_token of the previous page"}]
 _MIN_RATING = {"name": "min_rating", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 5},
                "description": "lowest rating that counts as liked; 0 or absent: 4"}
@@ -84,7 +87,7 @@ def graph_paths() -> dict[str, Any]:
             "get": {"summary": "Works liked by people up to three follows away, weighted by taste "
                                "similarity, excluding what I rated",
                     "security": _BEARER,
-                    "parameters": [{"name": "genre", "in": "query", "schema": {"type": "string"},
+                    "parameters": [{"name": "genre", "in": "query", "schema": line(324, 1),
                                     "description": "restrict to these genres (repeatable); default: "
                                                    "my genres of interest"}, _MIN_RATING, *_PAGE],
                     "responses": {"200": _json(_page_of("recommendations", {"type": "object", "properties": {

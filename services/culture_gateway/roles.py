@@ -47,7 +47,7 @@ async def api() -> None:
     """Serve the gateway until SIGTERM/SIGINT."""
     platform, settings = PlatformSettings().require("redis_url"), GatewaySettings()
     upstreams = Upstreams(settings)
-    gateway = Gateway(settings, upstreams, platform.redis_url)
+    gateway = Gateway(settings, upstreams, platform.redis_url, client_address_key=platform.client_address_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

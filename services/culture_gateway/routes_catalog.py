@@ -22,11 +22,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from culture.catalog.v1 import catalog_pb2
+from culture_gateway.errors import HttpError, single_params
 
 if TYPE_CHECKING:
     from culture_gateway.app import Gateway
 
 _KINDS = {"book": catalog_pb2.WORK_KIND_BOOK, "film": catalog_pb2.WORK_KIND_FILM}
+#: values of one repeated search filter (?genre=...&genre=...), as SearchWorksRequest allows
+_MAX_FILTERS = 20
 _KIND_NAMES = {v: k for k, v in _KINDS.items()}
 _CORE_TEXT = ("title", "original_title", "description", "language", "cover_url")
 _BOOK = {"authors": list, "isbn": str, "page_count": int, "publisher": str}
@@ -109,10 +112,22 @@ def profile_json(p: catalog_pb2.Profile) -> dict[str, Any]:
     }
 
 
+def whole_number(value: Any) -> int | None:
+    """A JSON whole number as an int (5 and 5.0 alike, as JSON Schema's "integer"); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _typed(data: dict[str, Any], name: str, kind: type, wrong: dict[str, str]) -> Any:
     value = data[name]
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        value = whole_number(value)
+        if value is None:
             wrong[name] = "must be a whole number"
     elif kind is list:
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
@@ -137,8 +152,9 @@ def work_from_json(data: dict[str, Any], *, partial: bool) -> tuple[catalog_pb2.
             setattr(work, name, data[name])
             paths.append(name)
     if "release_year" in data:
-        if isinstance(_typed(data, "release_year", int, wrong), int) and "release_year" not in wrong:
-            work.release_year = data["release_year"] if abs(data["release_year"]) < 2**31 else -1
+        year = _typed(data, "release_year", int, wrong)
+        if "release_year" not in wrong:
+            work.release_year = year if abs(year) < 2**31 else -1
             paths.append("release_year")
     for name in ("genre_paths", "tags"):
         if name in data and isinstance(_typed(data, name, list, wrong), list) and name not in wrong:
@@ -148,8 +164,9 @@ def work_from_json(data: dict[str, Any], *, partial: bool) -> tuple[catalog_pb2.
                 work.genre_paths.extend(data[name])
             paths.append(name)
     kind = data.get("kind")
-    if kind is not None and kind not in _KINDS:
+    if kind is not None and (not isinstance(kind, str) or kind not in _KINDS):
         wrong["kind"] = 'must be "book" or "film"'
+        kind = "?"  # named wrong already; compared below, never hashed
     book = {n for n in _BOOK if n in data}
     film = {n for n in _FILM if n in data}
     if not partial and kind is None:
@@ -172,14 +189,11 @@ def work_from_json(data: dict[str, Any], *, partial: bool) -> tuple[catalog_pb2.
             else:
                 setattr(details, n, value)
             paths.append(f"{target}.{n}")
-    if "version" in data and (
-        isinstance(data["version"], bool)
-        or not isinstance(data["version"], int)
-        or not 0 < data["version"] < 2**62
-    ):
+    version = whole_number(data.get("version"))
+    if "version" in data and (version is None or not 0 < version < 2**62):
         wrong["version"] = "must be the work's version as read (a positive whole number)"
-    elif "version" in data:
-        work.version = data["version"]
+    elif version is not None:
+        work.version = version
     if wrong:
         raise HttpError(422, "INVALID_ARGUMENT", "the request has invalid fields", wrong)
     return work, paths
@@ -198,12 +212,13 @@ class CatalogRoutes:
     def _int_param(self, request: Request, name: str, low: int, high: int) -> int:
         from culture_gateway.app import HttpError
 
-        raw = request.query_params.get(name, "")
-        if raw == "":
+        given = request.query_params.getlist(name)
+        if not given:
             return 0
-        if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+        raw = given[0]
+        if len(given) > 1 or not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
             raise HttpError(
-                422, "INVALID_ARGUMENT", f"bad {name}", {name: f"must be a whole number {low}-{high}"}
+                422, "INVALID_ARGUMENT", f"bad {name}", {name: f"must be one whole number {low}-{high}"}
             )
         return int(raw)
 
@@ -228,14 +243,15 @@ class CatalogRoutes:
         return JSONResponse({"work": work_json(reply.work)}, status_code=201, headers={"Location": location})
 
     async def list_works(self, request: Request) -> Response:
+        single_params(request, "kind", "genre", "tag", "page_token")
         q = request.query_params
         reply = await self.g.up.catalog_read.ListWorks(
             catalog_pb2.ListWorksRequest(
                 kind=self._kind_param(request),
                 genre_path=q.get("genre", ""),
                 tag_slug=q.get("tag", ""),
-                min_year=self._int_param(request, "min_year", 0, 9999),
-                max_year=self._int_param(request, "max_year", 0, 9999),
+                min_year=self._int_param(request, "min_year", 0, 2100),
+                max_year=self._int_param(request, "max_year", 0, 2100),
                 page_size=self._int_param(request, "page_size", 0, 1000),
                 page_token=q.get("page_token", ""),
             ),
@@ -276,7 +292,12 @@ class CatalogRoutes:
         return JSONResponse({"work": work_json(reply.work)})
 
     async def search(self, request: Request) -> Response:
+        single_params(request, "q", "kind", "page_token")
         q = request.query_params
+        crowded = {n: f"at most {_MAX_FILTERS} values" for n in ("genre", "tag")
+                   if len(q.getlist(n)) > _MAX_FILTERS}
+        if crowded:
+            raise HttpError(422, "INVALID_ARGUMENT", "too many filter values", crowded)
         genres = [g for g in q.getlist("genre") if g]
         tags = [t for t in q.getlist("tag") if t]
         reply = await self.g.up.catalog_read.SearchWorks(
@@ -299,8 +320,8 @@ class CatalogRoutes:
 
         claims = await self.g._authenticate(request)
         data = await self.g._json_body(request)
-        rating = data.get("rating")
-        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+        rating = whole_number(data.get("rating"))
+        if rating is None or not 1 <= rating <= 5:
             raise HttpError(
                 422,
                 "INVALID_ARGUMENT",
@@ -323,6 +344,7 @@ class CatalogRoutes:
         )
 
     async def list_reviews(self, request: Request) -> Response:
+        single_params(request, "page_token")
         reply = await self.g.up.catalog_read.ListReviews(
             catalog_pb2.ListReviewsRequest(
                 work_id=request.path_params["work_id"],
@@ -342,10 +364,8 @@ class CatalogRoutes:
         data = await self.g._json_body(request)
         paths = [n for n in ("rating", "title", "body") if n in data]
         wrong = {n: "unknown field" for n in data if n not in ("rating", "title", "body")}
-        rating = data.get("rating", 0)
-        if "rating" in data and (
-            isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
-        ):
+        rating = whole_number(data.get("rating", 0))
+        if "rating" in data and (rating is None or not 1 <= rating <= 5):
             wrong["rating"] = "must be a whole number from 1 to 5"
         if not paths and not wrong:
             wrong["body"] = "name at least one of rating, title, body"

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from culture.graph.v1 import graph_pb2
-from culture_gateway.errors import HttpError
+from culture_gateway.errors import HttpError, single_params
 
 if TYPE_CHECKING:
     from culture_gateway.app import Gateway
@@ -47,15 +47,17 @@ class GraphRoutes:
 
     @staticmethod
     def _int_param(request: Request, name: str, low: int, high: int) -> int:
-        raw = request.query_params.get(name, "")
-        if raw == "":
+        given = request.query_params.getlist(name)
+        if not given:
             return 0
-        if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+        raw = given[0]
+        if len(given) > 1 or not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
             raise HttpError(422, "INVALID_ARGUMENT", f"bad {name}",
-                            {name: f"must be a whole number {low}-{high}"})
+                            {name: f"must be one whole number {low}-{high}"})
         return int(raw)
 
     def _page(self, request: Request) -> dict[str, Any]:
+        single_params(request, "page_token")
         return {"page_size": self._int_param(request, "page_size", 0, 10_000),
                 "page_token": request.query_params.get("page_token", "")}
 

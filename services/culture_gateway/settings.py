@@ -31,12 +31,16 @@ class GatewaySettings(BaseSettings):
         default_factory=lambda: list(DEFAULT_REQUIRED),
         description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
     max_body_bytes: int = Field(16 * 1024, ge=256, le=10 * 1024 * 1024, description="larger bodies get 413")
+    max_json_depth: int = Field(32, ge=2, le=256, description="bodies nesting arrays/objects deeper get 400")
     rpc_timeout_seconds: float = Field(10.0, gt=0, le=120, description="deadline of unary upstream calls")
     long_poll_max_seconds: float = Field(30.0, gt=0, le=300, description="upper bound of ?wait= on /status")
     heartbeat_seconds: float = Field(15.0, gt=0, le=300, description="SSE/WebSocket keep-alive interval")
     health_interval_seconds: float = Field(1.0, gt=0, le=60, description="upstream health check interval")
     drain_seconds: float = Field(0.0, ge=0, le=60, description="/healthz says 503 this long before stopping")
-    trust_forwarded_for: bool = Field(False, description="client IP from X-Forwarded-For")
+    trust_forwarded_for: bool = Field(False, description="client address from X-Forwarded-For (proxies)")
+    trusted_proxies: int = Field(
+        1, ge=1, le=10, description="with trust_forwarded_for: how many proxies in front of the gateway "
+        "append to X-Forwarded-For; the client is the rightmost entry they did not write")
 
     @field_validator("required_upstreams")
     @classmethod

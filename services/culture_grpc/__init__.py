@@ -1,7 +1,8 @@
 """culture_grpc: the gRPC plumbing every CulturePlatform service shares.
 
 - `GrpcServer` (server.py): grpc.aio server + standard health service + reflection + interceptors.
-- interceptors.py: correlation id, access log, default deadline, error mapping.
+- interceptors.py: correlation id, access log, default deadline, error mapping, and (validation.py)
+  the contracts' buf.validate rules checked on every request.
 - errors.py: `ServiceError` and friends, `invalid_argument(...)` (google.rpc.BadRequest details),
   and the client-side decoders `field_violations_of`, `status_details_of`.
 - client.py: `insecure_channel` whose calls carry the correlation id in effect.
@@ -28,6 +29,7 @@ from culture_grpc.errors import (
 )
 from culture_grpc.interceptors import CORRELATION_ID_KEY, default_interceptors
 from culture_grpc.server import GrpcServer, GrpcServerSettings
+from culture_grpc.validation import ValidationInterceptor, check_request
 
 __all__ = [
     "CORRELATION_ID_KEY",
@@ -41,6 +43,8 @@ __all__ = [
     "ServiceError",
     "Unauthenticated",
     "Unavailable",
+    "ValidationInterceptor",
+    "check_request",
     "correlation_client_interceptors",
     "default_interceptors",
     "field_violations_of",

@@ -9,6 +9,8 @@
 4. ErrorMappingInterceptor: ServiceError -> its status with rich details; NotImplementedError ->
    UNIMPLEMENTED; TimeoutError -> UNAVAILABLE (retryable); any other exception -> INTERNAL without
    leaking internals (the traceback goes to the log).
+5. ValidationInterceptor (validation.py): the request against its contract's buf.validate rules;
+   INVALID_ARGUMENT with field violations before the servicer runs.
 
 Each one wraps the method handler's behavior, for unary and streaming responses alike.
 """
@@ -28,6 +30,7 @@ import grpc
 
 from culture_events import correlation
 from culture_grpc.errors import ServiceError
+from culture_grpc.validation import ValidationInterceptor
 
 CORRELATION_ID_KEY = "x-correlation-id"
 
@@ -246,4 +249,5 @@ def default_interceptors(default_timeout: float) -> list[grpc.aio.ServerIntercep
         AccessLogInterceptor(),
         DeadlineInterceptor(default_timeout),
         ErrorMappingInterceptor(),
+        ValidationInterceptor(),
     ]

@@ -1,4 +1,13 @@
-"""Failed-login limiting per (login, client IP) in Redis: a counter with a fixed window.
+"""Abuse limits in Redis: fixed-window counters, counted and read in ONE atomic script call.
+
+A check-then-increment (GET, decide, INCR later) lets a burst through: every concurrent request
+reads the same count before any of them adds to it. Here each attempt increments first and learns
+its own rank in the window from the same round trip, so exactly `limit` attempts pass, however many
+arrive at once.
+
+- LoginLimiter: attempts per (login, client address); a successful login clears the count.
+- RegistrationLimiter: registrations per client address, and for everyone together (each costs an
+  argon2 hash: the global bound keeps a botnet from pinning the api-write CPUs).
 
 Redis, not PostgreSQL: every api-write replica must see the same counters, they are hot and
 short-lived (TTL), and losing them on a Redis restart is harmless.
@@ -6,51 +15,106 @@ short-lived (TTL), and losing them on a Redis restart is harmless.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import redis.asyncio as aioredis
 
-_KEY_PREFIX = "culture:identity:login-failures:"
+_KEY_PREFIX = "culture:identity:"
+
+# KEYS[1]: the counter; ARGV[1]: the window in seconds. Returns {count in this window, seconds left}.
+# The window starts at the first attempt (EXPIRE only when INCR created the key).
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
 
 
-def limiter_key(login: str, client_ip: str) -> str:
-    """The Redis key for one login+IP (hashed: no user input, no unbounded length in key names)."""
-    digest = hashlib.sha256(f"{login}\x00{client_ip}".encode()).hexdigest()[:32]
-    return _KEY_PREFIX + digest
+def limiter_key(kind: str, *parts: str) -> str:
+    """The Redis key of one counter (hashed: no user input, no unbounded length in key names)."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+    return f"{_KEY_PREFIX}{kind}:{digest}"
 
 
-class LoginLimiter:
-    """Allows `max_failures` failed logins per login+IP per `window` seconds."""
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One attempt's outcome: allowed, or refused for `retry_after` seconds."""
 
-    def __init__(self, redis_url: str, *, max_failures: int, window: int) -> None:
-        self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-        self.max_failures = max_failures
+    allowed: bool
+    count: int
+    retry_after: int
+
+
+class FixedWindow:
+    """At most `limit` hits per key per `window` seconds, counted atomically."""
+
+    def __init__(self, redis: aioredis.Redis, *, limit: int, window: int) -> None:
+        self._redis = redis
+        self._hit = redis.register_script(_HIT)
+        self.limit = limit
         self.window = window
+
+    async def hit(self, key: str) -> Verdict:
+        """Count one attempt; allowed while it is among the first `limit` of the window."""
+        count, ttl = await self._hit(keys=[key], args=[self.window])
+        count, ttl = int(count), max(int(ttl), 1)
+        return Verdict(count <= self.limit, count, 0 if count <= self.limit else ttl)
+
+    async def reset(self, key: str) -> None:
+        await self._redis.delete(key)
+
+
+class _RedisLimiter:
+    def __init__(self, redis_url: str) -> None:
+        self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
 
     async def ping(self) -> None:
         await self._redis.ping()
 
-    async def blocked_for(self, login: str, client_ip: str) -> int:
-        """Seconds until this login+IP may try again (0 when it may try now)."""
-        key = limiter_key(login, client_ip)
-        count = await self._redis.get(key)
-        if count is None or int(count) < self.max_failures:
-            return 0
-        ttl = await self._redis.ttl(key)
-        return max(int(ttl), 1)
+    async def close(self) -> None:
+        await self._redis.aclose()
 
-    async def failed(self, login: str, client_ip: str) -> int:
-        """Count one failure; returns the failures in the current window."""
-        key = limiter_key(login, client_ip)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.window, nx=True)  # the window starts at the first failure
-            count, _ = await pipe.execute()
-        return int(count)
+
+class LoginLimiter(_RedisLimiter):
+    """Allows `max_failures` login attempts per login+address per `window` seconds; a success clears
+    the count. Attempts are counted before the password is checked (INCR first), so a burst of
+    guesses gets no more than the limit however concurrent it is."""
+
+    def __init__(self, redis_url: str, *, max_failures: int, window: int) -> None:
+        super().__init__(redis_url)
+        self.max_failures = max_failures
+        self.window = window
+        self._counter = FixedWindow(self._redis, limit=max_failures, window=window)
+
+    async def attempt(self, login: str, client_ip: str) -> int:
+        """Count one attempt: 0 when it may go ahead, else the seconds until the window ends."""
+        return (await self._counter.hit(limiter_key("login-attempts", login, client_ip))).retry_after
 
     async def succeeded(self, login: str, client_ip: str) -> None:
         """A successful login clears the count."""
-        await self._redis.delete(limiter_key(login, client_ip))
+        await self._counter.reset(limiter_key("login-attempts", login, client_ip))
 
-    async def close(self) -> None:
-        await self._redis.aclose()
+
+class RegistrationLimiter(_RedisLimiter):
+    """Allows `per_address` registrations per client address and `total` for everyone per `window`
+    seconds. An attempt refused by the per-address limit does not use up the global one."""
+
+    def __init__(self, redis_url: str, *, per_address: int, total: int, window: int) -> None:
+        super().__init__(redis_url)
+        self._per_address = FixedWindow(self._redis, limit=per_address, window=window)
+        self._total = FixedWindow(self._redis, limit=total, window=window)
+
+    async def attempt(self, client_ip: str) -> int:
+        """Count one registration: 0 when it may go ahead, else the seconds to wait."""
+        mine = await self._per_address.hit(limiter_key("register-per-address", client_ip))
+        if not mine.allowed:
+            return mine.retry_after
+        return (await self._total.hit(limiter_key("register-total", "all"))).retry_after

@@ -11,7 +11,7 @@ from culture_contracts.topics import topic_of
 from culture_events.backends.kafka import relay_publisher
 from culture_events.outbox.postgres import PostgresStore
 from culture_events.outbox.relay import Relay
-from culture_identity.ratelimit import LoginLimiter
+from culture_identity.ratelimit import LoginLimiter, RegistrationLimiter
 from culture_identity.service import IdentityServicer
 from culture_identity.settings import IdentitySettings
 from culture_identity.store import IdentityStore
@@ -41,17 +41,28 @@ async def _api(role: str, writes: bool) -> None:
                           registered_topic=platform.topic(topic_of(identity_events_pb2.UserRegistered)))
     limiter = (LoginLimiter(platform.redis_url, max_failures=settings.login_max_failures,
                             window=settings.login_failure_window_seconds) if writes else None)
-    servicer = IdentityServicer(settings, store, signer_of(settings), limiter, writes=writes)
+    registrations = (RegistrationLimiter(platform.redis_url, per_address=settings.register_max_per_address,
+                                         total=settings.register_max_total,
+                                         window=settings.register_window_seconds) if writes else None)
+    key = platform.client_address_key
+    if writes and key is None:
+        log.warning("identity: no CULTURE_CLIENT_ADDRESS_KEY: addresses forwarded by the gateway are "
+                    "ignored, logins and registrations are limited per calling pod")
+    servicer = IdentityServicer(settings, store, signer_of(settings), limiter, writes=writes,
+                                registrations=registrations,
+                                client_address_key=key.get_secret_value().encode() if key else None)
 
     async def start() -> None:
         await store.connect()
-        if limiter is not None:
-            await limiter.ping()
+        for redis_limiter in (limiter, registrations):
+            if redis_limiter is not None:
+                await redis_limiter.ping()
 
     async def stop() -> None:
         await store.close()
-        if limiter is not None:
-            await limiter.close()
+        for redis_limiter in (limiter, registrations):
+            if redis_limiter is not None:
+                await redis_limiter.close()
 
     await run_grpc_service(
         f"identity {role}",

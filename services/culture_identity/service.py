@@ -13,18 +13,17 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 
 from culture.identity.v1 import identity_pb2, identity_pb2_grpc
+from culture_contracts import client_address
 from culture_events import correlation
 from culture_grpc.errors import AlreadyExists, ServiceError, Unauthenticated, invalid_argument, not_found
 from culture_identity import tokens
-from culture_identity.ratelimit import LoginLimiter
+from culture_identity.ratelimit import LoginLimiter, RegistrationLimiter
 from culture_identity.settings import IdentitySettings
 from culture_identity.store import DuplicateField, IdentityStore, RefreshRejected, UserRow
 from culture_identity.validation import normalize_email, normalize_username, validate_registration
 
 log = logging.getLogger(__name__)
 
-#: metadata key the gateway sets to the browser's address (rate limiting per client IP)
-CLIENT_IP_KEY = "x-client-ip"
 WRONG_CREDENTIALS = "wrong login or password"
 
 
@@ -34,10 +33,10 @@ class ResourceExhausted(ServiceError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def too_many_attempts(retry_after: int) -> ResourceExhausted:
+def too_many_attempts(retry_after: int, what: str = "login attempts") -> ResourceExhausted:
     """RESOURCE_EXHAUSTED with RetryInfo(retry_delay) for the client's backoff."""
     info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=retry_after))
-    return ResourceExhausted(f"too many failed logins; retry in {retry_after}s", details=[info])
+    return ResourceExhausted(f"too many {what}; retry in {retry_after}s", details=[info])
 
 
 def _ts(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -52,12 +51,16 @@ def user_message(user: UserRow) -> identity_pb2.User:
                              display_name=user.display_name, create_time=_ts(user.created_at))
 
 
-def client_ip_of(context: grpc.aio.ServicerContext) -> str:
-    """The browser's IP as told by the gateway, else the gRPC peer's address."""
-    for key, value in context.invocation_metadata() or ():
-        if key == CLIENT_IP_KEY:
-            return value if isinstance(value, str) else value.decode()
-    peer = context.peer() or "unknown"
+def client_ip_of(context: grpc.aio.ServicerContext, key: bytes | None) -> str:
+    """The browser's address as the gateway signed it (culture_contracts.client_address), else the
+    gRPC peer's own address: an address any caller could write into its metadata counts for nothing."""
+    if key is not None:
+        for name, value in context.invocation_metadata() or ():
+            if name == client_address.METADATA_KEY:
+                text = value if isinstance(value, str) else value.decode(errors="replace")
+                if (address := client_address.verify(text, key)) is not None:
+                    return address
+    peer = context.peer() or "unknown"  # e.g. "ipv4:10.0.0.7:51234"
     return peer.rsplit(":", 1)[0]
 
 
@@ -65,11 +68,15 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     """Serves IdentityService. With `writes=False` (the api-read role) only the read RPCs work."""
 
     def __init__(self, settings: IdentitySettings, store: IdentityStore, signer: tokens.TokenSigner,
-                 limiter: LoginLimiter | None, *, writes: bool = True) -> None:
+                 limiter: LoginLimiter | None, *, writes: bool = True,
+                 registrations: RegistrationLimiter | None = None,
+                 client_address_key: bytes | None = None) -> None:
         self.settings = settings
         self.store = store
         self.signer = signer
         self.limiter = limiter
+        self.registrations = registrations
+        self.client_address_key = client_address_key
         self.writes = writes
         self.hasher = argon2.PasswordHasher(
             time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
@@ -98,6 +105,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                                                 password_min_length=self.settings.password_min_length)
         if reg is None:
             raise invalid_argument(violations, "the registration has invalid fields")
+        # counted before the (costly) hash; a refused attempt costs one Redis round trip
+        if self.registrations is not None and (
+                wait := await self.registrations.attempt(client_ip_of(context, self.client_address_key))):
+            raise too_many_attempts(wait, "registrations from this address")
         job_id = correlation.current() or uuid.uuid4().hex
         password_hash = await self._hash(reg.password)
         with correlation.bound(job_id):  # the outbox row carries the job id as correlation id
@@ -125,14 +136,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                     context: grpc.aio.ServicerContext) -> identity_pb2.LoginResponse:
         self._require_write_role("Login")
         login = normalize_email(request.login) if "@" in request.login else normalize_username(request.login)
-        ip = client_ip_of(context)
-        if self.limiter is not None and (wait := await self.limiter.blocked_for(login, ip)):
+        ip = client_ip_of(context, self.client_address_key)
+        # counted first (one atomic INCR): a burst of guesses cannot all pass a check made before any
+        # of them is counted
+        if self.limiter is not None and (wait := await self.limiter.attempt(login, ip)):
             raise too_many_attempts(wait)
         user = await self.store.user_by_login(login) if login else None
         ok = await self._verify(user.password_hash if user else self._dummy_hash, request.password)
         if not ok or user is None:
-            if self.limiter is not None:
-                await self.limiter.failed(login, ip)
             raise Unauthenticated(WRONG_CREDENTIALS)
         if self.limiter is not None:
             await self.limiter.succeeded(login, ip)
@@ -170,10 +181,6 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def GetUser(self, request: identity_pb2.GetUserRequest,
                       context: grpc.aio.ServicerContext) -> identity_pb2.GetUserResponse:
-        try:
-            uuid.UUID(request.user_id)
-        except ValueError:
-            raise invalid_argument({"user_id": "must be a user id (UUID)"}) from None
         user = await self.store.user_by_id(request.user_id)
         if user is None:
             raise not_found("user", request.user_id)

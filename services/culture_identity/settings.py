@@ -86,8 +86,15 @@ class IdentitySettings(BaseSettings):
     argon2_time_cost: int = Field(2, ge=1, le=10, description="argon2id iterations")
     argon2_memory_kib: int = Field(19456, ge=8192, le=1048576, description="argon2id memory (OWASP: 19 MiB)")
     argon2_parallelism: int = Field(1, ge=1, le=16)
-    login_max_failures: int = Field(5, ge=1, le=1000, description="failed logins per login+IP per window")
+    login_max_failures: int = Field(5, ge=1, le=1000,
+                                    description="login attempts per login+address per window (a success "
+                                    "clears the count)")
     login_failure_window_seconds: int = Field(300, ge=1, le=86400)
+    register_max_per_address: int = Field(10, ge=1, le=100000,
+                                          description="registrations per client address per window")
+    register_max_total: int = Field(3000, ge=1, le=10000000,
+                                    description="registrations from everyone together per window")
+    register_window_seconds: int = Field(600, ge=1, le=86400, description="window of the registration limits")
     relay_batch_size: int = Field(500, ge=1, le=10000)
     relay_poll_seconds: float = Field(1.0, gt=0, le=60)
     topic_partitions: int = Field(3, ge=1, le=1000, description="partitions of identity.user-registered")

@@ -1,4 +1,6 @@
-"""NotifierService over gRPC: GetJobStatus and WatchJob (a server stream of snapshots)."""
+"""NotifierService over gRPC: GetJobStatus and WatchJob (a server stream of snapshots).
+
+The job id's form is a rule of the contract (checked by culture_grpc's ValidationInterceptor)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from culture.notifier.v1 import notifier_pb2, notifier_pb2_grpc
-from culture_grpc.errors import invalid_argument, not_found
+from culture_grpc.errors import not_found
 from culture_notifier.jobs import is_terminal, to_proto
 from culture_notifier.store import JobStore, job_channel
 
@@ -24,8 +26,6 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
 
     async def GetJobStatus(self, request: notifier_pb2.GetJobStatusRequest,
                            context: grpc.aio.ServicerContext) -> notifier_pb2.GetJobStatusResponse:
-        if not request.job_id:
-            raise invalid_argument({"job_id": "required"})
         snap = await self.store.get(request.job_id)
         if snap is None:
             raise not_found("job", request.job_id)
@@ -38,8 +38,6 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         A job not known yet is waited for: the command that returned the job id answers before the
         first event of the job reaches the notifier. The stream is bounded by watch_max_seconds.
         """
-        if not request.job_id:
-            raise invalid_argument({"job_id": "required"})
         pubsub = self.store.redis.pubsub()
         try:
             # subscribe first, then read: no change can fall between the snapshot and the stream

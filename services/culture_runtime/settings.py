@@ -8,7 +8,7 @@ machine `culture dev up` and the tests pass the local stack's (culture_stack.end
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,10 @@ class PlatformSettings(BaseSettings):
     neo4j_uri: str | None = Field(None, description="Neo4j Bolt URI (bolt://host:port)")
     smtp_host: str | None = Field(None, description="SMTP server for outgoing mail")
     smtp_port: int = Field(25, ge=1, le=65535, description="port of the SMTP server")
+    client_address_key: SecretStr | None = Field(
+        None, min_length=16, description="key of the HMAC the gateway signs client addresses with and "
+        "identity verifies (culture_contracts.client_address); unset: identity ignores forwarded addresses "
+        "and limits per caller")
     topic_namespace: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
                                  description="prefix of every event topic ('<ns>.identity.user-registered'), "
                                  "so several installations or test runs can share one Kafka; empty for the "

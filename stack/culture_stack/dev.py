@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -94,10 +95,19 @@ def available_roles(wanted: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, 
     return have, missing
 
 
+_DEV_CLIENT_ADDRESS_KEY = secrets.token_urlsafe(32)
+
+
 def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence[tuple[str, str]],
               base: dict[str, str]) -> dict[str, str]:
     """The environment of one child: its port, and for the gateway where its upstreams are."""
     env = dict(base)
+    # the gateway signs client addresses and identity verifies them with one key per `dev up`
+    env.setdefault("CULTURE_CLIENT_ADDRESS_KEY", _DEV_CLIENT_ADDRESS_KEY)
+    # a developer's seed and benchmarks register many users from one address, faster than the
+    # production limits (10 per address and 3000 in all per 10 minutes) allow
+    env.setdefault("CULTURE_IDENTITY_REGISTER_MAX_PER_ADDRESS", "1000000")
+    env.setdefault("CULTURE_IDENTITY_REGISTER_MAX_TOTAL", "1000000")
     ports = {**DEV_PORTS, **ports}  # an upstream this build lacks keeps its usual address
     if child.is_http:
         env["CULTURE_GATEWAY_PORT"] = str(child.port)

@@ -369,9 +369,10 @@ class Seeder:
 def _is_api_error(reply: httpx.Response) -> bool:
     """Whether a 404 is the API's own (e.g. an unknown user), not a route the gateway lacks."""
     try:
-        return isinstance(reply.json().get("error"), dict)
+        error = reply.json().get("error")
     except ValueError:
         return False
+    return isinstance(error, dict) and error.get("status") not in ("NO_ROUTE", "METHOD_NOT_ALLOWED")
 
 
 class SeedError(Exception):

@@ -12,6 +12,7 @@ from culture_catalog import documents as d
 from culture_catalog import validation as v
 from culture_gateway.app import HttpError
 from culture_gateway.routes_catalog import work_from_json, work_json
+from culture_grpc.validation import request_violations
 
 pytestmark = pytest.mark.unit
 
@@ -42,30 +43,51 @@ def test_isbn13_checksum(isbn: str, ok: bool) -> None:
     assert v.valid_isbn13(isbn) is ok
 
 
+def _problems(request: object) -> dict[str, str]:
+    return dict(request_violations(request))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("rating", [0, 6, -1, 100])
 def test_ratings_outside_1_to_5_are_refused(rating: int) -> None:
-    assert v.check_review_fields(rating, None, None) == [("rating", "must be a whole number from 1 to 5")]
+    review = catalog_pb2.CreateReviewRequest(work_id="w", author_user_id="u", rating=rating)
+    assert set(_problems(review)) == {"rating"}
+    # an update that names the rating must give one; 0 is "not set" for the contract
+    assert v.check_review_fields({"rating"}, rating) == [("rating", "must be a whole number from 1 to 5")]
+    assert v.check_review_fields({"title"}, 0) == []
 
 
 def test_text_limits_and_control_characters() -> None:
-    assert v.check_review_fields(3, "", "x" * 10_000) == []
-    assert [f for f, _ in v.check_review_fields(3, "", "x" * 10_001)] == ["body"]
-    assert [f for f, _ in v.check_review_fields(3, "a\x00", "")] == ["title"]
-    assert v.check_review_fields(3, "", "two\nlines\tand tabs") == []  # the text may have lines
-    assert [f for f, _ in v.check_review_fields(3, "", "bell\x07")] == ["body"]
-    assert v.has_control("\x1b[31m") and not v.has_control("Amélie")
+    def review(title: str = "", body: str = "") -> dict[str, str]:
+        return _problems(catalog_pb2.CreateReviewRequest(work_id="w", author_user_id="u", rating=3,
+                                                         title=title, body=body))
+
+    assert review(body="x" * 10_000) == {}
+    assert set(review(body="x" * 10_001)) == {"body"}
+    assert set(review(title="a\x00")) == {"title"}
+    assert review(body="two\nlines\tand tabs") == {}  # the text may have lines
+    assert set(review(body="bell\x07")) == {"body"}
+    assert set(review(title="C1 \x85")) == {"title"}
+    assert review(title="Amélie") == {}
 
 
 def test_a_work_names_each_bad_field() -> None:
-    assert v.check_work(_book()) == []
+    def create(work: catalog_pb2.Work) -> set[str]:
+        request = catalog_pb2.CreateWorkRequest(work=work, creator_user_id="u-1")
+        return set(_problems(request)) | {f for f, _ in v.check_work(work)}
+
+    assert create(_book()) == set()
     bad = _book(title="a\x00")
     bad.book.isbn = "9780306406158"
     bad.genre_paths.append("Fiction//X")
-    fields = {f for f, _ in v.check_work(bad)}
-    assert fields == {"work.title", "work.book.isbn", "work.genre_paths[1]"}
-    assert {f for f, _ in v.check_work(catalog_pb2.Work(title="T"))} == {"work.details"}
+    bad.tags.add(slug="Not A Slug")
+    assert create(bad) == {"work.title", "work.book.isbn", "work.genre_paths[1]", "work.tags[0].slug"}
+    assert create(catalog_pb2.Work(title="T")) == {"work.details"}
+    assert create(catalog_pb2.Work(book=catalog_pb2.BookDetails())) == {"work.title"}
+    assert _problems(catalog_pb2.CreateWorkRequest()) == {
+        "work": "value is required", "creator_user_id": "must be at least 1 characters"}
     # an update checks only what it changes
     assert v.check_work(catalog_pb2.Work(title="New"), fields={"title"}) == []
+    assert _problems(catalog_pb2.ListReviewsRequest()) == {"filter": "exactly one field is required in oneof"}
 
 
 def test_search_tokens_fold_case_and_accents_and_hold_prefixes() -> None:
@@ -154,6 +176,7 @@ def test_seed_generates_valid_works_and_has_a_follow_step() -> None:
         body = work_body(rng, i)
         work, _ = work_from_json(body, partial=False)
         assert v.check_work(work) == [], body
+        assert _problems(catalog_pb2.CreateWorkRequest(work=work, creator_user_id="u-1")) == {}, body
     seeder = Seeder(SeedPlan(), lambda line: None)
     assert [name for name, _ in seeder.steps] == ["users", "works", "reviews", "follows"]
 
@@ -173,3 +196,10 @@ def test_search_matching_in_code() -> None:
         doc, {"genre_ancestors": {"$in": ["poetry", "fiction"]}, "tags": {"$all": ["classic"]}}, []
     )
     assert not d.matches(doc, {"tags": {"$all": ["classic", "debut"]}}, [])
+
+
+@pytest.mark.parametrize("kind", [{}, ["book"], 3, None, "tape"])
+def test_a_kind_that_is_not_book_or_film_is_named(kind: object) -> None:
+    with pytest.raises(HttpError) as bad:
+        work_from_json({"kind": kind, "title": "T", "authors": ["A"]}, partial=False)
+    assert bad.value.status == 422 and "kind" in (bad.value.fields or {})

@@ -33,7 +33,8 @@ def test_regenerating_gives_no_diff() -> None:
 def test_every_generated_module_imports() -> None:
     modules = [m.name for m in pkgutil.walk_packages(culture.__path__, "culture.")]
     # 6 service files + 7 event files (options and one per producing service, the mailer's included)
-    assert len([m for m in modules if m.endswith("_pb2")]) == 13
+    # + the contracts' predefined validation rules (culture.validate.v1.rules)
+    assert len([m for m in modules if m.endswith("_pb2")]) == 14
     for name in modules:
         importlib.import_module(name)
 

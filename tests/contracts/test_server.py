@@ -38,15 +38,20 @@ NOTIFIER = notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 LEAKY_SECRET = "hunter2"
+# user ids are UUIDs by contract: these stand for a known user, an unknown one, a slow store
+U1 = "00000000-0000-4000-8000-000000000001"
+MISSING = "00000000-0000-4000-8000-00000000dead"
+SLOW_STORE = "00000000-0000-4000-8000-000000000510"
+REGISTERED: list[str] = []  # the usernames TrivialIdentity.Register was called with
 
 
 class TrivialIdentity(identity_pb2_grpc.IdentityServiceServicer):
     """Answers from memory; each RPC exercises one path of the interceptor chain."""
 
     async def GetUser(self, request: identity_pb2.GetUserRequest, context: grpc.aio.ServicerContext):
-        if request.user_id == "missing":
+        if request.user_id == MISSING:
             raise not_found("user", request.user_id)
-        if request.user_id == "slow-store":
+        if request.user_id == SLOW_STORE:
             raise TimeoutError("the store did not answer")
         # Echo the correlation id in effect, so the test sees what the servicer saw.
         return identity_pb2.GetUserResponse(
@@ -54,13 +59,9 @@ class TrivialIdentity(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     async def Register(self, request: identity_pb2.RegisterRequest, context: grpc.aio.ServicerContext):
-        violations = {}
-        if "@" not in request.email:
-            violations["email"] = "must contain @"
-        if len(request.password) < 8:
-            violations["password"] = "at least 8 characters"
-        if violations:
-            raise invalid_argument(violations)
+        REGISTERED.append(request.username)
+        if request.username == "admin":  # a rule of the domain, not of the contract
+            raise invalid_argument({"username": "is reserved"})
         return identity_pb2.RegisterResponse(
             user=identity_pb2.User(username=request.username), job_id="job-1"
         )
@@ -80,7 +81,7 @@ class TrivialNotifier(notifier_pb2_grpc.NotifierServiceServicer):
     async def WatchJob(
         self, request: notifier_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[notifier_pb2.WatchJobResponse]:
-        if request.job_id == "missing":
+        if request.job_id == "missing-job":
             raise not_found("job", request.job_id)
         for state in (notifier_pb2.JOB_STATE_RUNNING, notifier_pb2.JOB_STATE_SUCCEEDED):
             yield notifier_pb2.WatchJobResponse(job=notifier_pb2.Job(job_id=request.job_id, state=state))
@@ -171,7 +172,7 @@ async def test_correlation_id_reaches_the_servicer_and_comes_back(
     caplog.set_level(logging.INFO, logger="culture_grpc.access")
 
     call = stub.GetUser(
-        identity_pb2.GetUserRequest(user_id="u1"), metadata=((CORRELATION_ID_KEY, "cid-123"),)
+        identity_pb2.GetUserRequest(user_id=U1), metadata=((CORRELATION_ID_KEY, "cid-123"),)
     )
     assert (await call).user.display_name == "cid-123"
     assert (CORRELATION_ID_KEY, "cid-123") in tuple(await call.trailing_metadata())
@@ -181,7 +182,7 @@ async def test_correlation_id_reaches_the_servicer_and_comes_back(
     )
 
     # Without one, the server makes one up and says which.
-    call = stub.GetUser(identity_pb2.GetUserRequest(user_id="u1"))
+    call = stub.GetUser(identity_pb2.GetUserRequest(user_id=U1))
     generated = (await call).user.display_name
     assert len(generated) == 32
     assert (CORRELATION_ID_KEY, generated) in tuple(await call.trailing_metadata())
@@ -190,7 +191,7 @@ async def test_correlation_id_reaches_the_servicer_and_comes_back(
     async with insecure_channel(server.address) as propagating:
         with correlation.bound("cid-from-an-event"):
             response = await identity_pb2_grpc.IdentityServiceStub(propagating).GetUser(
-                identity_pb2.GetUserRequest(user_id="u1"), timeout=5
+                identity_pb2.GetUserRequest(user_id=U1), timeout=5
             )
     assert response.user.display_name == "cid-from-an-event"
 
@@ -200,26 +201,23 @@ async def test_domain_errors_map_to_statuses_with_details(channel: grpc.aio.Chan
 
     with pytest.raises(grpc.aio.AioRpcError) as invalid:
         await stub.Register(
-            identity_pb2.RegisterRequest(username="ada", email="nope", password="short"),
+            identity_pb2.RegisterRequest(username="admin", email="ada@example.org", password="long enough"),
             metadata=((CORRELATION_ID_KEY, "cid-err"),),
             timeout=5,
         )
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations_of(invalid.value) == {
-        "email": "must contain @",
-        "password": "at least 8 characters",
-    }
+    assert field_violations_of(invalid.value) == {"username": "is reserved"}
     assert (CORRELATION_ID_KEY, "cid-err") in tuple(invalid.value.trailing_metadata())
 
     with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.GetUser(identity_pb2.GetUserRequest(user_id="missing"), timeout=5)
+        await stub.GetUser(identity_pb2.GetUserRequest(user_id=MISSING), timeout=5)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     (info,) = status_details_of(missing.value, error_details_pb2.ResourceInfo)
-    assert (info.resource_type, info.resource_name) == ("user", "missing")
+    assert (info.resource_type, info.resource_name) == ("user", MISSING)
 
     # A dependency's timeout is retryable.
     with pytest.raises(grpc.aio.AioRpcError) as slow:
-        await stub.GetUser(identity_pb2.GetUserRequest(user_id="slow-store"), timeout=5)
+        await stub.GetUser(identity_pb2.GetUserRequest(user_id=SLOW_STORE), timeout=5)
     assert slow.value.code() == grpc.StatusCode.UNAVAILABLE
 
     # An unexpected exception is INTERNAL, and its message (which may hold secrets) stays in the log.
@@ -242,16 +240,53 @@ async def test_calls_without_a_deadline_get_the_default_timeout(channel: grpc.ai
 
 async def test_server_streaming_goes_through_the_interceptors(channel: grpc.aio.Channel) -> None:
     stub = notifier_pb2_grpc.NotifierServiceStub(channel)
-    states = [r.job.state async for r in stub.WatchJob(notifier_pb2.WatchJobRequest(job_id="job-1"))]
+    states = [r.job.state async for r in stub.WatchJob(notifier_pb2.WatchJobRequest(job_id="job-0001"))]
     assert states == [notifier_pb2.JOB_STATE_RUNNING, notifier_pb2.JOB_STATE_SUCCEEDED]
 
     with pytest.raises(grpc.aio.AioRpcError) as missing:
-        async for _ in stub.WatchJob(notifier_pb2.WatchJobRequest(job_id="missing")):
+        async for _ in stub.WatchJob(notifier_pb2.WatchJobRequest(job_id="missing-job")):
             pass
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_unimplemented_methods_stay_unimplemented(channel: grpc.aio.Channel) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as unimplemented:
-        await identity_pb2_grpc.IdentityServiceStub(channel).Refresh(identity_pb2.RefreshRequest(), timeout=5)
+        await identity_pb2_grpc.IdentityServiceStub(channel).Refresh(
+            identity_pb2.RefreshRequest(refresh_token="r"), timeout=5)
     assert unimplemented.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_requests_breaking_the_contract_never_reach_the_servicer(
+    server: GrpcServer, channel: grpc.aio.Channel
+) -> None:
+    """The buf.validate rules of the contract, for every RPC: INVALID_ARGUMENT naming each field."""
+    identity = identity_pb2_grpc.IdentityServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await identity.Register(
+            identity_pb2.RegisterRequest(username="A b", email="nope", password="short",
+                                         display_name="x\x00y"),
+            metadata=((CORRELATION_ID_KEY, "cid-contract"),), timeout=5)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations_of(invalid.value)
+    assert set(violations) == {"username", "email", "password", "display_name"}
+    assert violations["display_name"] == "must not contain NUL or other control characters"
+    assert violations["password"] == "must be at least 8 characters"
+    assert (CORRELATION_ID_KEY, "cid-contract") in tuple(invalid.value.trailing_metadata())
+    assert "A b" not in REGISTERED
+
+    with pytest.raises(grpc.aio.AioRpcError) as login:  # NUL would reach PostgreSQL otherwise
+        await identity.Login(identity_pb2.LoginRequest(login="a\x00b", password="x"), timeout=5)
+    assert login.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations_of(login.value)) == {"login"}
+
+    with pytest.raises(grpc.aio.AioRpcError) as not_a_uuid:
+        await identity.GetUser(identity_pb2.GetUserRequest(user_id="u1"), timeout=5)
+    assert field_violations_of(not_a_uuid.value) == {"user_id": "must be a valid UUID"}
+
+    # a server stream is checked before its first message
+    with pytest.raises(grpc.aio.AioRpcError) as stream:
+        async for _ in notifier_pb2_grpc.NotifierServiceStub(channel).WatchJob(
+                notifier_pb2.WatchJobRequest(job_id="x"), timeout=5):
+            pass
+    assert stream.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations_of(stream.value)) == {"job_id"}

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.unit
 
 OWNER = b.Owner(name="demo", namespace="ns1", uid="uid-1")
 KEY = b.SigningKey.from_seed(bytes(range(32)))
+ADDRESS_KEY = "client-address-key-of-the-test"
 
 #: the settings classes each service's processes read (besides PlatformSettings)
 SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
@@ -101,7 +102,7 @@ FULL = {
 
 def built(spec_raw: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, Any]], list[dict[str, Any]]]:
     spec = parse_spec(spec_raw)
-    items = b.build_children(OWNER, spec, dict.fromkeys(b.managed_databases(spec), "pw"), KEY)
+    items = b.build_children(OWNER, spec, dict.fromkeys(b.managed_databases(spec), "pw"), KEY, ADDRESS_KEY)
     wiring = next(m for m in items if m["kind"] == "ConfigMap")["data"]
     deployments = {m["metadata"]["name"]: m for m in items if m["kind"] == "Deployment"}
     return wiring, deployments, items
@@ -173,6 +174,9 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
     assert plat.redis_url.startswith("redis://:pw@demo-redis.ns1.svc:6379")
     assert (grpc_s.host, grpc_s.port) == ("0.0.0.0", 50051)
     assert ident.dev_keys is False and ident.signing_key_id == KEY.key_id
+    assert plat.client_address_key is not None and plat.client_address_key.get_secret_value() == ADDRESS_KEY
+    (gateway_platform,) = settings_of("demo-gateway-api", PlatformSettings)
+    assert gateway_platform.client_address_key == plat.client_address_key  # gateway signs, identity checks
     assert ident.private_key().public_key() == ident.public_keys()[KEY.key_id]
 
     plat, catalog = settings_of("demo-catalog-worker", PlatformSettings, CatalogSettings)

@@ -106,8 +106,11 @@ async def test_spec_change_applies_one_child_and_prunes_disabled_service() -> No
     )  # type: ignore[arg-type]
     assert not [k for k in kube.objects if "-chat-" in k[2] or "-notifier-" in k[2]]
     changed = {k for k, o in kube.objects.items() if o["metadata"]["resourceVersion"] != rvs.get(k)}
-    # the only pod that reads anything about the notifier is the gateway (its upstream): it alone rolls
-    assert changed == {("apps/v1", "Deployment", "demo-gateway-api")}
+    # the only pod that reads anything about the notifier is the gateway (its upstream): it alone rolls;
+    # the databases chat and the notifier used no longer admit their pods
+    assert changed == {("apps/v1", "Deployment", "demo-gateway-api"),
+                       ("networking.k8s.io/v1", "NetworkPolicy", "demo-redis"),
+                       ("networking.k8s.io/v1", "NetworkPolicy", "demo-cassandra")}
     assert any(r == "Pruned" for _, r, _ in kube.events)
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +32,10 @@ from culture_stack.server import Context
 
 #: failed logins per login+IP before 429, for this run (small: the test makes them all)
 MAX_LOGIN_FAILURES = 3
+#: registrations per client address before 429, for this run; each test comes from its own address
+MAX_REGISTRATIONS_PER_ADDRESS = 10
+#: the key the run's gateway signs client addresses with (and identity verifies them with)
+CLIENT_ADDRESS_KEY = secrets.token_urlsafe(32)
 WORKERS = ("catalog", "mailer", "notifier", "graph")
 
 
@@ -98,6 +104,13 @@ async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFac
         **os.environ,
         "CULTURE_IDENTITY_DB_SCHEMA": schema,
         "CULTURE_IDENTITY_LOGIN_MAX_FAILURES": str(MAX_LOGIN_FAILURES),
+        "CULTURE_IDENTITY_REGISTER_MAX_PER_ADDRESS": str(MAX_REGISTRATIONS_PER_ADDRESS),
+        # the gateway signs the client address, identity verifies it (a key of this run only)
+        "CULTURE_CLIENT_ADDRESS_KEY": CLIENT_ADDRESS_KEY,
+        # the test client stands for the one proxy in front of the gateway: X-Forwarded-For's last
+        # entry is the client (the `http` fixture gives each test its own address)
+        "CULTURE_GATEWAY_TRUST_FORWARDED_FOR": "true",
+        "CULTURE_GATEWAY_TRUSTED_PROXIES": "1",
         "CULTURE_IDENTITY_RELAY_POLL_SECONDS": "0.5",
         "CULTURE_GATEWAY_HEALTH_INTERVAL_SECONDS": "0.5",
         "CULTURE_CATALOG_DATABASE": f"catalog_{run_id}",  # its profiles and outbox: this run's only
@@ -138,10 +151,16 @@ async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFac
             await conn.close()
 
 
+def client_address() -> str:
+    """A client address no other test uses (so per-address limits count one test's requests)."""
+    return str(ipaddress.IPv4Address(0x0A000000 + secrets.randbelow(1 << 24)))  # in 10.0.0.0/8
+
+
 @pytest.fixture
 async def http(slice_run: SliceRun) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the run's gateway."""
-    async with httpx.AsyncClient(base_url=slice_run.gateway, timeout=30) as client:
+    """An HTTP client for the run's gateway, coming from an address of its own."""
+    async with httpx.AsyncClient(base_url=slice_run.gateway, timeout=30,
+                                 headers={"X-Forwarded-For": client_address()}) as client:
         yield client
 
 

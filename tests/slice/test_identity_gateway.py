@@ -105,7 +105,8 @@ async def test_oversized_body_is_413_and_invalid_json_is_400(slice_run: SliceRun
         for _ in range(40):
             yield b"x" * 1024
 
-    streamed = await http.post("/api/register", content=chunks())
+    streamed = await http.post("/api/register", content=chunks(),
+                               headers={"content-type": "application/json"})
     assert streamed.status_code == 413
 
     broken = await http.post("/api/register", content=b'{"username": "' + unique.encode(),

@@ -4,7 +4,8 @@ No I/O and no kopf here: everything the builders need that is not in the spec (t
 the generated database passwords) is passed in, so the same input always gives the same output.
 One module per kind of thing built: `names` (names, labels, the selector), `pods` (what every pod
 shares), `environment` (the wiring ConfigMap, each service's env, identity's signing key),
-`workloads` (the services' Deployments, Services, PDBs), `databases` (managed databases), `strimzi`
+`workloads` (the services' Deployments, Services, PDBs),
+`network` (NetworkPolicies), `databases` (managed databases), `strimzi`
 (Kafka, node pool, KafkaTopics), `topics` (the topics wanted, the plan for an external Kafka). This
 module assembles them (`build_children`) and re-exports their public names.
 """
@@ -23,6 +24,8 @@ from culture_operator.builders.databases import (
     database_url,
 )
 from culture_operator.builders.environment import (
+    CLIENT_ADDRESS_KEY,
+    CLIENT_ADDRESS_SERVICES,
     DATABASE_ENV,
     GATEWAY_UPSTREAMS,
     GRPC_ENV_PREFIX,
@@ -33,6 +36,7 @@ from culture_operator.builders.environment import (
     WIRING_HASH,
     WORKER_SETTINGS_SERVICES,
     SigningKey,
+    build_client_address_secret,
     build_signing_key_secret,
     build_wiring,
     consumer_group,
@@ -45,6 +49,7 @@ from culture_operator.builders.environment import (
     wiring_hash,
 )
 from culture_operator.builders.names import (
+    KAFKA_CLIENT_ROLES,
     LABEL_COMPONENT,
     LABEL_INSTANCE,
     LABEL_MANAGED_BY,
@@ -54,9 +59,11 @@ from culture_operator.builders.names import (
     MANAGER,
     PART_OF,
     Owner,
+    client_address_secret_name,
     database_name,
     database_secret_name,
     deployment_name,
+    kafka_client_selector,
     kafka_cluster_name,
     labels,
     owner_selector,
@@ -64,6 +71,10 @@ from culture_operator.builders.names import (
     signing_key_secret_name,
     topic_name,
     wiring_name,
+)
+from culture_operator.builders.network import (
+    NETWORK_POLICY_API_VERSION,
+    build_network_policies,
 )
 from culture_operator.builders.pods import (
     APP_UID,
@@ -98,18 +109,22 @@ def build_children(
     spec: CulturePlatformSpec,
     passwords: Mapping[str, str],
     signing_key: SigningKey | None = None,
+    client_address_key: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every child the spec asks for, in apply order (Secrets and config before their users).
 
     `passwords` maps each managed database in use to its password (the caller keeps the existing one
     or generates one); a missing one is a programming error. `signing_key` is identity's token key
     (the caller keeps the live one or generates one); None leaves its Secret out of the children.
+    `client_address_key` is the gateway's and identity's HMAC key for client addresses, likewise.
     """
     children: list[dict[str, Any]] = []
     wiring = build_wiring(owner, spec)
     children.append(wiring)
     if signing_key is not None and spec.service_enabled("identity"):
         children.append(build_signing_key_secret(owner, signing_key))
+    if client_address_key is not None and any(spec.service_enabled(s) for s in CLIENT_ADDRESS_SERVICES):
+        children.append(build_client_address_secret(owner, client_address_key))
     for db in spec.databases_in_use():
         if spec.database(db).mode != "managed":
             continue
@@ -130,6 +145,7 @@ def build_children(
                 children.append(build_service(owner, spec, service, role))
             if spec.role(service, role).replicas > 1:
                 children.append(build_pdb(owner, service, role))
+    children.extend(build_network_policies(owner, spec))
     return children
 
 
@@ -145,11 +161,14 @@ def child_key(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
 
 __all__ = [
     "APP_UID",
+    "CLIENT_ADDRESS_KEY",
+    "CLIENT_ADDRESS_SERVICES",
     "DATABASE_ENV",
     "DATABASE_IMAGES",
     "GATEWAY_UPSTREAMS",
     "GRPC_ENV_PREFIX",
     "HTTP_PORT",
+    "KAFKA_CLIENT_ROLES",
     "KAFKA_PLAIN_PORT",
     "LABEL_COMPONENT",
     "LABEL_INSTANCE",
@@ -158,6 +177,7 @@ __all__ = [
     "LABEL_PART_OF",
     "LABEL_VERSION",
     "MANAGER",
+    "NETWORK_POLICY_API_VERSION",
     "PART_OF",
     "SERVICE_ENV_PREFIX",
     "SIGNING_KEY_KEYS",
@@ -172,24 +192,28 @@ __all__ = [
     "TopicPlan",
     "TopicWanted",
     "build_children",
+    "build_client_address_secret",
     "build_database_secret",
     "build_database_service",
     "build_database_statefulset",
     "build_deployment",
     "build_kafka",
     "build_kafka_topic",
+    "build_network_policies",
     "build_node_pool",
     "build_pdb",
     "build_service",
     "build_signing_key_secret",
     "build_wiring",
     "child_key",
+    "client_address_secret_name",
     "consumer_group",
     "database_name",
     "database_secret_name",
     "database_url",
     "deployment_name",
     "kafka_bootstrap",
+    "kafka_client_selector",
     "kafka_cluster_name",
     "kafka_topic_resource_name",
     "labels",

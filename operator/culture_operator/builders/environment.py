@@ -24,6 +24,7 @@ from culture_operator.builders.names import (
     Owner,
     _b64,
     _meta,
+    client_address_secret_name,
     database_secret_name,
     deployment_name,
     kafka_cluster_name,
@@ -187,6 +188,10 @@ def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> l
     for db in SERVICE_DATABASES[service]:
         for key, field in DATABASE_ENV[db]:
             env.append(_secret_value(platform_env(field), database_secret_name(owner, spec, db), key))
+    if service in CLIENT_ADDRESS_SERVICES:
+        # optional: without the Secret, identity ignores forwarded addresses (and says so in its log)
+        env.append({"name": platform_env("client_address_key"), "valueFrom": {"secretKeyRef": {
+            "name": client_address_secret_name(owner), "key": CLIENT_ADDRESS_KEY, "optional": True}}})
     if service == "identity":
         secret = signing_key_secret_name(owner)
         env += [
@@ -205,6 +210,23 @@ def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> l
             env += [_secret_value(service_env("mailer", f"smtp_{key}"), spec.smtp.secretRef.name, key)
                     for key in ("username", "password")]
     return env
+
+
+#: the services that share the client-address key: the gateway signs, identity verifies
+CLIENT_ADDRESS_SERVICES = ("gateway", "identity")
+#: the key of the client-address Secret's data
+CLIENT_ADDRESS_KEY = "key"
+
+
+def build_client_address_secret(owner: Owner, key: str) -> dict[str, Any]:
+    """The Secret with the HMAC key of client addresses (generated once, kept across reconciles)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(owner, client_address_secret_name(owner), "gateway", "client-address-key"),
+        "type": "Opaque",
+        "data": {CLIENT_ADDRESS_KEY: _b64(key)},
+    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -87,6 +87,17 @@ def _meta(owner: Owner, name: str, app: str, component: str, **extra: Any) -> di
     return meta
 
 
+#: the roles that talk to Kafka (consume or publish events)
+KAFKA_CLIENT_ROLES = ("worker", "relay")
+
+
+def kafka_client_selector(owner: Owner) -> dict[str, Any]:
+    """The pods allowed on Kafka's listeners: this platform's workers and relays."""
+    return {"podSelector": {"matchLabels": {LABEL_INSTANCE: owner.name, LABEL_MANAGED_BY: MANAGER},
+                            "matchExpressions": [{"key": LABEL_COMPONENT, "operator": "In",
+                                                  "values": list(KAFKA_CLIENT_ROLES)}]}}
+
+
 def wiring_name(owner: Owner) -> str:
     """The ConfigMap every service pod reads its wiring from."""
     return f"{owner.name}-wiring"
@@ -118,6 +129,11 @@ def kafka_cluster_name(owner: Owner) -> str:
 def topic_name(spec: CulturePlatformSpec, topic: str) -> str:
     """The Kafka topic an event topic maps to (with the platform's prefix)."""
     return f"{spec.kafka.topicPrefix}{topic}"
+
+
+def client_address_secret_name(owner: Owner) -> str:
+    """The Secret with the key the gateway signs client addresses with and identity verifies them with."""
+    return f"{owner.name}-client-address-key"
 
 
 def signing_key_secret_name(owner: Owner) -> str:

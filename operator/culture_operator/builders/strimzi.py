@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from culture_operator.builders.names import Owner, _meta, kafka_cluster_name
+from culture_operator.builders.names import Owner, _meta, kafka_client_selector, kafka_cluster_name
 from culture_operator.builders.pods import _resources
 from culture_operator.builders.topics import TopicWanted
 from culture_operator.spec import CulturePlatformSpec
@@ -31,9 +31,13 @@ def build_kafka(owner: Owner, spec: CulturePlatformSpec) -> dict[str, Any]:
             "kafka": {
                 "version": st.version,
                 "metadataVersion": st.metadataVersion,
+                # Strimzi turns networkPolicyPeers into the listeners' NetworkPolicies: only the
+                # platform's workers and relays (network.py) may reach the brokers
                 "listeners": [
-                    {"name": "plain", "port": KAFKA_PLAIN_PORT, "type": "internal", "tls": False},
-                    {"name": "tls", "port": 9093, "type": "internal", "tls": True},
+                    {"name": "plain", "port": KAFKA_PLAIN_PORT, "type": "internal", "tls": False,
+                     "networkPolicyPeers": [kafka_client_selector(owner)]},
+                    {"name": "tls", "port": 9093, "type": "internal", "tls": True,
+                     "networkPolicyPeers": [kafka_client_selector(owner)]},
                 ],
                 "config": {
                     "offsets.topic.replication.factor": rf,

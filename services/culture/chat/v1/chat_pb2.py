@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from culture.validate.v1 import rules_pb2 as culture_dot_validate_dot_v1_dot_rules__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ulture/chat/v1/chat.proto\x12\x0f\x63ulture.chat.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x02\n\x0b\x43hatMessage\x12\x1d\n\nmessage_id\x18\x01 \x01(\tR\tmessageId\x12\'\n\x0f\x63onversation_id\x18\x02 \x01(\tR\x0e\x63onversationId\x12$\n\x0esender_user_id\x18\x03 \x01(\tR\x0csenderUserId\x12*\n\x11recipient_user_id\x18\x04 \x01(\tR\x0frecipientUserId\x12\x12\n\x04\x62ody\x18\x05 \x01(\tR\x04\x62ody\x12\x37\n\tsend_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sendTime\x12*\n\x11\x63lient_message_id\x18\x07 \x01(\tR\x0f\x63lientMessageId\"\xdb\x01\n\x08Presence\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\x1f.culture.chat.v1.PresenceStatusR\x06status\x12@\n\x0elast_seen_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0clastSeenTime\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xa6\x01\n\x12SendMessageRequest\x12$\n\x0esender_user_id\x18\x01 \x01(\tR\x0csenderUserId\x12*\n\x11recipient_user_id\x18\x02 \x01(\tR\x0frecipientUserId\x12\x12\n\x04\x62ody\x18\x03 \x01(\tR\x04\x62ody\x12*\n\x11\x63lient_message_id\x18\x04 \x01(\tR\x0f\x63lientMessageId\"M\n\x13SendMessageResponse\x12\x36\n\x07message\x18\x01 \x01(\x0b\x32\x1c.culture.chat.v1.ChatMessageR\x07message\"\x83\x01\n\x0eHistoryRequest\x12\'\n\x0f\x63onversation_id\x18\x01 \x01(\tR\x0e\x63onversationId\x12\x32\n\x06\x62\x65\x66ore\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x06\x62\x65\x66ore\x12\x14\n\x05limit\x18\x03 \x01(\x05R\x05limit\"f\n\x0fHistoryResponse\x12\x38\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.culture.chat.v1.ChatMessageR\x08messages\x12\x19\n\x08has_more\x18\x02 \x01(\x08R\x07hasMore\"Y\n\x15StreamMessagesRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\'\n\x0f\x63onversation_id\x18\x02 \x01(\tR\x0e\x63onversationId\"P\n\x16StreamMessagesResponse\x12\x36\n\x07message\x18\x01 \x01(\x0b\x32\x1c.culture.chat.v1.ChatMessageR\x07message\"\x93\x01\n\x12SetPresenceRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\x1f.culture.chat.v1.PresenceStatusR\x06status\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\"L\n\x13SetPresenceResponse\x12\x35\n\x08presence\x18\x01 \x01(\x0b\x32\x19.culture.chat.v1.PresenceR\x08presence\"/\n\x12GetPresenceRequest\x12\x19\n\x08user_ids\x18\x01 \x03(\tR\x07userIds\"N\n\x13GetPresenceResponse\x12\x37\n\tpresences\x18\x01 \x03(\x0b\x32\x19.culture.chat.v1.PresenceR\tpresences*\x84\x01\n\x0ePresenceStatus\x12\x1f\n\x1bPRESENCE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PRESENCE_STATUS_ONLINE\x10\x01\x12\x18\n\x14PRESENCE_STATUS_AWAY\x10\x02\x12\x1b\n\x17PRESENCE_STATUS_OFFLINE\x10\x03\x32\xce\x03\n\x0b\x43hatService\x12X\n\x0bSendMessage\x12#.culture.chat.v1.SendMessageRequest\x1a$.culture.chat.v1.SendMessageResponse\x12L\n\x07History\x12\x1f.culture.chat.v1.HistoryRequest\x1a .culture.chat.v1.HistoryResponse\x12\x63\n\x0eStreamMessages\x12&.culture.chat.v1.StreamMessagesRequest\x1a\'.culture.chat.v1.StreamMessagesResponse0\x01\x12X\n\x0bSetPresence\x12#.culture.chat.v1.SetPresenceRequest\x1a$.culture.chat.v1.SetPresenceResponse\x12X\n\x0bGetPresence\x12#.culture.chat.v1.GetPresenceRequest\x1a$.culture.chat.v1.GetPresenceResponseB~\n\x13\x63om.culture.chat.v1B\tChatProtoP\x01\xa2\x02\x03\x43\x43X\xaa\x02\x0f\x43ulture.Chat.V1\xca\x02\x0f\x43ulture\\Chat\\V1\xe2\x02\x1b\x43ulture\\Chat\\V1\\GPBMetadata\xea\x02\x11\x43ulture::Chat::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ulture/chat/v1/chat.proto\x12\x0f\x63ulture.chat.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1f\x63ulture/validate/v1/rules.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x02\n\x0b\x43hatMessage\x12\x1d\n\nmessage_id\x18\x01 \x01(\tR\tmessageId\x12\'\n\x0f\x63onversation_id\x18\x02 \x01(\tR\x0e\x63onversationId\x12$\n\x0esender_user_id\x18\x03 \x01(\tR\x0csenderUserId\x12*\n\x11recipient_user_id\x18\x04 \x01(\tR\x0frecipientUserId\x12\x12\n\x04\x62ody\x18\x05 \x01(\tR\x04\x62ody\x12\x37\n\tsend_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sendTime\x12*\n\x11\x63lient_message_id\x18\x07 \x01(\tR\x0f\x63lientMessageId\"\xdb\x01\n\x08Presence\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\x1f.culture.chat.v1.PresenceStatusR\x06status\x12@\n\x0elast_seen_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0clastSeenTime\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xe0\x01\n\x12SendMessageRequest\x12\x33\n\x0esender_user_id\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x0csenderUserId\x12\x39\n\x11recipient_user_id\x18\x02 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x0frecipientUserId\x12!\n\x04\x62ody\x18\x03 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\xa0\x1f\xb0Q\x01R\x04\x62ody\x12\x37\n\x11\x63lient_message_id\x18\x04 \x01(\tB\x0b\xbaH\x08r\x06\x18\x80\x01\xa8Q\x01R\x0f\x63lientMessageId\"M\n\x13SendMessageResponse\x12\x36\n\x07message\x18\x01 \x01(\x0b\x32\x1c.culture.chat.v1.ChatMessageR\x07message\"\x9b\x01\n\x0eHistoryRequest\x12\x36\n\x0f\x63onversation_id\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x0e\x63onversationId\x12\x32\n\x06\x62\x65\x66ore\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x06\x62\x65\x66ore\x12\x1d\n\x05limit\x18\x03 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x05limit\"f\n\x0fHistoryResponse\x12\x38\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.culture.chat.v1.ChatMessageR\x08messages\x12\x19\n\x08has_more\x18\x02 \x01(\x08R\x07hasMore\"u\n\x15StreamMessagesRequest\x12&\n\x07user_id\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x06userId\x12\x34\n\x0f\x63onversation_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x80\x01\xa8Q\x01R\x0e\x63onversationId\"P\n\x16StreamMessagesResponse\x12\x36\n\x07message\x18\x01 \x01(\x0b\x32\x1c.culture.chat.v1.ChatMessageR\x07message\"\xbb\x01\n\x12SetPresenceRequest\x12&\n\x07user_id\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x06userId\x12\x41\n\x06status\x18\x02 \x01(\x0e\x32\x1f.culture.chat.v1.PresenceStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12:\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\r\xbaH\n\xaa\x01\x07\"\x03\x08\xd8\x04*\x00R\x03ttl\"L\n\x13SetPresenceResponse\x12\x35\n\x08presence\x18\x01 \x01(\x0b\x32\x19.culture.chat.v1.PresenceR\x08presence\"G\n\x12GetPresenceRequest\x12\x31\n\x08user_ids\x18\x01 \x03(\tB\x16\xbaH\x13\x92\x01\x10\x08\x01\x10\x64\"\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x07userIds\"N\n\x13GetPresenceResponse\x12\x37\n\tpresences\x18\x01 \x03(\x0b\x32\x19.culture.chat.v1.PresenceR\tpresences*\x84\x01\n\x0ePresenceStatus\x12\x1f\n\x1bPRESENCE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PRESENCE_STATUS_ONLINE\x10\x01\x12\x18\n\x14PRESENCE_STATUS_AWAY\x10\x02\x12\x1b\n\x17PRESENCE_STATUS_OFFLINE\x10\x03\x32\xce\x03\n\x0b\x43hatService\x12X\n\x0bSendMessage\x12#.culture.chat.v1.SendMessageRequest\x1a$.culture.chat.v1.SendMessageResponse\x12L\n\x07History\x12\x1f.culture.chat.v1.HistoryRequest\x1a .culture.chat.v1.HistoryResponse\x12\x63\n\x0eStreamMessages\x12&.culture.chat.v1.StreamMessagesRequest\x1a\'.culture.chat.v1.StreamMessagesResponse0\x01\x12X\n\x0bSetPresence\x12#.culture.chat.v1.SetPresenceRequest\x1a$.culture.chat.v1.SetPresenceResponse\x12X\n\x0bGetPresence\x12#.culture.chat.v1.GetPresenceRequest\x1a$.culture.chat.v1.GetPresenceResponseB~\n\x13\x63om.culture.chat.v1B\tChatProtoP\x01\xa2\x02\x03\x43\x43X\xaa\x02\x0f\x43ulture.Chat.V1\xca\x02\x0f\x43ulture\\Chat\\V1\xe2\x02\x1b\x43ulture\\Chat\\V1\\GPBMetadata\xea\x02\x11\x43ulture::Chat::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,32 +36,56 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'culture.chat.v1.chat_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023com.culture.chat.v1B\tChatProtoP\001\242\002\003CCX\252\002\017Culture.Chat.V1\312\002\017Culture\\Chat\\V1\342\002\033Culture\\Chat\\V1\\GPBMetadata\352\002\021Culture::Chat::V1'
-  _globals['_PRESENCESTATUS']._serialized_start=1642
-  _globals['_PRESENCESTATUS']._serialized_end=1774
-  _globals['_CHATMESSAGE']._serialized_start=113
-  _globals['_CHATMESSAGE']._serialized_end=401
-  _globals['_PRESENCE']._serialized_start=404
-  _globals['_PRESENCE']._serialized_end=623
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=626
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=792
-  _globals['_SENDMESSAGERESPONSE']._serialized_start=794
-  _globals['_SENDMESSAGERESPONSE']._serialized_end=871
-  _globals['_HISTORYREQUEST']._serialized_start=874
-  _globals['_HISTORYREQUEST']._serialized_end=1005
-  _globals['_HISTORYRESPONSE']._serialized_start=1007
-  _globals['_HISTORYRESPONSE']._serialized_end=1109
-  _globals['_STREAMMESSAGESREQUEST']._serialized_start=1111
-  _globals['_STREAMMESSAGESREQUEST']._serialized_end=1200
-  _globals['_STREAMMESSAGESRESPONSE']._serialized_start=1202
-  _globals['_STREAMMESSAGESRESPONSE']._serialized_end=1282
-  _globals['_SETPRESENCEREQUEST']._serialized_start=1285
-  _globals['_SETPRESENCEREQUEST']._serialized_end=1432
-  _globals['_SETPRESENCERESPONSE']._serialized_start=1434
-  _globals['_SETPRESENCERESPONSE']._serialized_end=1510
-  _globals['_GETPRESENCEREQUEST']._serialized_start=1512
-  _globals['_GETPRESENCEREQUEST']._serialized_end=1559
-  _globals['_GETPRESENCERESPONSE']._serialized_start=1561
-  _globals['_GETPRESENCERESPONSE']._serialized_end=1639
-  _globals['_CHATSERVICE']._serialized_start=1777
-  _globals['_CHATSERVICE']._serialized_end=2239
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['sender_user_id']._loaded_options = None
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['sender_user_id']._serialized_options = b'\272H\nr\010\020\001\030\200\001\250Q\001'
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['recipient_user_id']._loaded_options = None
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['recipient_user_id']._serialized_options = b'\272H\nr\010\020\001\030\200\001\250Q\001'
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['body']._loaded_options = None
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['body']._serialized_options = b'\272H\nr\010\020\001\030\240\037\260Q\001'
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['client_message_id']._loaded_options = None
+  _globals['_SENDMESSAGEREQUEST'].fields_by_name['client_message_id']._serialized_options = b'\272H\010r\006\030\200\001\250Q\001'
+  _globals['_HISTORYREQUEST'].fields_by_name['conversation_id']._loaded_options = None
+  _globals['_HISTORYREQUEST'].fields_by_name['conversation_id']._serialized_options = b'\272H\nr\010\020\001\030\200\001\250Q\001'
+  _globals['_HISTORYREQUEST'].fields_by_name['limit']._loaded_options = None
+  _globals['_HISTORYREQUEST'].fields_by_name['limit']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_STREAMMESSAGESREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_STREAMMESSAGESREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\nr\010\020\001\030\200\001\250Q\001'
+  _globals['_STREAMMESSAGESREQUEST'].fields_by_name['conversation_id']._loaded_options = None
+  _globals['_STREAMMESSAGESREQUEST'].fields_by_name['conversation_id']._serialized_options = b'\272H\010r\006\030\200\001\250Q\001'
+  _globals['_SETPRESENCEREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_SETPRESENCEREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\nr\010\020\001\030\200\001\250Q\001'
+  _globals['_SETPRESENCEREQUEST'].fields_by_name['status']._loaded_options = None
+  _globals['_SETPRESENCEREQUEST'].fields_by_name['status']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_SETPRESENCEREQUEST'].fields_by_name['ttl']._loaded_options = None
+  _globals['_SETPRESENCEREQUEST'].fields_by_name['ttl']._serialized_options = b'\272H\n\252\001\007\"\003\010\330\004*\000'
+  _globals['_GETPRESENCEREQUEST'].fields_by_name['user_ids']._loaded_options = None
+  _globals['_GETPRESENCEREQUEST'].fields_by_name['user_ids']._serialized_options = b'\272H\023\222\001\020\010\001\020d\"\nr\010\020\001\030\200\001\250Q\001'
+  _globals['_PRESENCESTATUS']._serialized_start=1878
+  _globals['_PRESENCESTATUS']._serialized_end=2010
+  _globals['_CHATMESSAGE']._serialized_start=175
+  _globals['_CHATMESSAGE']._serialized_end=463
+  _globals['_PRESENCE']._serialized_start=466
+  _globals['_PRESENCE']._serialized_end=685
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=688
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=912
+  _globals['_SENDMESSAGERESPONSE']._serialized_start=914
+  _globals['_SENDMESSAGERESPONSE']._serialized_end=991
+  _globals['_HISTORYREQUEST']._serialized_start=994
+  _globals['_HISTORYREQUEST']._serialized_end=1149
+  _globals['_HISTORYRESPONSE']._serialized_start=1151
+  _globals['_HISTORYRESPONSE']._serialized_end=1253
+  _globals['_STREAMMESSAGESREQUEST']._serialized_start=1255
+  _globals['_STREAMMESSAGESREQUEST']._serialized_end=1372
+  _globals['_STREAMMESSAGESRESPONSE']._serialized_start=1374
+  _globals['_STREAMMESSAGESRESPONSE']._serialized_end=1454
+  _globals['_SETPRESENCEREQUEST']._serialized_start=1457
+  _globals['_SETPRESENCEREQUEST']._serialized_end=1644
+  _globals['_SETPRESENCERESPONSE']._serialized_start=1646
+  _globals['_SETPRESENCERESPONSE']._serialized_end=1722
+  _globals['_GETPRESENCEREQUEST']._serialized_start=1724
+  _globals['_GETPRESENCEREQUEST']._serialized_end=1795
+  _globals['_GETPRESENCERESPONSE']._serialized_start=1797
+  _globals['_GETPRESENCERESPONSE']._serialized_end=1875
+  _globals['_CHATSERVICE']._serialized_start=2013
+  _globals['_CHATSERVICE']._serialized_end=2475
 # @@protoc_insertion_point(module_scope)

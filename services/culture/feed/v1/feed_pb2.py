@@ -22,10 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from culture.validate.v1 import rules_pb2 as culture_dot_validate_dot_v1_dot_rules__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ulture/feed/v1/feed.proto\x12\x0f\x63ulture.feed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n\x0eReviewActivity\x12\x1b\n\treview_id\x18\x01 \x01(\tR\x08reviewId\x12\x17\n\x07work_id\x18\x02 \x01(\tR\x06workId\x12\x1d\n\nwork_title\x18\x03 \x01(\tR\tworkTitle\x12\x16\n\x06rating\x18\x04 \x01(\x05R\x06rating\x12\x18\n\x07\x65xcerpt\x18\x05 \x01(\tR\x07\x65xcerpt\x12\x1f\n\x0bgenre_slugs\x18\x06 \x03(\tR\ngenreSlugs\"\xcb\x01\n\x08\x46\x65\x65\x64Item\x12\x17\n\x07item_id\x18\x01 \x01(\tR\x06itemId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\"\n\ractor_user_id\x18\x03 \x01(\tR\x0b\x61\x63torUserId\x12\x39\n\x06review\x18\n \x01(\x0b\x32\x1f.culture.feed.v1.ReviewActivityH\x00R\x06reviewB\n\n\x08\x61\x63tivity\"e\n\x0eGetFeedRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"j\n\x0fGetFeedResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32\x19.culture.feed.v1.FeedItemR\x05items\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2[\n\x0b\x46\x65\x65\x64Service\x12L\n\x07GetFeed\x12\x1f.culture.feed.v1.GetFeedRequest\x1a .culture.feed.v1.GetFeedResponseB~\n\x13\x63om.culture.feed.v1B\tFeedProtoP\x01\xa2\x02\x03\x43\x46X\xaa\x02\x0f\x43ulture.Feed.V1\xca\x02\x0f\x43ulture\\Feed\\V1\xe2\x02\x1b\x43ulture\\Feed\\V1\\GPBMetadata\xea\x02\x11\x43ulture::Feed::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ulture/feed/v1/feed.proto\x12\x0f\x63ulture.feed.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1f\x63ulture/validate/v1/rules.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n\x0eReviewActivity\x12\x1b\n\treview_id\x18\x01 \x01(\tR\x08reviewId\x12\x17\n\x07work_id\x18\x02 \x01(\tR\x06workId\x12\x1d\n\nwork_title\x18\x03 \x01(\tR\tworkTitle\x12\x16\n\x06rating\x18\x04 \x01(\x05R\x06rating\x12\x18\n\x07\x65xcerpt\x18\x05 \x01(\tR\x07\x65xcerpt\x12\x1f\n\x0bgenre_slugs\x18\x06 \x03(\tR\ngenreSlugs\"\xcb\x01\n\x08\x46\x65\x65\x64Item\x12\x17\n\x07item_id\x18\x01 \x01(\tR\x06itemId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\"\n\ractor_user_id\x18\x03 \x01(\tR\x0b\x61\x63torUserId\x12\x39\n\x06review\x18\n \x01(\x0b\x32\x1f.culture.feed.v1.ReviewActivityH\x00R\x06reviewB\n\n\x08\x61\x63tivity\"\x8a\x01\n\x0eGetFeedRequest\x12&\n\x07user_id\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x06userId\x12$\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12*\n\npage_token\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x18\xe8\x07\xa8Q\x01R\tpageToken\"j\n\x0fGetFeedResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32\x19.culture.feed.v1.FeedItemR\x05items\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2[\n\x0b\x46\x65\x65\x64Service\x12L\n\x07GetFeed\x12\x1f.culture.feed.v1.GetFeedRequest\x1a .culture.feed.v1.GetFeedResponseB~\n\x13\x63om.culture.feed.v1B\tFeedProtoP\x01\xa2\x02\x03\x43\x46X\xaa\x02\x0f\x43ulture.Feed.V1\xca\x02\x0f\x43ulture\\Feed\\V1\xe2\x02\x1b\x43ulture\\Feed\\V1\\GPBMetadata\xea\x02\x11\x43ulture::Feed::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +35,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'culture.feed.v1.feed_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023com.culture.feed.v1B\tFeedProtoP\001\242\002\003CFX\252\002\017Culture.Feed.V1\312\002\017Culture\\Feed\\V1\342\002\033Culture\\Feed\\V1\\GPBMetadata\352\002\021Culture::Feed::V1'
-  _globals['_REVIEWACTIVITY']._serialized_start=81
-  _globals['_REVIEWACTIVITY']._serialized_end=265
-  _globals['_FEEDITEM']._serialized_start=268
-  _globals['_FEEDITEM']._serialized_end=471
-  _globals['_GETFEEDREQUEST']._serialized_start=473
-  _globals['_GETFEEDREQUEST']._serialized_end=574
-  _globals['_GETFEEDRESPONSE']._serialized_start=576
-  _globals['_GETFEEDRESPONSE']._serialized_end=682
-  _globals['_FEEDSERVICE']._serialized_start=684
-  _globals['_FEEDSERVICE']._serialized_end=775
+  _globals['_GETFEEDREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETFEEDREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\nr\010\020\001\030\200\001\250Q\001'
+  _globals['_GETFEEDREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_GETFEEDREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _globals['_GETFEEDREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_GETFEEDREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\010r\006\030\350\007\250Q\001'
+  _globals['_REVIEWACTIVITY']._serialized_start=143
+  _globals['_REVIEWACTIVITY']._serialized_end=327
+  _globals['_FEEDITEM']._serialized_start=330
+  _globals['_FEEDITEM']._serialized_end=533
+  _globals['_GETFEEDREQUEST']._serialized_start=536
+  _globals['_GETFEEDREQUEST']._serialized_end=674
+  _globals['_GETFEEDRESPONSE']._serialized_start=676
+  _globals['_GETFEEDRESPONSE']._serialized_end=782
+  _globals['_FEEDSERVICE']._serialized_start=784
+  _globals['_FEEDSERVICE']._serialized_end=875
 # @@protoc_insertion_point(module_scope)

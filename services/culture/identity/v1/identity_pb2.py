@@ -22,10 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from culture.validate.v1 import rules_pb2 as culture_dot_validate_dot_v1_dot_rules__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"culture/identity/v1/identity.proto\x12\x13\x63ulture.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n\x04User\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12\x14\n\x05\x65mail\x18\x03 \x01(\tR\x05\x65mail\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tR\x0b\x64isplayName\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xff\x01\n\tTokenPair\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\"\x82\x01\n\x0fRegisterRequest\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\x12\x14\n\x05\x65mail\x18\x02 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x03 \x01(\tR\x08password\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tR\x0b\x64isplayName\"X\n\x10RegisterResponse\x12-\n\x04user\x18\x01 \x01(\x0b\x32\x19.culture.identity.v1.UserR\x04user\x12\x15\n\x06job_id\x18\x02 \x01(\tR\x05jobId\"@\n\x0cLoginRequest\x12\x14\n\x05login\x18\x01 \x01(\tR\x05login\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"v\n\rLoginResponse\x12\x36\n\x06tokens\x18\x01 \x01(\x0b\x32\x1e.culture.identity.v1.TokenPairR\x06tokens\x12-\n\x04user\x18\x02 \x01(\x0b\x32\x19.culture.identity.v1.UserR\x04user\"5\n\x0eRefreshRequest\x12#\n\rrefresh_token\x18\x01 \x01(\tR\x0crefreshToken\"I\n\x0fRefreshResponse\x12\x36\n\x06tokens\x18\x01 \x01(\x0b\x32\x1e.culture.identity.v1.TokenPairR\x06tokens\"9\n\x14ValidateTokenRequest\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\"\xc4\x01\n\x15ValidateTokenResponse\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12\x39\n\nissue_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tissueTime\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\")\n\x0eGetUserRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\"@\n\x0fGetUserResponse\x12-\n\x04user\x18\x01 \x01(\x0b\x32\x19.culture.identity.v1.UserR\x04user2\xce\x03\n\x0fIdentityService\x12W\n\x08Register\x12$.culture.identity.v1.RegisterRequest\x1a%.culture.identity.v1.RegisterResponse\x12N\n\x05Login\x12!.culture.identity.v1.LoginRequest\x1a\".culture.identity.v1.LoginResponse\x12T\n\x07Refresh\x12#.culture.identity.v1.RefreshRequest\x1a$.culture.identity.v1.RefreshResponse\x12\x66\n\rValidateToken\x12).culture.identity.v1.ValidateTokenRequest\x1a*.culture.identity.v1.ValidateTokenResponse\x12T\n\x07GetUser\x12#.culture.identity.v1.GetUserRequest\x1a$.culture.identity.v1.GetUserResponseB\x96\x01\n\x17\x63om.culture.identity.v1B\rIdentityProtoP\x01\xa2\x02\x03\x43IX\xaa\x02\x13\x43ulture.Identity.V1\xca\x02\x13\x43ulture\\Identity\\V1\xe2\x02\x1f\x43ulture\\Identity\\V1\\GPBMetadata\xea\x02\x15\x43ulture::Identity::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"culture/identity/v1/identity.proto\x12\x13\x63ulture.identity.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1f\x63ulture/validate/v1/rules.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n\x04User\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12\x14\n\x05\x65mail\x18\x03 \x01(\tR\x05\x65mail\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tR\x0b\x64isplayName\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xff\x01\n\tTokenPair\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\"\xb5\x03\n\x0fRegisterRequest\x12\x34\n\x08username\x18\x01 \x01(\tB\x18\xbaH\x15r\x13\x10\x03\x18 2\r^[a-z0-9_.]+$R\x08username\x12\x94\x02\n\x05\x65mail\x18\x02 \x01(\tB\xfd\x01\xbaH\xf9\x01r\x05\x18\xfe\x01`\x01\xba\x01\xee\x01\n\x11\x65mail.deliverable\x12mmust be an address like name@example.org: a dotted domain, no dot at either end of the name or twice in a row\x1ajthis == \'\' || (this.matches(\'^[^.@](?:[^@]*[^.@])?@(?:[^@]+\\\\.)+[A-Za-z]{2,63}$\') && !this.contains(\'..\'))R\x05\x65mail\x12&\n\x08password\x18\x03 \x01(\tB\n\xbaH\x07r\x05\x10\x08\x18\x80\x08R\x08password\x12-\n\x0c\x64isplay_name\x18\x04 \x01(\tB\n\xbaH\x07r\x05\x18@\xa8Q\x01R\x0b\x64isplayName\"X\n\x10RegisterResponse\x12-\n\x04user\x18\x01 \x01(\x0b\x32\x19.culture.identity.v1.UserR\x04user\x12\x15\n\x06job_id\x18\x02 \x01(\tR\x05jobId\"[\n\x0cLoginRequest\x12#\n\x05login\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\xfe\x01\xa8Q\x01R\x05login\x12&\n\x08password\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x08R\x08password\"v\n\rLoginResponse\x12\x36\n\x06tokens\x18\x01 \x01(\x0b\x32\x1e.culture.identity.v1.TokenPairR\x06tokens\x12-\n\x04user\x18\x02 \x01(\x0b\x32\x19.culture.identity.v1.UserR\x04user\"D\n\x0eRefreshRequest\x12\x32\n\rrefresh_token\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x04\xa8Q\x01R\x0crefreshToken\"I\n\x0fRefreshResponse\x12\x36\n\x06tokens\x18\x01 \x01(\x0b\x32\x1e.culture.identity.v1.TokenPairR\x06tokens\"H\n\x14ValidateTokenRequest\x12\x30\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80 \xa8Q\x01R\x0b\x61\x63\x63\x65ssToken\"\xc4\x01\n\x15ValidateTokenResponse\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12\x39\n\nissue_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tissueTime\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"3\n\x0eGetUserRequest\x12!\n\x07user_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01R\x06userId\"@\n\x0fGetUserResponse\x12-\n\x04user\x18\x01 \x01(\x0b\x32\x19.culture.identity.v1.UserR\x04user2\xce\x03\n\x0fIdentityService\x12W\n\x08Register\x12$.culture.identity.v1.RegisterRequest\x1a%.culture.identity.v1.RegisterResponse\x12N\n\x05Login\x12!.culture.identity.v1.LoginRequest\x1a\".culture.identity.v1.LoginResponse\x12T\n\x07Refresh\x12#.culture.identity.v1.RefreshRequest\x1a$.culture.identity.v1.RefreshResponse\x12\x66\n\rValidateToken\x12).culture.identity.v1.ValidateTokenRequest\x1a*.culture.identity.v1.ValidateTokenResponse\x12T\n\x07GetUser\x12#.culture.identity.v1.GetUserRequest\x1a$.culture.identity.v1.GetUserResponseB\x96\x01\n\x17\x63om.culture.identity.v1B\rIdentityProtoP\x01\xa2\x02\x03\x43IX\xaa\x02\x13\x43ulture.Identity.V1\xca\x02\x13\x43ulture\\Identity\\V1\xe2\x02\x1f\x43ulture\\Identity\\V1\\GPBMetadata\xea\x02\x15\x43ulture::Identity::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,30 +35,48 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'culture.identity.v1.identit
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027com.culture.identity.v1B\rIdentityProtoP\001\242\002\003CIX\252\002\023Culture.Identity.V1\312\002\023Culture\\Identity\\V1\342\002\037Culture\\Identity\\V1\\GPBMetadata\352\002\025Culture::Identity::V1'
-  _globals['_USER']._serialized_start=93
-  _globals['_USER']._serialized_end=270
-  _globals['_TOKENPAIR']._serialized_start=273
-  _globals['_TOKENPAIR']._serialized_end=528
-  _globals['_REGISTERREQUEST']._serialized_start=531
-  _globals['_REGISTERREQUEST']._serialized_end=661
-  _globals['_REGISTERRESPONSE']._serialized_start=663
-  _globals['_REGISTERRESPONSE']._serialized_end=751
-  _globals['_LOGINREQUEST']._serialized_start=753
-  _globals['_LOGINREQUEST']._serialized_end=817
-  _globals['_LOGINRESPONSE']._serialized_start=819
-  _globals['_LOGINRESPONSE']._serialized_end=937
-  _globals['_REFRESHREQUEST']._serialized_start=939
-  _globals['_REFRESHREQUEST']._serialized_end=992
-  _globals['_REFRESHRESPONSE']._serialized_start=994
-  _globals['_REFRESHRESPONSE']._serialized_end=1067
-  _globals['_VALIDATETOKENREQUEST']._serialized_start=1069
-  _globals['_VALIDATETOKENREQUEST']._serialized_end=1126
-  _globals['_VALIDATETOKENRESPONSE']._serialized_start=1129
-  _globals['_VALIDATETOKENRESPONSE']._serialized_end=1325
-  _globals['_GETUSERREQUEST']._serialized_start=1327
-  _globals['_GETUSERREQUEST']._serialized_end=1368
-  _globals['_GETUSERRESPONSE']._serialized_start=1370
-  _globals['_GETUSERRESPONSE']._serialized_end=1434
-  _globals['_IDENTITYSERVICE']._serialized_start=1437
-  _globals['_IDENTITYSERVICE']._serialized_end=1899
+  _globals['_REGISTERREQUEST'].fields_by_name['username']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['username']._serialized_options = b'\272H\025r\023\020\003\030 2\r^[a-z0-9_.]+$'
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._serialized_options = b'\272H\371\001r\005\030\376\001`\001\272\001\356\001\n\021email.deliverable\022mmust be an address like name@example.org: a dotted domain, no dot at either end of the name or twice in a row\032jthis == \'\' || (this.matches(\'^[^.@](?:[^@]*[^.@])?@(?:[^@]+\\\\.)+[A-Za-z]{2,63}$\') && !this.contains(\'..\'))'
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._serialized_options = b'\272H\007r\005\020\010\030\200\010'
+  _globals['_REGISTERREQUEST'].fields_by_name['display_name']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['display_name']._serialized_options = b'\272H\007r\005\030@\250Q\001'
+  _globals['_LOGINREQUEST'].fields_by_name['login']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['login']._serialized_options = b'\272H\nr\010\020\001\030\376\001\250Q\001'
+  _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\272H\007r\005\020\001\030\200\010'
+  _globals['_REFRESHREQUEST'].fields_by_name['refresh_token']._loaded_options = None
+  _globals['_REFRESHREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\272H\nr\010\020\001\030\200\004\250Q\001'
+  _globals['_VALIDATETOKENREQUEST'].fields_by_name['access_token']._loaded_options = None
+  _globals['_VALIDATETOKENREQUEST'].fields_by_name['access_token']._serialized_options = b'\272H\nr\010\020\001\030\200 \250Q\001'
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_USER']._serialized_start=155
+  _globals['_USER']._serialized_end=332
+  _globals['_TOKENPAIR']._serialized_start=335
+  _globals['_TOKENPAIR']._serialized_end=590
+  _globals['_REGISTERREQUEST']._serialized_start=593
+  _globals['_REGISTERREQUEST']._serialized_end=1030
+  _globals['_REGISTERRESPONSE']._serialized_start=1032
+  _globals['_REGISTERRESPONSE']._serialized_end=1120
+  _globals['_LOGINREQUEST']._serialized_start=1122
+  _globals['_LOGINREQUEST']._serialized_end=1213
+  _globals['_LOGINRESPONSE']._serialized_start=1215
+  _globals['_LOGINRESPONSE']._serialized_end=1333
+  _globals['_REFRESHREQUEST']._serialized_start=1335
+  _globals['_REFRESHREQUEST']._serialized_end=1403
+  _globals['_REFRESHRESPONSE']._serialized_start=1405
+  _globals['_REFRESHRESPONSE']._serialized_end=1478
+  _globals['_VALIDATETOKENREQUEST']._serialized_start=1480
+  _globals['_VALIDATETOKENREQUEST']._serialized_end=1552
+  _globals['_VALIDATETOKENRESPONSE']._serialized_start=1555
+  _globals['_VALIDATETOKENRESPONSE']._serialized_end=1751
+  _globals['_GETUSERREQUEST']._serialized_start=1753
+  _globals['_GETUSERREQUEST']._serialized_end=1804
+  _globals['_GETUSERRESPONSE']._serialized_start=1806
+  _globals['_GETUSERRESPONSE']._serialized_end=1870
+  _globals['_IDENTITYSERVICE']._serialized_start=1873
+  _globals['_IDENTITYSERVICE']._serialized_end=2335
 # @@protoc_insertion_point(module_scope)
