@@ -106,7 +106,7 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
     env.setdefault("CULTURE_CLIENT_ADDRESS_KEY", _DEV_CLIENT_ADDRESS_KEY)
     # a developer's seed and benchmarks register many users from one address, faster than the
     # production limits (10 per address and 3000 in all per 10 minutes) allow
-    env.setdefault("CULTURE_IDENTITY_REGISTER_MAX_PER_ADDRESS", "1000000")
+    env.setdefault("CULTURE_IDENTITY_REGISTER_MAX_PER_ADDRESS", "100000")
     env.setdefault("CULTURE_IDENTITY_REGISTER_MAX_TOTAL", "1000000")
     ports = {**DEV_PORTS, **ports}  # an upstream this build lacks keeps its usual address
     if child.is_http:
