@@ -5,7 +5,8 @@ version, create_time, update_time, and per step `step:<name>:state|message|time`
 checks the transition, applies it, increments `version` and refreshes the TTL atomically and returns
 the whole hash; the snapshot is then PUBLISHed on `notifier:user:<user_id>` and
 `notifier:job:<job_id>`. Two concurrent changes may publish out of order, but each snapshot is the
-full state at its version, so a subscriber that keeps only newer versions never goes back in time.
+full state at its version, so a subscriber that keeps only newer versions never goes back in time;
+a change's time is never earlier than the job's previous change (the script keeps it monotonic).
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ local current = redis.call('HGET', key, 'step:' .. step .. ':state') or 'pending
 if not string.find(',' .. ARGV[9] .. ',', ',' .. current .. ',', 1, true) then
   redis.call('EXPIRE', key, ARGV[7])
   return {}
+end
+-- never earlier than the job's last change: two workers' clocks read a moment apart may commit in
+-- the other order, and the versions' times must not go backwards (same fixed-width RFC 3339 form)
+local last = redis.call('HGET', key, 'update_time')
+if last and last > now then
+  now = last
 end
 redis.call('HSET', key, 'step:' .. step .. ':state', state, 'step:' .. step .. ':message', ARGV[5],
            'step:' .. step .. ':time', now, 'update_time', now)
