@@ -214,6 +214,15 @@ MATCH (g:Genre {slug: slug})
 MERGE (w)-[:IN_GENRE]->(g)
 """
 
+# the user's write lock (a property written and removed): the rating changes of one user take turns,
+# so each recomputation of the interests reads every rating the others committed (read committed
+# alone would let two concurrent reviews each recompute without the other's rating)
+USER_LOCK = """
+MERGE (u:User {user_id: $user_id})
+SET u._lock = true
+REMOVE u._lock
+"""
+
 TOMBSTONE_VERSION = "MATCH (t:ReviewTombstone {review_id: $review_id}) RETURN t.version AS version"
 
 RATED_UPSERT = """
@@ -369,6 +378,7 @@ class GraphStore:
         genres = model.genre_closure(genre_paths)
 
         async def body(tx: AsyncManagedTransaction) -> bool:
+            await _consume(tx, USER_LOCK, user_id=user_id)
             tomb = await (await tx.run(TOMBSTONE_VERSION, review_id=review_id)).single()
             if tomb is not None and tomb["version"] >= version:
                 return False  # deleted after this version was written
@@ -387,6 +397,7 @@ class GraphStore:
     async def remove_rating(self, *, review_id: str, user_id: str, work_id: str, version: int) -> bool:
         """A review deleted: a tombstone (so late events of it are ignored), the RATED edge removed."""
         async def body(tx: AsyncManagedTransaction) -> bool:
+            await _consume(tx, USER_LOCK, user_id=user_id)
             record = await (await tx.run(RATED_DELETE, review_id=review_id, user_id=user_id, version=version,
                                          pair=model.pair_key(user_id, work_id))).single()
             removed = bool(record and record["removed"])

@@ -338,3 +338,26 @@ async def test_every_query_starts_from_an_index_seek(graph: Graph, name: str, cy
     if name in ("ListFollowers", "ListFollowing", "FollowersInterestedIn"):
         # a page is read in the index's order: no sort of every follow of the user
         assert not {"Sort", "Top", "PartialSort", "PartialTop"} & set(ops), ops
+
+
+async def test_concurrent_reviews_of_one_user_leave_interests_from_all_of_them(store: GraphStore,
+                                                                               unique: str) -> None:
+    import asyncio
+
+    g = Graph(store, unique)
+    await store.upsert_user(g.id("u"), BASE)
+    works = [(f"w{i}", "scifi" if i % 2 else "classic", 5 if i % 3 else 2) for i in range(8)]
+    for w, genre, _ in works:
+        await store.upsert_work(g.id(w), 1, "book", w, [g.genre(genre)])
+    # the worker handles different reviews (different keys) of one user at the same time
+    await asyncio.gather(*(g.rate("u", w, rating, at=BASE + i * DAY)
+                           for i, (w, _, rating) in enumerate(works)))
+    rows = [(str(x["slug"]), rating, BASE + i * DAY) for i, (_, genre, rating) in enumerate(works)
+            for x in model.genre_closure([g.genre(genre)])]
+    assert await g.interests("u") == model.interest_weights(rows)
+    # and all of them changed at once (updates touch only the edges: the user node must serialise them)
+    await asyncio.gather(*(g.rate("u", w, 6 - rating, at=BASE + (10 + i) * DAY, version=2)
+                           for i, (w, _, rating) in enumerate(works)))
+    rows = [(str(x["slug"]), 6 - rating, BASE + (10 + i) * DAY) for i, (_, genre, rating) in enumerate(works)
+            for x in model.genre_closure([g.genre(genre)])]
+    assert await g.interests("u") == model.interest_weights(rows)
