@@ -361,3 +361,37 @@ async def test_concurrent_reviews_of_one_user_leave_interests_from_all_of_them(s
     rows = [(str(x["slug"]), 6 - rating, BASE + (10 + i) * DAY) for i, (_, genre, rating) in enumerate(works)
             for x in model.genre_closure([g.genre(genre)])]
     assert await g.interests("u") == model.interest_weights(rows)
+
+
+async def test_followers_interested_in_streams_many_followers_page_by_page(store: GraphStore,
+                                                                           unique: str) -> None:
+    g = Graph(store, unique)
+    star = g.id("star")
+    fans = [g.id(f"fan{i:04d}") for i in range(1500)]
+    await store.upsert_user(star, BASE)
+    await store.upsert_work(g.id("w"), 1, "book", "W", [g.genre("scifi")])
+    assert store.driver is not None
+    rows = [{"a": f, "pair": model.pair_key(f, star), "at": BASE + i, "ik": model.in_key(f, star, BASE + i),
+             "ok": model.out_key(f, star, BASE + i)} for i, f in enumerate(fans)]
+    await store.driver.execute_query(  # a bulk load, as bench/graph.py does; every third fan likes scifi
+        "MATCH (s:User {user_id: $star}), (w:Work {work_id: $w}) UNWIND $rows AS r "
+        "CREATE (a:User {user_id: r.a})-[:FOLLOWS {pair: r.pair, at: r.at, in_key: r.ik, out_key: r.ok}]"
+        "->(s) WITH a, w, r WHERE r.at % 3 = 0 "
+        "CREATE (a)-[:RATED {pair: r.a, rating: 5, at: r.at, version: 1}]->(w)",
+        star=star, w=g.id("w"), rows=rows)
+    await store.driver.execute_query(
+        "MATCH (a:User)-[:RATED]->(:Work {work_id: $w}), (x:Genre {slug: $s}) "
+        "CREATE (a)-[:INTERESTED_IN {weight: 0.5}]->(x)", w=g.id("w"), s=g.genre("scifi"))
+    ask = graph_pb2.FollowersInterestedInRequest(user_id=star, genre_slugs=[g.genre("scifi")], page_size=200)
+    got: list[str] = []
+    pages = 0
+    while True:
+        page = await g.reader.FollowersInterestedIn(ask, None)
+        assert len(page.follower_user_ids) <= 200
+        got += page.follower_user_ids
+        pages += 1
+        if not page.next_page_token:
+            break
+        ask.page_token = page.next_page_token
+    expected = [f for i, f in reversed(list(enumerate(fans))) if (BASE + i) % 3 == 0]
+    assert got == expected and pages == 3  # 500 interested fans, newest first, each once
