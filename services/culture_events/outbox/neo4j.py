@@ -66,6 +66,8 @@ def driver_from_uri(uri: str, **options: Any) -> AsyncDriver:
             host = f"[{host}]"
         netloc = f"{host}:{parts.port}" if parts.port else host
         uri = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    # the server's informational notifications ("constraint already exists" at every start) are noise
+    options.setdefault("notifications_min_severity", "WARNING")
     return AsyncGraphDatabase.driver(uri, auth=auth, **options)
 
 
