@@ -41,8 +41,10 @@ async def store(graph_servers: Context, unique: str) -> AsyncIterator[GraphStore
     try:
         yield s
     finally:
-        await cleanup(s, unique)
         assert s.driver is not None
-        await s.outbox.drop(s.driver)
-        await s.close()
+        try:
+            await s.outbox.drop(s.driver)
+            await cleanup(s, unique)
+        finally:
+            await s.close()
 

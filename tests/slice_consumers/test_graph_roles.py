@@ -63,10 +63,10 @@ class Graph:
         for c in self.channels:
             await c.close()
         p = self.unique
+        await Neo4jOutbox(f"GraphOutbox_{p}").drop(self.driver)
         for label, prop in (("User", "user_id"), ("Work", "work_id"), ("Genre", "slug"),
                             ("ReviewTombstone", "review_id")):
             await self.query(f"MATCH (n:{label}) WHERE n.{prop} STARTS WITH $p DETACH DELETE n", p=p)
-        await Neo4jOutbox(f"GraphOutbox_{p}").drop(self.driver)
         await self.driver.close()
 
 
@@ -84,10 +84,10 @@ async def graph(graph_servers: Context, unique: str,
            "CULTURE_GRAPH_RELAY_POLL_SECONDS": "0.2"}
     await start_at_end(env["CULTURE_GRAPH_CONSUMER_GROUP"], [ns(t) for t in CONSUMED])
     started = [roles("graph", r, env) for r in ("api-write", "api-read", "worker")]
-    for role in started:
-        await role.serving()
     g = Graph(started[0], started[1], unique)
     try:
+        for role in started:
+            await role.serving()
         yield g, env
     finally:
         for role in started:
