@@ -20,18 +20,20 @@ range seek on a FOLLOWS key index (tests/graph assert the plans).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from neo4j import AsyncDriver, AsyncManagedTransaction
-from neo4j.exceptions import ConstraintError
+from neo4j.exceptions import ConstraintError, ServiceUnavailable, SessionExpired
 
 from culture.events.v1 import graph_events_pb2
 from culture_contracts.topics import key_of, topic_of
 from culture_events.codec import encode
 from culture_events.outbox.neo4j import Neo4jOutbox, create_schema, driver_from_uri
 from culture_graph import model
-from culture_grpc.errors import not_found
+from culture_grpc.errors import Unavailable, not_found
 
 log = logging.getLogger("culture_graph")
 
@@ -214,6 +216,15 @@ MATCH (g:Genre {slug: slug})
 MERGE (w)-[:IN_GENRE]->(g)
 """
 
+# the user's write lock (a property written and removed): the rating changes of one user take turns,
+# so each recomputation of the interests reads every rating the others committed (read committed
+# alone would let two concurrent reviews each recompute without the other's rating)
+USER_LOCK = """
+MERGE (u:User {user_id: $user_id})
+SET u._lock = true
+REMOVE u._lock
+"""
+
 TOMBSTONE_VERSION = "MATCH (t:ReviewTombstone {review_id: $review_id}) RETURN t.version AS version"
 
 RATED_UPSERT = """
@@ -283,14 +294,16 @@ class GraphStore:
         return self.driver
 
     async def read(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        """Run a query on a read session; its records as dicts."""
-        records, _, _ = await self._driver().execute_query(cypher, params, database_=self.database,
-                                                            routing_="r")
+        """Run a query on a read session; its records as dicts. UNAVAILABLE while Neo4j is away."""
+        with _unavailable():
+            records, _, _ = await self._driver().execute_query(cypher, params, database_=self.database,
+                                                                routing_="r")
         return [dict(r) for r in records]
 
     async def _write(self, work: Any, *args: Any) -> Any:
-        async with self._driver().session(database=self.database) as session:
-            return await session.execute_write(work, *args)
+        with _unavailable():
+            async with self._driver().session(database=self.database) as session:
+                return await session.execute_write(work, *args)
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -369,6 +382,7 @@ class GraphStore:
         genres = model.genre_closure(genre_paths)
 
         async def body(tx: AsyncManagedTransaction) -> bool:
+            await _consume(tx, USER_LOCK, user_id=user_id)
             tomb = await (await tx.run(TOMBSTONE_VERSION, review_id=review_id)).single()
             if tomb is not None and tomb["version"] >= version:
                 return False  # deleted after this version was written
@@ -387,6 +401,7 @@ class GraphStore:
     async def remove_rating(self, *, review_id: str, user_id: str, work_id: str, version: int) -> bool:
         """A review deleted: a tombstone (so late events of it are ignored), the RATED edge removed."""
         async def body(tx: AsyncManagedTransaction) -> bool:
+            await _consume(tx, USER_LOCK, user_id=user_id)
             record = await (await tx.run(RATED_DELETE, review_id=review_id, user_id=user_id, version=version,
                                          pair=model.pair_key(user_id, work_id))).single()
             removed = bool(record and record["removed"])
@@ -406,6 +421,15 @@ class GraphStore:
 
     async def user_exists(self, user_id: str) -> bool:
         return bool((await self.read(USER_EXISTS, user_id=user_id))[0]["n"])
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Neo4j unreachable (after the driver's own retries): UNAVAILABLE, which callers may retry."""
+    try:
+        yield
+    except (ServiceUnavailable, SessionExpired) as exc:
+        raise Unavailable(f"the graph database is unavailable ({exc}); retry shortly") from exc
 
 
 async def _consume(tx: AsyncManagedTransaction, cypher: str, **params: Any) -> None:

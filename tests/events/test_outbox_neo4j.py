@@ -48,11 +48,7 @@ async def driver(neo4j_uri: str) -> AsyncIterator[AsyncDriver]:
 
 
 async def _drop(driver: AsyncDriver, box: Neo4jOutbox) -> None:
-    for label in (box.label, box.seq_label, box.lock_label):
-        await driver.execute_query(f"MATCH (n:`{label}`) DETACH DELETE n", database_=box.database)
-    for name in box.schema_names():
-        await driver.execute_query(f"DROP CONSTRAINT {name} IF EXISTS", database_=box.database)
-        await driver.execute_query(f"DROP INDEX {name} IF EXISTS", database_=box.database)
+    await box.drop(driver)
 
 
 @pytest.fixture

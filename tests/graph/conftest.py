@@ -28,16 +28,6 @@ def graph_servers(stack_ctx: Context) -> Context:
     return stack_ctx
 
 
-async def drop_outbox(store: GraphStore) -> None:
-    assert store.driver is not None
-    box = store.outbox
-    for label in (box.label, box.seq_label, box.lock_label):
-        await store.driver.execute_query(f"MATCH (n:`{label}`) DETACH DELETE n")
-    for name in box.schema_names():
-        await store.driver.execute_query(f"DROP CONSTRAINT {name} IF EXISTS")
-        await store.driver.execute_query(f"DROP INDEX {name} IF EXISTS")
-
-
 async def cleanup(store: GraphStore, prefix: str) -> None:
     assert store.driver is not None
     for cypher in CLEANUP:
@@ -51,7 +41,10 @@ async def store(graph_servers: Context, unique: str) -> AsyncIterator[GraphStore
     try:
         yield s
     finally:
-        await cleanup(s, unique)
-        await drop_outbox(s)
-        await s.close()
+        assert s.driver is not None
+        try:
+            await s.outbox.drop(s.driver)
+            await cleanup(s, unique)
+        finally:
+            await s.close()
 

@@ -338,3 +338,60 @@ async def test_every_query_starts_from_an_index_seek(graph: Graph, name: str, cy
     if name in ("ListFollowers", "ListFollowing", "FollowersInterestedIn"):
         # a page is read in the index's order: no sort of every follow of the user
         assert not {"Sort", "Top", "PartialSort", "PartialTop"} & set(ops), ops
+
+
+async def test_concurrent_reviews_of_one_user_leave_interests_from_all_of_them(store: GraphStore,
+                                                                               unique: str) -> None:
+    import asyncio
+
+    g = Graph(store, unique)
+    await store.upsert_user(g.id("u"), BASE)
+    works = [(f"w{i}", "scifi" if i % 2 else "classic", 5 if i % 3 else 2) for i in range(8)]
+    for w, genre, _ in works:
+        await store.upsert_work(g.id(w), 1, "book", w, [g.genre(genre)])
+    # the worker handles different reviews (different keys) of one user at the same time
+    await asyncio.gather(*(g.rate("u", w, rating, at=BASE + i * DAY)
+                           for i, (w, _, rating) in enumerate(works)))
+    rows = [(str(x["slug"]), rating, BASE + i * DAY) for i, (_, genre, rating) in enumerate(works)
+            for x in model.genre_closure([g.genre(genre)])]
+    assert await g.interests("u") == model.interest_weights(rows)
+    # and all of them changed at once (updates touch only the edges: the user node must serialise them)
+    await asyncio.gather(*(g.rate("u", w, 6 - rating, at=BASE + (10 + i) * DAY, version=2)
+                           for i, (w, _, rating) in enumerate(works)))
+    rows = [(str(x["slug"]), 6 - rating, BASE + (10 + i) * DAY) for i, (_, genre, rating) in enumerate(works)
+            for x in model.genre_closure([g.genre(genre)])]
+    assert await g.interests("u") == model.interest_weights(rows)
+
+
+async def test_followers_interested_in_streams_many_followers_page_by_page(store: GraphStore,
+                                                                           unique: str) -> None:
+    g = Graph(store, unique)
+    star = g.id("star")
+    fans = [g.id(f"fan{i:04d}") for i in range(1500)]
+    await store.upsert_user(star, BASE)
+    await store.upsert_work(g.id("w"), 1, "book", "W", [g.genre("scifi")])
+    assert store.driver is not None
+    rows = [{"a": f, "pair": model.pair_key(f, star), "at": BASE + i, "ik": model.in_key(f, star, BASE + i),
+             "ok": model.out_key(f, star, BASE + i)} for i, f in enumerate(fans)]
+    await store.driver.execute_query(  # a bulk load, as bench/graph.py does; every third fan likes scifi
+        "MATCH (s:User {user_id: $star}), (w:Work {work_id: $w}) UNWIND $rows AS r "
+        "CREATE (a:User {user_id: r.a})-[:FOLLOWS {pair: r.pair, at: r.at, in_key: r.ik, out_key: r.ok}]"
+        "->(s) WITH a, w, r WHERE r.at % 3 = 0 "
+        "CREATE (a)-[:RATED {pair: r.a, rating: 5, at: r.at, version: 1}]->(w)",
+        star=star, w=g.id("w"), rows=rows)
+    await store.driver.execute_query(
+        "MATCH (a:User)-[:RATED]->(:Work {work_id: $w}), (x:Genre {slug: $s}) "
+        "CREATE (a)-[:INTERESTED_IN {weight: 0.5}]->(x)", w=g.id("w"), s=g.genre("scifi"))
+    ask = graph_pb2.FollowersInterestedInRequest(user_id=star, genre_slugs=[g.genre("scifi")], page_size=200)
+    got: list[str] = []
+    pages = 0
+    while True:
+        page = await g.reader.FollowersInterestedIn(ask, None)
+        assert len(page.follower_user_ids) <= 200
+        got += page.follower_user_ids
+        pages += 1
+        if not page.next_page_token:
+            break
+        ask.page_token = page.next_page_token
+    expected = [f for i, f in reversed(list(enumerate(fans))) if (BASE + i) % 3 == 0]
+    assert got == expected and pages == 3  # 500 interested fans, newest first, each once

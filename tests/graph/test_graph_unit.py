@@ -94,3 +94,13 @@ def test_validation() -> None:
     assert v.check_genres("genre_slugs", ["Fiction"])[0][0] == "genre_slugs[0]"
     assert not v.check_genres("genre_slugs", ["fiction/science-fiction"])
     assert v.check_page(-1, "") == [("page_size", "must not be negative")]
+
+
+def test_neo4j_away_is_unavailable_not_internal() -> None:
+    from neo4j.exceptions import ServiceUnavailable
+
+    from culture_graph.store import _unavailable
+    from culture_grpc.errors import Unavailable
+
+    with pytest.raises(Unavailable, match="retry"), _unavailable():
+        raise ServiceUnavailable("connection refused")

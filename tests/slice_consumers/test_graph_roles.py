@@ -26,7 +26,7 @@ from culture.events.v1 import catalog_events_pb2, graph_events_pb2, identity_eve
 from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_contracts.topics import topic_of
 from culture_events.codec import decode
-from culture_events.outbox.neo4j import driver_from_uri
+from culture_events.outbox.neo4j import Neo4jOutbox, driver_from_uri
 from culture_events.testing import wait_until
 from culture_events.testing.kafka_proxy import KafkaProxy
 from culture_grpc.errors import field_violations_of
@@ -63,16 +63,10 @@ class Graph:
         for c in self.channels:
             await c.close()
         p = self.unique
+        await Neo4jOutbox(f"GraphOutbox_{p}").drop(self.driver)
         for label, prop in (("User", "user_id"), ("Work", "work_id"), ("Genre", "slug"),
                             ("ReviewTombstone", "review_id")):
             await self.query(f"MATCH (n:{label}) WHERE n.{prop} STARTS WITH $p DETACH DELETE n", p=p)
-        label = f"GraphOutbox_{p}"
-        for lb in (label, f"{label}Seq", f"{label}Lock"):
-            await self.query(f"MATCH (n:`{lb}`) DETACH DELETE n")
-        low = label.lower()
-        for name in ("id", "lease_until", "lease", "key", "seq_key", "lock_name"):
-            await self.query(f"DROP CONSTRAINT {low}_{name} IF EXISTS")
-            await self.query(f"DROP INDEX {low}_{name} IF EXISTS")
         await self.driver.close()
 
 
@@ -90,10 +84,10 @@ async def graph(graph_servers: Context, unique: str,
            "CULTURE_GRAPH_RELAY_POLL_SECONDS": "0.2"}
     await start_at_end(env["CULTURE_GRAPH_CONSUMER_GROUP"], [ns(t) for t in CONSUMED])
     started = [roles("graph", r, env) for r in ("api-write", "api-read", "worker")]
-    for role in started:
-        await role.serving()
     g = Graph(started[0], started[1], unique)
     try:
+        for role in started:
+            await role.serving()
         yield g, env
     finally:
         for role in started:

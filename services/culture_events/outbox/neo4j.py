@@ -66,6 +66,8 @@ def driver_from_uri(uri: str, **options: Any) -> AsyncDriver:
             host = f"[{host}]"
         netloc = f"{host}:{parts.port}" if parts.port else host
         uri = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    # the server's informational notifications ("constraint already exists" at every start) are noise
+    options.setdefault("notifications_min_severity", "WARNING")
     return AsyncGraphDatabase.driver(uri, auth=auth, **options)
 
 
@@ -81,9 +83,14 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def create_schema(driver: AsyncDriver, statements: list[str], database: str) -> None:
-    """Run idempotent schema statements (`CREATE ... IF NOT EXISTS`), tolerating another process
-    creating the same rule at the same moment, then wait until the indexes are online."""
+_SCHEMA_NAME = re.compile(r"^CREATE (?:CONSTRAINT|INDEX) (\w+) IF NOT EXISTS")
+
+
+async def create_schema(driver: AsyncDriver, statements: list[str], database: str,
+                        within: float = 120.0) -> None:
+    """Run idempotent schema statements (`CREATE CONSTRAINT|INDEX <name> IF NOT EXISTS ...`),
+    tolerating another process creating the same rule at the same moment, then wait until those
+    indexes (only these: others may be populating or being dropped) are online."""
     for stmt in statements:
         for attempt in range(10):
             try:
@@ -97,7 +104,22 @@ async def create_schema(driver: AsyncDriver, statements: list[str], database: st
                 if attempt == 9 or not exc.is_retryable():
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
-    await driver.execute_query("CALL db.awaitIndexes(60)", database_=database)
+    names = [m.group(1) for stmt in statements if (m := _SCHEMA_NAME.match(stmt))]
+    deadline = time.monotonic() + within
+    while True:
+        records, _, _ = await driver.execute_query(
+            "SHOW INDEXES YIELD name, state WHERE name IN $names RETURN name, state", names=names,
+            database_=database)
+        states = {r["name"]: r["state"] for r in records}
+        failed = [n for n, s in states.items() if s == "FAILED"]
+        if failed:
+            raise EventsError(f"Neo4j indexes {failed} FAILED to populate; see the server's log")
+        if all(states.get(n) == "ONLINE" for n in names):
+            return
+        if time.monotonic() > deadline:
+            raise EventsError(f"Neo4j indexes not online after {within:.0f}s: "
+                              f"{ {n: states.get(n, 'missing') for n in names} }")
+        await asyncio.sleep(0.1)
 
 
 class Neo4jOutbox:
@@ -123,8 +145,9 @@ class Neo4jOutbox:
         return [
             f"CREATE CONSTRAINT {n}_id IF NOT EXISTS FOR (e:`{e}`) REQUIRE e.id IS UNIQUE",
             f"CREATE INDEX {n}_lease_until IF NOT EXISTS FOR (e:`{e}`) ON (e.lease_until)",
+            f"CREATE INDEX {n}_at IF NOT EXISTS FOR (e:`{e}`) ON (e.at)",
             f"CREATE INDEX {n}_lease IF NOT EXISTS FOR (e:`{e}`) ON (e.lease)",
-            f"CREATE INDEX {n}_key IF NOT EXISTS FOR (e:`{e}`) ON (e.key)",
+            f"CREATE INDEX {n}_key_seq IF NOT EXISTS FOR (e:`{e}`) ON (e.key, e.seq)",
             f"CREATE CONSTRAINT {n}_seq_key IF NOT EXISTS FOR (c:`{s}`) REQUIRE c.key IS UNIQUE",
             f"CREATE CONSTRAINT {n}_lock_name IF NOT EXISTS FOR (l:`{lk}`) REQUIRE l.name IS UNIQUE",
         ]
@@ -132,7 +155,8 @@ class Neo4jOutbox:
     def schema_names(self) -> list[str]:
         """Names of the constraints and indexes `schema_cypher` creates (to drop them in tests)."""
         n = self.label.lower()
-        return [f"{n}_id", f"{n}_lease_until", f"{n}_lease", f"{n}_key", f"{n}_seq_key", f"{n}_lock_name"]
+        return [f"{n}_id", f"{n}_lease_until", f"{n}_at", f"{n}_lease", f"{n}_key_seq", f"{n}_seq_key",
+                f"{n}_lock_name"]
 
     async def ensure_schema(self, driver: AsyncDriver) -> None:
         """Create the constraints and indexes if missing; safe from many processes at once."""
@@ -214,9 +238,11 @@ class _Neo4jClaim:
         # 1. the claim lock: every later statement of this transaction sees other claims committed
         await (await tx.run(f"MERGE (l:{lk} {{name: 'claim'}}) SET l.at = timestamp()")).consume()
         now = _now_ms()
+        # the oldest free entries: the `at` index in order, stopping after $limit (no sort of a backlog;
+        # entries of one write share `at`, and their order within a key is `seq` anyway)
         result = await tx.run(
-            f"MATCH (e:{e}) WHERE e.lease_until < $now "
-            "RETURN e.id AS id, e.key AS key, e.seq AS seq ORDER BY e.at, e.ord LIMIT $limit",
+            f"MATCH (e:{e}) USING INDEX e:{e}(at) WHERE e.at >= 0 AND e.lease_until < $now "
+            "RETURN e.id AS id, e.key AS key, e.seq AS seq ORDER BY e.at LIMIT $limit",
             now=now, limit=limit)
         candidates = [dict(r) async for r in result]
         if not candidates:
@@ -229,10 +255,10 @@ class _Neo4jClaim:
         same_keys: list[dict[str, Any]] = []
         if top:
             result = await tx.run(
-                f"UNWIND $keys AS k MATCH (e:{e} {{key: k}}) "
+                f"UNWIND $tops AS t MATCH (e:{e} {{key: t.key}}) WHERE e.seq <= t.seq "
                 "RETURN e.id AS id, e.key AS key, e.seq AS seq, e.lease_until AS lease_until",
-                keys=list(top))
-            same_keys = [dict(r) async for r in result if r["seq"] <= top[r["key"]]]
+                tops=[{"key": k, "seq": s} for k, s in top.items()])
+            same_keys = [dict(r) async for r in result]
         ids = {c["id"] for c in candidates} | {d["id"] for d in same_keys if d["lease_until"] < now}
         result = await tx.run(
             f"UNWIND $ids AS id MATCH (e:{e} {{id: id}}) WHERE e.lease_until < $now "
