@@ -16,66 +16,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from bson import ObjectId
-from events_common import load_note, percentile, unique, up
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from events_common import load_note, percentile, serve_role, unique, up
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from culture_events.message import Message, Meta
 from culture_events.outbox.mongo import MongoOutbox
-from culture_runtime.settings import PlatformSettings
-from culture_stack.dev import free_port
+from culture_stack.endpoints import platform_settings
 from culture_stack.server import say
 
 CULTURE = Path(sys.executable).with_name("culture")
 
 
-@contextlib.asynccontextmanager
-async def role(name: str, env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """A catalog role as a subprocess; yields its address once its health says SERVING."""
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it takes microseconds; it runs on its own
-            [str(CULTURE), "serve", "catalog", "--role", name],
-            env={**os.environ, **env, "CULTURE_GRPC_PORT": str(port)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        async with grpc.aio.insecure_channel(address) as channel:
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"catalog {name} exited; see {log}")
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=1
-                    )
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"catalog {name} did not start within 60s; see {log}")
-                await asyncio.sleep(0.2)
-        yield address
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def stats(name: str, samples: list[float]) -> tuple[float, float]:
@@ -232,14 +194,14 @@ async def main() -> None:
         "CULTURE_TOPIC_NAMESPACE": name,
     }
     logs = Path(os.environ.get("TMPDIR", "/tmp"))
-    client = AsyncIOMotorClient(PlatformSettings().mongo_uri, tz_aware=True)
+    client = AsyncIOMotorClient(platform_settings().mongo_uri, tz_aware=True)
     say(load_note())
     try:
         async with (
-            role("api-write", env, logs / f"{name}-write.log") as w_addr,
-            role("api-read", env, logs / f"{name}-read.log") as r_addr,
-            role(
-                "api-read",
+            serve_role("catalog", "api-write", env, logs / f"{name}-write.log") as w_addr,
+            serve_role("catalog", "api-read", env, logs / f"{name}-read.log") as r_addr,
+            serve_role(
+                "catalog", "api-read",
                 {**env, "CULTURE_CATALOG_CACHE_ENABLED": "false"},
                 logs / f"{name}-read-nocache.log",
             ) as u_addr,

@@ -1,13 +1,25 @@
-"""Shared bits of the event-library benchmarks (bench/events_*.py): servers, topics, statistics."""
+"""Shared bits of the benchmarks (bench/*.py): servers, topics, a role as a subprocess, statistics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from culture_stack import registry, stack
+from culture_stack.dev import free_port
+from culture_stack.endpoints import with_platform_env
 from culture_stack.server import Context, say
 
 
@@ -68,3 +80,39 @@ def load_note() -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@contextlib.asynccontextmanager
+async def serve_role(service: str, role: str, env: dict[str, str], log: Path) -> AsyncIterator[str]:
+    """`culture serve SERVICE --role ROLE` as a subprocess with the local stack's endpoints (where the
+    environment does not name others); yields its address once its health says SERVING (60 s at
+    most), and stops it afterwards."""
+    port = free_port()
+    culture = Path(sys.executable).with_name("culture")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it takes microseconds; it runs on its own
+            [str(culture), "serve", service, "--role", role],
+            env={**with_platform_env(dict(os.environ)), **env, "CULTURE_GRPC_PORT": str(port)},
+            stdout=out, stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        async with grpc.aio.insecure_channel(address) as channel:
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"{service} {role} exited; see {log}")
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                                            timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{service} {role} did not start within 60s; see {log}")
+                await asyncio.sleep(0.2)
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
-from events_common import load_note, percentile, up
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from events_common import load_note, percentile, serve_role, up
 
 from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_events.outbox.neo4j import driver_from_uri
@@ -51,9 +48,7 @@ from culture_graph.store import (
     SIMILAR,
     GraphStore,
 )
-from culture_runtime.settings import PlatformSettings
-from culture_stack.dev import free_port
-from culture_stack.endpoints import platform_env
+from culture_stack.endpoints import platform_env, platform_settings
 from culture_stack.server import say
 
 CULTURE = Path(sys.executable).with_name("culture")
@@ -62,36 +57,6 @@ SUBS = ["classic", "modern", "short", "epic"]
 DAY = 86_400 * 1_000_000
 
 
-@contextlib.asynccontextmanager
-async def api_read(env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """graph api-read as a subprocess; yields its address once its health says SERVING."""
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it takes microseconds; it runs on its own
-            [str(CULTURE), "serve", "graph", "--role", "api-read"],
-            env={**os.environ, **env, "CULTURE_GRPC_PORT": str(port)}, stdout=out, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        async with grpc.aio.insecure_channel(address) as channel:
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"graph api-read exited; see {log}")
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                                            timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"graph api-read did not start within 60s; see {log}")
-                await asyncio.sleep(0.2)
-        yield address
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 class Data:
@@ -307,17 +272,17 @@ async def main() -> None:
     prefix = "gb" + uuid.uuid4().hex[:8]
     say(f"graph benchmark {prefix}: {args.users} users, {args.follows} follows, {args.ratings} ratings, "
         f"{args.works} works; {load_note()}")
-    store = GraphStore(PlatformSettings().neo4j_uri or "")
+    store = GraphStore(platform_settings().neo4j_uri or "")
     await store.connect()  # the constraints and indexes, as the service creates them
     await store.close()
-    driver = driver_from_uri(PlatformSettings().neo4j_uri or "")
+    driver = driver_from_uri(platform_settings().neo4j_uri or "")
     log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
     try:
         say("generating...")
         data = Data(args, prefix)
         say("loading (batched UNWIND)...")
         await load(driver, data, args.batch)
-        async with api_read({}, log_dir / f"{prefix}-api-read.log") as address:
+        async with serve_role("graph", "api-read", {}, log_dir / f"{prefix}-api-read.log") as address:
             async with grpc.aio.insecure_channel(address) as channel:
                 print(f"graph queries, {args.queries} calls each ({load_note()}):", flush=True)
                 await measure(graph_pb2_grpc.GraphServiceStub(channel), driver, data, args)
