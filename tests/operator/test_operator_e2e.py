@@ -70,12 +70,13 @@ def expected(k: Kubectl, namespace: str, name: str) -> set[tuple[str, str]]:
     return {
         (m["kind"], m["metadata"]["name"])
         for m in b.build_children(
-            owner, spec, dict.fromkeys(b.managed_databases(spec), "x"), b.SigningKey.from_seed(bytes(32))
+            owner, spec, dict.fromkeys(b.managed_databases(spec), "x"), b.SigningKey.from_seed(bytes(32)),
+            client_address_key="x",
         )
     }
 
 
-KINDS = "configmaps,secrets,services,statefulsets,deployments,poddisruptionbudgets"
+KINDS = "configmaps,secrets,services,statefulsets,deployments,poddisruptionbudgets,networkpolicies"
 
 
 def children(k: Kubectl, namespace: str, name: str, kinds: str = KINDS) -> dict[tuple[str, str], dict]:
