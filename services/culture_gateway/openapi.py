@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from culture_gateway.openapi_catalog import catalog_paths, catalog_schemas
+from culture_gateway.openapi_feed import feed_paths, feed_schemas
 from culture_gateway.openapi_graph import graph_paths, graph_schemas
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -91,6 +92,7 @@ def openapi_spec() -> dict[str, Any]:
                             "responses": {"101": {"description": "switching protocols"}}}},
             **catalog_paths(),
             **graph_paths(),
+            **feed_paths(),
             "/healthz": {"get": {"summary": "Readiness: 200 when every required upstream is SERVING",
                                  "responses": {"200": {"description": "ready"},
                                                "503": {"description": "not ready or draining"}}}},
@@ -113,6 +115,7 @@ def openapi_spec() -> dict[str, Any]:
                     "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
                 **catalog_schemas(),
                 **graph_schemas(),
+                **feed_schemas(),
             },
         },
     }

@@ -111,13 +111,15 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
         env["CULTURE_GATEWAY_CATALOG_READ"] = f"127.0.0.1:{ports[('catalog', 'api-read')]}"
         env["CULTURE_GATEWAY_GRAPH_WRITE"] = f"127.0.0.1:{ports[('graph', 'api-write')]}"
         env["CULTURE_GATEWAY_GRAPH_READ"] = f"127.0.0.1:{ports[('graph', 'api-read')]}"
+        env["CULTURE_GATEWAY_FEED_READ"] = f"127.0.0.1:{ports[('feed', 'api-read')]}"
         required = [name for name, key in (("identity-write", ("identity", "api-write")),
                                            ("identity-read", ("identity", "api-read")),
                                            ("notifier", ("notifier", "api-read")),
                                            ("catalog-write", ("catalog", "api-write")),
                                            ("catalog-read", ("catalog", "api-read")),
                                            ("graph-write", ("graph", "api-write")),
-                                           ("graph-read", ("graph", "api-read"))) if key in present]
+                                           ("graph-read", ("graph", "api-read")),
+                                           ("feed-read", ("feed", "api-read"))) if key in present]
         env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"] = "[" + ",".join(f'"{n}"' for n in required) + "]"
     else:
         env["CULTURE_GRPC_PORT"] = str(child.port)

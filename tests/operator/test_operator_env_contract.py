@@ -192,9 +192,10 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
     assert gateway.notifier == "demo-notifier-api-read.ns1.svc:50051"
     assert gateway.catalog_write == "demo-catalog-api-write.ns1.svc:50051"
     assert gateway.graph_read == "demo-graph-api-read.ns1.svc:50051"
+    assert gateway.feed_read == "demo-feed-api-read.ns1.svc:50051"
     assert sorted(gateway.required_upstreams) == [
-        "catalog-read", "catalog-write", "graph-read", "graph-write", "identity-read", "identity-write",
-        "notifier"]
+        "catalog-read", "catalog-write", "feed-read", "graph-read", "graph-write", "identity-read",
+        "identity-write", "notifier"]
 
     plat, graph = settings_of("demo-graph-worker", PlatformSettings, GraphSettings)
     assert plat.neo4j_uri.startswith("bolt://neo4j:pw@demo-neo4j.ns1.svc:7687")
@@ -208,7 +209,7 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
 
 def test_gateway_requires_only_enabled_upstreams_and_is_probed_over_http() -> None:
     disabled = {"enabled": False}
-    off = {"notifier": disabled, "catalog": disabled, "graph": disabled}
+    off = {"notifier": disabled, "catalog": disabled, "graph": disabled, "feed": disabled}
     _, deployments, items = built({"services": off})
     c = container(deployments["demo-gateway-api"])
     env = {e["name"]: e.get("value") for e in c["env"]}

@@ -97,6 +97,7 @@ GATEWAY_UPSTREAMS: dict[str, tuple[str, str]] = {
     "catalog-read": ("catalog", "api-read"),
     "graph-write": ("graph", "api-write"),
     "graph-read": ("graph", "api-read"),
+    "feed-read": ("feed", "api-read"),
 }
 
 
