@@ -9,8 +9,9 @@ Tables (keyspace from the settings):
   time bucket; timeline_buckets (user_id, bucket DESC) -> the buckets that hold items;
 - authored ((author_user_id, bucket), item_id DESC) + authored_buckets -> every review by its author
   (the source of the backfill and of the celebrities' read-time merge);
-- review_copies (review_id, user_id) -> where a review's copies are (for updates and deletions);
-- reviews (review_id) -> the newest version seen and whether the review is deleted;
+- review_recipients (review_id, chunk) -> who got copies of a review, one row per fan-out batch (the
+  copies' ids derive from the review's event and the recipient: updates and deletions recompute them);
+- reviews (review_id) -> the review's author item, source event and whether it is deleted;
 - following (user_id, followee_user_id) -> the follow mirror; celebrities (shard, author_user_id).
 
 Review cells are written with `USING TIMESTAMP <version>`, so the newest version wins in any order
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -58,10 +60,11 @@ def _tables(settings: FeedSettings) -> dict[str, str]:
         "authored_buckets": "CREATE TABLE IF NOT EXISTS {ks}.authored_buckets (author_user_id text, "
                             "bucket bigint, PRIMARY KEY ((author_user_id), bucket)) "
                             "WITH CLUSTERING ORDER BY (bucket DESC)",
-        "review_copies": "CREATE TABLE IF NOT EXISTS {ks}.review_copies (review_id text, user_id text, "
-                         "bucket bigint, item_id timeuuid, PRIMARY KEY ((review_id), user_id))",
+        "review_recipients": "CREATE TABLE IF NOT EXISTS {ks}.review_recipients (review_id text, "
+                             "chunk text, user_ids list<text>, PRIMARY KEY ((review_id), chunk))",
         "reviews": "CREATE TABLE IF NOT EXISTS {ks}.reviews (review_id text PRIMARY KEY, "
-                   "author_user_id text, bucket bigint, item_id timeuuid, deleted boolean)",
+                   "author_user_id text, bucket bigint, item_id timeuuid, source_event_id text, "
+                   "deleted boolean)",
         "following": "CREATE TABLE IF NOT EXISTS {ks}.following (user_id text, followee_user_id text, "
                      "PRIMARY KEY ((user_id), followee_user_id))",
         "celebrities": "CREATE TABLE IF NOT EXISTS {ks}.celebrities (shard int, author_user_id text, "
@@ -103,6 +106,7 @@ class FeedStore:
         self.cluster: Any = None
         self.session: Any = None
         self._prepared: dict[str, Any] = {}
+        self._indexed: set[tuple[str, int]] = set()
 
     # -- connection and schema ------------------------------------------------------------------
 
@@ -160,9 +164,9 @@ class FeedStore:
             "timeline_delete": f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE user_id = ? "
                                "AND bucket = ? AND item_id = ?",
             "bucket_insert": f"INSERT INTO {ks}.timeline_buckets (user_id, bucket) VALUES (?, ?)",
-            "copy_insert": f"INSERT INTO {ks}.review_copies (review_id, user_id, bucket, item_id) "
-                           "VALUES (?, ?, ?, ?)",
-            "copies": f"SELECT user_id, bucket, item_id FROM {ks}.review_copies WHERE review_id = ?",
+            "recipients_insert": f"INSERT INTO {ks}.review_recipients (review_id, chunk, user_ids) "
+                                 "VALUES (?, ?, ?)",
+            "recipients": f"SELECT user_ids FROM {ks}.review_recipients WHERE review_id = ?",
             "authored_insert": f"INSERT INTO {ks}.authored (author_user_id, bucket, item_id, "
                                f"source_event_id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                                "USING TIMESTAMP ?",
@@ -172,10 +176,11 @@ class FeedStore:
                                "AND bucket = ? AND item_id = ?",
             "authored_bucket_insert": f"INSERT INTO {ks}.authored_buckets (author_user_id, bucket) "
                                       "VALUES (?, ?)",
-            "review_insert": f"INSERT INTO {ks}.reviews (review_id, author_user_id, bucket, item_id) "
-                             "VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+            "review_insert": f"INSERT INTO {ks}.reviews (review_id, author_user_id, bucket, item_id, "
+                             "source_event_id) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
             "review_delete": f"UPDATE {ks}.reviews USING TIMESTAMP ? SET deleted = true WHERE review_id = ?",
-            "review_get": f"SELECT author_user_id, bucket, item_id, deleted FROM {ks}.reviews "
+            "review_get": f"SELECT author_user_id, bucket, item_id, source_event_id, deleted "
+                          f"FROM {ks}.reviews "
                           "WHERE review_id = ?",
             "follow_insert": f"INSERT INTO {ks}.following (user_id, followee_user_id) VALUES (?, ?) "
                              "USING TIMESTAMP ?",
@@ -245,28 +250,57 @@ class FeedStore:
                                  i.review_id, i.work_id, i.work_title, i.rating, i.excerpt,
                                  list(i.genre_slugs), version)),
             ("authored_bucket_insert", (i.actor_user_id, b)),
-            ("review_insert", (i.review_id, i.actor_user_id, b, i.item_id, version)),
+            ("review_insert", (i.review_id, i.actor_user_id, b, i.item_id, authored.source_event_id,
+                               version)),
         ])
 
     def copy_statements(self, authored: Authored, recipients: Sequence[str],
                         version: int) -> list[tuple[str, Sequence[Any]]]:
-        """The writes that put a review into the recipients' timelines (3 per recipient)."""
+        """The writes that put a review into the recipients' timelines: one row per copy, the bucket
+        index row of a (user, bucket) this process has not written yet, and one recipients row."""
         i = authored.item
+        when = model.time_of(i.item_id)
         out: list[tuple[str, Sequence[Any]]] = []
         for user in recipients:
-            iid = model.item_id(model.time_of(i.item_id), authored.source_event_id, user)
+            iid = model.item_id(when, authored.source_event_id, user)
             b = self.bucket(iid)
-            out += [("timeline_insert", (user, b, iid, i.actor_user_id, i.review_id, i.work_id, i.work_title,
-                                         i.rating, i.excerpt, list(i.genre_slugs), version)),
-                    ("bucket_insert", (user, b)),
-                    ("copy_insert", (i.review_id, user, b, iid))]
+            out.append(("timeline_insert", (user, b, iid, i.actor_user_id, i.review_id, i.work_id,
+                                            i.work_title, i.rating, i.excerpt, list(i.genre_slugs), version)))
+            if (user, b) not in self._indexed:
+                out.append(("bucket_insert", (user, b)))
+        if recipients:
+            chunk = hashlib.sha256("\x00".join(recipients).encode()).hexdigest()[:32]
+            out.append(("recipients_insert", (i.review_id, chunk, list(recipients))))
         return out
 
+    def _remember_buckets(self, work: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """(user, bucket) index rows now written: later copies to the same bucket skip them (bounded;
+        forgetting only costs a redundant, idempotent write)."""
+        if len(self._indexed) > 1_000_000:
+            self._indexed.clear()
+        self._indexed.update((p[0], p[1]) for name, p in work if name == "bucket_insert")
+
     async def copy_to(self, authored: Authored, recipients: Sequence[str], version: int) -> None:
-        await self._many(self.copy_statements(authored, recipients, version))
+        work = self.copy_statements(authored, recipients, version)
+        await self._many(work)
+        self._remember_buckets(work)
 
     async def copy_many(self, copies: Sequence[tuple[Authored, Sequence[str]]], version: int) -> None:
-        await self._many([w for a, r in copies for w in self.copy_statements(a, r, version)])
+        work = [w for a, r in copies for w in self.copy_statements(a, r, version)]
+        await self._many(work)
+        self._remember_buckets(work)
+
+    async def _copies(self, review: Any, review_id: str) -> list[tuple[str, int, uuid.UUID]]:
+        """(user, bucket, item id) of every copy of a review."""
+        if review is None or review.item_id is None or not review.source_event_id:
+            return []
+        when = model.time_of(review.item_id)
+        users = {u for row in await self._run("recipients", (review_id,)) for u in (row.user_ids or [])}
+        out = []
+        for user in sorted(users):
+            iid = model.item_id(when, review.source_event_id, user)
+            out.append((user, self.bucket(iid), iid))
+        return out
 
     async def update_review(self, review_id: str, version: int, rating: int, excerpt: str,
                             genre_slugs: Sequence[str]) -> int:
@@ -274,12 +308,12 @@ class FeedStore:
         review = await self.review_state(review_id)
         if review is None:
             return 0
-        copies = await self._run("copies", (review_id,))
+        copies = await self._copies(review, review_id)
         work: list[tuple[str, Sequence[Any]]] = [
             ("authored_update", (version, rating, excerpt, list(genre_slugs), review.author_user_id,
                                  review.bucket, review.item_id))]
-        work += [("timeline_update", (version, rating, excerpt, list(genre_slugs), c.user_id, c.bucket,
-                                      c.item_id)) for c in copies]
+        work += [("timeline_update", (version, rating, excerpt, list(genre_slugs), user, b, iid))
+                 for user, b, iid in copies]
         await self._many(work)
         return len(copies)
 
@@ -287,10 +321,10 @@ class FeedStore:
         """Tombstone the review, its item and its copies (at `version`); how many copies."""
         review = await self.review_state(review_id)
         work: list[tuple[str, Sequence[Any]]] = [("review_delete", (version, review_id))]
-        copies = await self._run("copies", (review_id,))
+        copies = await self._copies(review, review_id)
         if review is not None and review.item_id is not None:
             work.append(("authored_delete", (version, review.author_user_id, review.bucket, review.item_id)))
-        work += [("timeline_delete", (version, c.user_id, c.bucket, c.item_id)) for c in copies]
+        work += [("timeline_delete", (version, user, b, iid)) for user, b, iid in copies]
         await self._many(work)
         return len(copies)
 
