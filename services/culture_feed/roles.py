@@ -16,7 +16,14 @@ from culture_events.router import Router
 from culture_feed.service import FeedReader
 from culture_feed.settings import FeedSettings
 from culture_feed.store import FeedStore
-from culture_feed.worker import FeedCreator, FollowersSource, FollowMirror, ReviewChanges, ReviewFanOut
+from culture_feed.worker import (
+    FeedCreator,
+    FollowersSource,
+    FollowMirror,
+    ReviewChanges,
+    ReviewFanOut,
+    feed_chain,
+)
 from culture_runtime.service import run_grpc_service
 from culture_runtime.settings import PlatformSettings
 from culture_runtime.worker import Wiring, run_worker
@@ -73,7 +80,8 @@ async def worker() -> None:
             await channel["channel"].close()
         await store.close()
 
-    await run_worker("feed", settings, install, platform=platform, on_start=start, on_stop=stop,
+    await run_worker("feed", settings, install, platform=platform, chain=feed_chain, on_start=start,
+                     on_stop=stop,
                      extra_topics=[platform.topic(t) for t in TOPICS])
 
 

@@ -27,6 +27,7 @@ class FeedSettings(WorkerSettings):
     local_dc: str | None = Field(None, description="Cassandra datacenter the driver prefers (and the one "
                                  "NetworkTopologyStrategy replicates to); unset: the contact points' own")
     protocol_version: int = Field(5, ge=3, le=5, description="CQL native protocol version (5: Cassandra 4+)")
+    request_timeout_seconds: float = Field(10.0, gt=0, le=600, description="limit on one Cassandra request")
     bucket_seconds: int = Field(30 * 86400, ge=60, le=366 * 86400,
                                 description="time span of one timeline partition; fixed once the keyspace "
                                 "holds data (the start-up refuses a different value)")

@@ -116,12 +116,19 @@ class FeedStore:
 
     def _connect_sync(self) -> None:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+        from cassandra.policies import (
+            DCAwareRoundRobinPolicy,
+            ExponentialReconnectionPolicy,
+            TokenAwarePolicy,
+        )
 
         policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.settings.local_dc))
-        profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=30)
+        profile = ExecutionProfile(load_balancing_policy=policy,
+                                   request_timeout=self.settings.request_timeout_seconds)
         self.cluster = Cluster(self.contact_points, port=self.port,
                                protocol_version=self.settings.protocol_version,
+                               # back within seconds of Cassandra's return (the default waits up to 10 min)
+                               reconnection_policy=ExponentialReconnectionPolicy(0.5, 10.0),
                                execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         self.session = self.cluster.connect()
         self.session.default_fetch_size = None  # every read here is bounded by a LIMIT or a partition

@@ -23,14 +23,60 @@ from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_contracts.topics import key_of, topic_of
 from culture_events.codec import decode, encode
 from culture_events.errors import PermanentError
+from culture_events.handling import Handler, Middleware
 from culture_events.message import Message, Meta
+from culture_events.middleware import PoisonQueue, correlation_id, recoverer, timeout
 from culture_feed import model
 from culture_feed.settings import FeedSettings
 from culture_feed.store import Authored, FeedStore
+from culture_runtime.worker import Wiring
 
 log = logging.getLogger("culture_feed")
 
 Publish = Callable[[str, Message], Awaitable[None]]
+
+
+def cassandra_outage(exc: BaseException) -> bool:
+    """Whether `exc` says Cassandra is unreachable or overloaded (not a problem of the message)."""
+    from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+    from cassandra.cluster import NoHostAvailable
+
+    return isinstance(exc, NoHostAvailable | OperationTimedOut | Unavailable | ReadTimeout | WriteTimeout)
+
+
+def wait_out_store_outages(is_outage: Callable[[BaseException], bool] = cassandra_outage, *,
+                           initial: float = 0.5, maximum: float = 10.0,
+                           sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> Middleware:
+    """Middleware (between the poison queue and the retries): when the handler still fails after its
+    retries because the feed's own store is down, wait (backoff up to `maximum`) and handle the
+    message again, for as long as the outage lasts, instead of poisoning it: every event would
+    otherwise be poisoned while Cassandra is away. A shutdown meanwhile leaves the message
+    unacknowledged, so it is redelivered."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def handle(msg: Message) -> list[Message]:
+            delay = initial
+            while True:
+                try:
+                    return await handler(msg)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    log.warning("feed: Cassandra unavailable (%s: %s); message %s waits %.1fs",
+                                type(exc).__name__, exc, msg.id, delay)
+                    await sleep(delay)
+                    delay = min(maximum, delay * 2)
+
+        return handle
+
+    return wrap
+
+
+def feed_chain(wiring: Wiring) -> list[Middleware]:
+    """The standard order with the outage wait between the poison queue and the retries."""
+    settings = wiring.settings
+    return [correlation_id, PoisonQueue(wiring.publisher, settings.poison_topic), wait_out_store_outages(),
+            settings.retry(), timeout(settings.handler_timeout_seconds), recoverer]
 
 
 def _when(ts: timestamp_pb2.Timestamp, fallback: Message) -> dt.datetime:

@@ -127,3 +127,33 @@ def test_settings_have_no_endpoint_defaults_and_validate(monkeypatch: pytest.Mon
     monkeypatch.setenv("CULTURE_FEED_KEYSPACE", "Bad-Name")
     with pytest.raises(ValidationError):
         FeedSettings()
+
+
+async def test_a_store_outage_is_waited_out_and_other_errors_pass_through() -> None:
+    from cassandra.cluster import NoHostAvailable
+
+    from culture_events.message import Message
+    from culture_feed.worker import cassandra_outage, wait_out_store_outages
+
+    waits: list[float] = []
+    calls: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def flaky(msg: Message) -> list[Message]:
+        calls.append(1)
+        if len(calls) <= 5:
+            raise NoHostAvailable("down", {})
+        return []
+
+    handler = wait_out_store_outages(initial=0.5, maximum=2.0, sleep=sleep)(flaky)
+    assert await handler(Message(b"")) == []
+    assert waits == [0.5, 1.0, 2.0, 2.0, 2.0] and len(calls) == 6
+
+    async def broken(msg: Message) -> list[Message]:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):
+        await wait_out_store_outages(sleep=sleep)(broken)(Message(b""))
+    assert cassandra_outage(NoHostAvailable("x", {})) and not cassandra_outage(TimeoutError())
