@@ -13,9 +13,10 @@ from culture.graph.v1 import graph_pb2_grpc
 from culture_contracts.topics import topic_of
 from culture_events.message import Message
 from culture_events.router import Router
+from culture_feed.push import Notifier
 from culture_feed.service import FeedReader
 from culture_feed.settings import FeedSettings
-from culture_feed.store import FeedStore
+from culture_feed.store import Authored, FeedStore
 from culture_feed.worker import (
     FeedCreator,
     FollowersSource,
@@ -44,11 +45,15 @@ def _store(platform: PlatformSettings, settings: FeedSettings) -> FeedStore:
 
 async def worker() -> None:
     """Consume identity.user-registered (feeds), catalog review events (fan-out, updates) and graph
-    follow events (mirror, backfill)."""
-    platform = PlatformSettings().require("cassandra_contact_points", "kafka_bootstrap")
+    follow events (mirror, backfill); publish "new items" notices to Redis (push.py)."""
+    platform = PlatformSettings().require("cassandra_contact_points", "kafka_bootstrap", "redis_url")
     settings = FeedSettings().require("graph_read")
     store = _store(platform, settings)
     channel: dict[str, Any] = {}
+    notifier = Notifier(platform.redis_url or "")
+
+    async def notify(authored: Authored, readers: list[str]) -> None:
+        await notifier.new_items(readers, authored.item.actor_user_id, authored.item.review_id)
 
     def install(router: Router, wiring: Wiring) -> None:
         sub = wiring.subscriber
@@ -62,13 +67,13 @@ async def worker() -> None:
                                     FeedCreator(store, settings, publish, platform.topic))
         router.add_consumer_handler("feed.ReviewCreated",
                                     platform.topic(topic_of(catalog_events_pb2.ReviewCreated)), sub,
-                                    ReviewFanOut(store, followers, settings))
+                                    ReviewFanOut(store, followers, settings, on_copied=notify))
         for cls in REVIEW_CHANGES:
             router.add_consumer_handler(f"feed.{cls.__name__}", platform.topic(topic_of(cls)), sub,
                                         ReviewChanges(store, cls))
         for cls in FOLLOW_EVENTS:
             router.add_consumer_handler(f"feed.{cls.__name__}", platform.topic(topic_of(cls)), sub,
-                                        FollowMirror(store, settings, cls))
+                                        FollowMirror(store, settings, cls, on_copied=notify))
 
     async def start() -> None:
         channel["channel"] = grpc.aio.insecure_channel(settings.graph_read or "")
@@ -78,6 +83,7 @@ async def worker() -> None:
     async def stop() -> None:
         if "channel" in channel:
             await channel["channel"].close()
+        await notifier.close()
         await store.close()
 
     await run_worker("feed", settings, install, platform=platform, chain=feed_chain, on_start=start,

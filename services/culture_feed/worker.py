@@ -159,7 +159,7 @@ class ReviewFanOut:
     reviews in (copies already written are deduplicated at read time: same ids)."""
 
     def __init__(self, store: FeedStore, followers: FollowersSource, settings: FeedSettings,
-                 on_copied: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
+                 on_copied: Callable[[Authored, list[str]], Awaitable[None]] | None = None) -> None:
         self.store, self.followers, self.settings = store, followers, settings
         self.on_copied = on_copied
 
@@ -204,7 +204,7 @@ class ReviewFanOut:
                 raise
             copied += len(recipients)
             if self.on_copied is not None:
-                await self.on_copied(recipients)
+                await self.on_copied(authored, recipients)
             recipients, token = await following if following is not None else ([], "")
         return copied
 
@@ -233,8 +233,10 @@ class FollowMirror:
     """graph.follow-created -> the mirror row and a backfill of the followee's recent reviews (unless
     a celebrity, whose reviews are merged at read time); graph.follow-removed -> the row goes."""
 
-    def __init__(self, store: FeedStore, settings: FeedSettings, cls: type) -> None:
+    def __init__(self, store: FeedStore, settings: FeedSettings, cls: type,
+                 on_copied: Callable[[Authored, list[str]], Awaitable[None]] | None = None) -> None:
         self.store, self.settings, self.cls = store, settings, cls
+        self.on_copied = on_copied
 
     async def __call__(self, msg: Message) -> list[Message]:
         event = decode(msg, self.cls)
@@ -249,4 +251,6 @@ class FollowMirror:
         if k and not await self.store.is_celebrity(followee):
             recent = await self.store.authored_items(followee, model.bound_id((1 << 60) - 1), k)
             await self.store.copy_many([(a, [follower]) for a in recent], 1)
+            if recent and self.on_copied is not None:
+                await self.on_copied(recent[0], [follower])
         return []

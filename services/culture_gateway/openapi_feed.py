@@ -39,6 +39,14 @@ def feed_paths() -> dict[str, Any]:
                          "description": "next_page_token of the previous page"}],
                     "responses": {"200": _json(page, "a page (empty when nothing reached my feed yet)"),
                                   **{str(c): _json(_ERROR, t) for c, t in _TEXT.items()}}}},
+        "/api/feed/events": {
+            "get": {"summary": "Server-sent events: `ready`, then `new-items` ({type, user_id, count, "
+                               "actor_user_id, review_id}) whenever reviews land in my feed",
+                    "security": [{"bearer": []}, {"queryToken": []}],
+                    "responses": {"200": {"description": "text/event-stream",
+                                          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                                  "401": _json(_ERROR, _TEXT[401]),
+                                  "503": _json(_ERROR, "notifications are unavailable")}}},
     }
 
 

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from culture.feed.v1 import feed_pb2
@@ -68,5 +70,27 @@ class FeedRoutes:
         return JSONResponse({"items": [item_json(i) for i in reply.items],
                              "next_page_token": reply.next_page_token})
 
+    async def events(self, request: Request) -> Response:
+        """Server-sent events for my feed: `ready`, then `new-items` whenever reviews land in my
+        timeline (then GET /api/feed), with `: keep-alive` comments in between."""
+        claims = await self.g._authenticate(request)
+        try:
+            from culture_feed.push import subscribe  # the feed's notices (Redis pub/sub)
+        except ImportError as exc:
+            raise HttpError(503, "UNAVAILABLE", "feed notifications are not available") from exc
+        source = subscribe(self.g.push.redis_url, claims.user_id)
+
+        async def stream() -> AsyncIterator[str]:
+            yield f"event: ready\ndata: {json.dumps({'subscribed': f'feed of {claims.user_id}'})}\n\n"
+            async for item in self.g.push.pump(source):
+                if item is None:
+                    yield ": keep-alive\n\n"
+                else:
+                    yield f"event: new-items\ndata: {json.dumps(item)}\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     def routes(self) -> list[BaseRoute]:
-        return [Route("/api/feed", self.feed, methods=["GET"])]
+        return [Route("/api/feed", self.feed, methods=["GET"]),
+                Route("/api/feed/events", self.events, methods=["GET"])]

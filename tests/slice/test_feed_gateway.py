@@ -1,10 +1,15 @@
 """The feed through the gateway: a review by someone I follow, in a genre I am interested in, shows up
-in GET /api/feed; a fresh user's feed is an empty page; bad input is 422 with the field; the route and
-its statuses are in the served OpenAPI. Real processes and servers (the whole slice)."""
+in GET /api/feed and is announced on GET /api/feed/events (SSE); a fresh user's feed is an empty
+page; bad input is 422 with the field; the routes and their statuses are in the served OpenAPI.
+Real processes and servers (the whole slice)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -63,6 +68,11 @@ async def test_a_followed_review_reaches_my_feed_through_the_gateway(slice_run: 
         return reply.status_code == 200 and bool(reply.json()["ratings"])
 
     await wait_until(rated, 60, "ben's rating in the graph", interval=0.2)
+    events: list[tuple[str, dict[str, Any]]] = []
+    ready = asyncio.Event()
+    sse_client = httpx.AsyncClient(base_url=slice_run.gateway)
+    listener = asyncio.ensure_future(_sse(sse_client, "/api/feed/events", ben_auth, ready, events))
+    await asyncio.wait_for(ready.wait(), 15)
     review = await http.post(f"/api/works/{work_id}/reviews",
                              json={"rating": 4, "body": "A sea that thinks."}, headers=ann_auth)
     assert review.status_code == 201, review.text
@@ -72,10 +82,39 @@ async def test_a_followed_review_reaches_my_feed_through_the_gateway(slice_run: 
         assert reply.status_code == 200, reply.text
         return reply.json()["items"] or None
 
-    items = await wait_until(arrived, 60, "ann's review in ben's feed", interval=0.2)
-    assert [(i["actor_user_id"], i["review"]["work_id"], i["review"]["rating"]) for i in items] == [
-        (ann, work_id, 4)]
-    assert items[0]["created_at"].endswith("Z") and genre in items[0]["review"]["genres"]
+    try:
+        items = await wait_until(arrived, 60, "ann's review in ben's feed", interval=0.2)
+        assert [(i["actor_user_id"], i["review"]["work_id"], i["review"]["rating"]) for i in items] == [
+            (ann, work_id, 4)]
+        assert items[0]["created_at"].endswith("Z") and genre in items[0]["review"]["genres"]
+        await wait_until(lambda: [d for e, d in events if e == "new-items"], 30, "the new-items push",
+                         interval=0.1)
+        pushed = [d for e, d in events if e == "new-items"]
+        assert pushed[0]["user_id"] == ben and pushed[0]["actor_user_id"] == ann
+        assert pushed[0]["review_id"] == items[0]["review"]["review_id"]
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await sse_client.aclose()
+
+
+async def _sse(client: httpx.AsyncClient, url: str, headers: dict[str, str], ready: asyncio.Event,
+               out: list[tuple[str, dict[str, Any]]]) -> None:
+    """Collect (event, data) from an SSE stream; set `ready` on the first event."""
+    async with client.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=120)) as reply:
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        event, data = "message", ""
+        async for line in reply.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif line == "" and data:
+                out.append((event, json.loads(data)))
+                if event == "ready":
+                    ready.set()
+                event, data = "message", ""
 
 
 async def test_bad_feed_input_is_422_with_the_field_and_the_route_is_documented(
@@ -94,6 +133,8 @@ async def test_bad_feed_input_is_422_with_the_field_and_the_route_is_documented(
     assert {"200", "401", "404", "422", "503"} <= set(op["responses"])
     size = next(p for p in op["parameters"] if p["name"] == "page_size")["schema"]
     assert (size["minimum"], size["maximum"]) == (0, 100)
+    assert {"200", "401"} <= set(spec["paths"]["/api/feed/events"]["get"]["responses"])
+    assert (await http.get("/api/feed/events")).status_code == 401
 
 
 async def _not_404(call: object) -> httpx.Response | None:
