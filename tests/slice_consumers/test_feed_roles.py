@@ -37,6 +37,7 @@ FEED_CONSUMES = [topic_of(c) for c in (identity_events_pb2.UserRegistered, catal
 REVIEW_CREATED = topic_of(catalog_events_pb2.ReviewCreated)
 FEED_CREATED = topic_of(feed_events_pb2.FeedCreated)
 CREATION_FAILED = topic_of(feed_events_pb2.FeedCreationFailed)
+NODE_CREATED = topic_of(graph_events_pb2.UserNodeCreated)
 
 
 @pytest.fixture(scope="session")
@@ -208,7 +209,7 @@ async def _equal(get: Callable[[], Awaitable[object]], expected: object) -> bool
 async def test_the_admission_policy_refuses_a_feed_with_the_reason(
         platform: Platform, watch: Callable[[Sequence[str]], Awaitable[TopicWatch]]) -> None:
     p = platform
-    seen = await watch([ns(CREATION_FAILED), ns(FEED_CREATED)])
+    seen = await watch([ns(CREATION_FAILED), ns(FEED_CREATED), ns(NODE_CREATED)])
     refused = identity_events_pb2.UserRegistered(user_id=p.id("svc"), username=f"svc-{p.unique}-backup",
                                                  register_time=ts(1_700_000_000))
     fine = identity_events_pb2.UserRegistered(user_id=p.id("ok"), username=f"{p.unique}ok",
@@ -228,3 +229,8 @@ async def test_the_admission_policy_refuses_a_feed_with_the_reason(
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     reply = await p.feed.GetFeed(feed_pb2.GetFeedRequest(user_id=fine.user_id), timeout=10)
     assert list(reply.items) == [] and not reply.next_page_token
+    # the graph's step of the same registration jobs (the refused feed does not concern it)
+    nodes = await wait_until(lambda: seen.on(ns(NODE_CREATED), refused.user_id), 60, "UserNodeCreated",
+                             interval=0.1)
+    assert nodes[0].metadata["correlation_id"] == job
+    await wait_until(lambda: seen.on(ns(NODE_CREATED), fine.user_id), 60, "UserNodeCreated", interval=0.1)

@@ -18,7 +18,13 @@ from google.protobuf import timestamp_pb2
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from culture.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from culture.events.v1 import catalog_events_pb2, feed_events_pb2, identity_events_pb2, mailer_events_pb2
+from culture.events.v1 import (
+    catalog_events_pb2,
+    feed_events_pb2,
+    graph_events_pb2,
+    identity_events_pb2,
+    mailer_events_pb2,
+)
 from culture_contracts.topics import topic_of
 from culture_events.testing import wait_until
 from culture_notifier import jobs, push, store
@@ -89,9 +95,11 @@ async def test_a_refused_feed_marks_the_profile_incomplete_and_the_job_shows_it(
 
         await wait_until(listening, 60, "the push subscription", interval=0.1)
         await publish_event(user, job_id=job_id)
-        # the mailer is not part of this test: its step is reported by hand
+        # the mailer and the graph are not part of this test: their steps are reported by hand
         await publish_event(mailer_events_pb2.WelcomeMailSent(user_id=user.user_id, email=user.email,
                                                               message_id="<m@x>", send_time=_now()),
+                            job_id=job_id)
+        await publish_event(graph_events_pb2.UserNodeCreated(user_id=user.user_id, create_time=_now()),
                             job_id=job_id)
 
         async def finished() -> dict[str, Any] | None:
@@ -107,7 +115,8 @@ async def test_a_refused_feed_marks_the_profile_incomplete_and_the_job_shows_it(
         assert job["job_state"] == "failed"
         assert steps["feed"]["state"] == "failed" and "admission policy" in steps["feed"]["message"]
         assert steps["profile"]["state"] == "compensated"
-        assert steps["account"]["state"] == steps["welcome-mail"]["state"] == "succeeded"
+        assert steps["account"]["state"] == steps["welcome-mail"]["state"] == steps["graph"]["state"] \
+            == "succeeded"
         await wait_until(lambda: any(u["step"] == "profile" and u["state"] == "compensated" for u in updates),
                          30, "the compensation push", interval=0.1)
         pushed = [(u["step"], u["state"]) for u in updates]
