@@ -203,7 +203,7 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="GetFeed calls per variant (default 300)")
     parser.add_argument("--write-followers", type=int, default=5000, help="copies per write round (5000)")
     parser.add_argument("--write-rounds", type=int, default=5, help="write rounds per variant (default 5)")
-    parser.add_argument("--concurrency", type=int, default=64, help="writes in flight (default 64)")
+    parser.add_argument("--concurrency", type=int, default=256, help="writes in flight (default 256)")
     parser.add_argument("--keep", action="store_true", help="keep the keyspace")
     args = parser.parse_args()
     up("cassandra")

@@ -33,7 +33,7 @@ class FeedSettings(WorkerSettings):
                                 "holds data (the start-up refuses a different value)")
     item_ttl_days: int = Field(90, ge=0, le=3650, description="timeline items expire after this many days "
                                "(0: never)")
-    write_concurrency: int = Field(64, ge=1, le=1024,
+    write_concurrency: int = Field(256, ge=1, le=1024,
                                    description="timeline writes in flight per fan-out batch")
     celebrity_threshold: int = Field(10_000, ge=1, le=100_000_000,
                                      description="an author with more interested followers than this gets "
