@@ -136,9 +136,11 @@ async def getfeed_latency(store: FeedStore, env: dict[str, str], args: argparse.
                           log_dir: Path) -> None:
     reader_id = f"{run}-reader"
     await store.create_feed(reader_id, "reader", T0)
-    copies = [(Authored(model.Item(model.item_id(T0 + dt.timedelta(minutes=7 * i), f"{run}-e{i}", f"{run}-a"),
+    now = dt.datetime.now(dt.UTC)  # the newest items are recent, as in a live feed
+    copies = [(Authored(model.Item(model.item_id(now - dt.timedelta(minutes=7 * i), f"{run}-e{i}", reader_id),
                                    f"{run}-a{i % 50}", f"{run}-r{i}", f"w{i}", "Dune", 4, "x" * 200,
-                                   ("fiction/sf",)), f"{run}-e{i}"), [reader_id]) for i in range(args.items)]
+                                   ("fiction/sf",)), f"{run}-e{i}"), [reader_id])
+              for i in range(args.items)]
     for start in range(0, len(copies), 2000):
         await store.copy_many(copies[start:start + 2000], 1)
     async with api_read(env, log_dir / "feed-api-read.log") as address, \

@@ -359,21 +359,36 @@ class FeedStore:
 
     async def _walk(self, buckets_stmt: str, page_stmt: str, key: str, upper: uuid.UUID,
                     want: int) -> list[Any]:
-        """The newest `want` rows at or below `upper` of a bucketed partition set, newest first."""
+        """The newest `want` rows at or below `upper` of a bucketed partition set, newest first.
+
+        The page of the likeliest newest bucket (the current one, or the cursor's) is read at the same
+        time as the list of buckets: usually it is the first one, and a page costs one round trip."""
         top = self.bucket(upper)
+        guess = min(top, self.bucket(model.bound_id(model.uuid_ticks(dt.datetime.now(dt.UTC)))))
+        early: asyncio.Future[list[Any]] | None = asyncio.ensure_future(
+            self._run(page_stmt, (key, guess, upper, want)))
         rows: list[Any] = []
         scanned = 0
-        while len(rows) < want:
-            buckets = [r.bucket for r in await self._run(buckets_stmt, (key, top, 16))]
-            for b in buckets:
-                rows += await self._run(page_stmt, (key, b, upper, want - len(rows)))
-                if len(rows) >= want:
+        try:
+            while len(rows) < want:
+                buckets = [r.bucket for r in await self._run(buckets_stmt, (key, top, 16))]
+                for b in buckets:
+                    if early is not None and b == guess:
+                        part, early = (await early)[:want - len(rows)], None
+                    else:
+                        part = await self._run(page_stmt, (key, b, upper, want - len(rows)))
+                    rows += part
+                    if len(rows) >= want:
+                        return rows
+                scanned += len(buckets)
+                if len(buckets) < 16 or scanned >= 4096:
                     return rows
-            scanned += len(buckets)
-            if len(buckets) < 16 or scanned >= 4096:
-                return rows
-            top = buckets[-1] - 1
-        return rows
+                top = buckets[-1] - 1
+            return rows
+        finally:
+            if early is not None:  # not needed: let it go (its outcome retrieved, never raised)
+                early.cancel()
+                early.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def timeline(self, user_id: str, upper: uuid.UUID, want: int) -> list[model.Item]:
         rows = await self._walk("buckets", "page", user_id, upper, want)
