@@ -54,12 +54,12 @@ SERVICE_ROLES: dict[str, tuple[str, ...]] = {
 
 #: service -> the databases it reads and writes.
 #: (identity: Redis counts failed logins; catalog: Redis is the hot-metadata cache; mailer: Redis is
-#: its sent-mail ledger; gateway: Redis pub/sub
+#: its sent-mail ledger; feed: Redis pub/sub carries its "new items" notices; gateway: Redis pub/sub
 #: carries the pushed job updates.)
 SERVICE_DATABASES: dict[str, tuple[str, ...]] = {
     "identity": ("postgres", "redis"),
     "catalog": ("mongo", "redis"),
-    "feed": ("cassandra",),
+    "feed": ("cassandra", "redis"),
     "graph": ("neo4j",),
     "chat": ("cassandra", "redis"),
     "notifier": ("redis",),

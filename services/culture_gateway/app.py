@@ -30,6 +30,7 @@ from culture_gateway.errors import HttpError, error_body, grpc_error_response, s
 from culture_gateway.openapi import openapi_spec
 from culture_gateway.push import Push, PushSubscribe, check_job_id
 from culture_gateway.routes_catalog import CatalogRoutes
+from culture_gateway.routes_feed import FeedRoutes
 from culture_gateway.routes_graph import GraphRoutes
 from culture_gateway.settings import GatewaySettings
 from culture_gateway.upstreams import Upstreams
@@ -347,6 +348,7 @@ def build_app(gateway: Gateway, lifespan: Any = None) -> ASGIApp:
         Route("/openapi.json", gateway.openapi, methods=["GET"]),
         *CatalogRoutes(gateway).routes(),
         *GraphRoutes(gateway).routes(),
+        *FeedRoutes(gateway).routes(),
     ]
     app = Starlette(routes=one_route_per_path(routes), lifespan=lifespan,
                     exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _grpc_error,

@@ -6,6 +6,7 @@ from typing import Any
 
 from culture_gateway.openapi_catalog import catalog_paths, catalog_schemas
 from culture_gateway.openapi_common import body, line
+from culture_gateway.openapi_feed import feed_paths, feed_schemas
 from culture_gateway.openapi_graph import graph_paths, graph_schemas
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -164,6 +165,7 @@ def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
                                           **_errors(426)}}},
             **catalog_paths(),
             **graph_paths(),
+            **feed_paths(),
             "/healthz": {"get": {"summary": "Readiness: 200 when every required upstream is SERVING",
                                  "responses": {"200": {"description": "ready"},
                                                "503": {"description": "not ready or draining"}}}},
@@ -187,6 +189,7 @@ def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
                 **push_schemas(),
                 **catalog_schemas(),
                 **graph_schemas(),
+                **feed_schemas(),
             },
         },
     }

@@ -6,8 +6,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 UPSTREAMS = ("identity-write", "identity-read", "notifier", "catalog-write", "catalog-read", "graph-write",
-             "graph-read")
-#: required unless configured otherwise (the catalog's and graph's routes answer 503 while they are away)
+             "graph-read", "feed-read")
+#: required unless configured otherwise (the catalog's, graph's and feed's routes answer 503 while they
+#: are away)
 DEFAULT_REQUIRED = ("identity-write", "identity-read", "notifier")
 
 
@@ -27,6 +28,7 @@ class GatewaySettings(BaseSettings):
     catalog_read: str | None = Field(None, description="host:port of catalog api-read")
     graph_write: str | None = Field(None, description="host:port of graph api-write")
     graph_read: str | None = Field(None, description="host:port of graph api-read")
+    feed_read: str | None = Field(None, description="host:port of feed api-read")
     required_upstreams: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REQUIRED),
         description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
@@ -51,7 +53,7 @@ class GatewaySettings(BaseSettings):
         return value
 
     @field_validator("identity_write", "identity_read", "notifier", "catalog_write", "catalog_read",
-                     "graph_write", "graph_read")
+                     "graph_write", "graph_read", "feed_read")
     @classmethod
     def _target(cls, value: str | None) -> str | None:
         if value is None:

@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from culture.catalog.v1 import catalog_pb2_grpc
+from culture.feed.v1 import feed_pb2_grpc
 from culture.graph.v1 import graph_pb2_grpc
 from culture.identity.v1 import identity_pb2_grpc
 from culture.notifier.v1 import notifier_pb2_grpc
@@ -38,6 +39,7 @@ class Upstreams:
         self.catalog_read = self._stub(catalog_pb2_grpc.CatalogServiceStub, "catalog-read")
         self.graph_write = self._stub(graph_pb2_grpc.GraphServiceStub, "graph-write")
         self.graph_read = self._stub(graph_pb2_grpc.GraphServiceStub, "graph-read")
+        self.feed_read = self._stub(feed_pb2_grpc.FeedServiceStub, "feed-read")
         self.health: dict[str, str] = dict.fromkeys(self.targets, "UNKNOWN")
         self._task: asyncio.Task[None] | None = None
 

@@ -8,6 +8,7 @@ from culture.events.v1 import catalog_events_pb2, graph_events_pb2, identity_eve
 from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_contracts.topics import topic_of
 from culture_events.backends.kafka import relay_publisher
+from culture_events.message import Message
 from culture_events.outbox.neo4j import Neo4jStore
 from culture_events.outbox.relay import Relay
 from culture_events.router import Router
@@ -36,8 +37,8 @@ def _store(platform: PlatformSettings, settings: GraphSettings) -> GraphStore:
 
 
 async def worker() -> None:
-    """Consume identity.user-registered (users), catalog work events (works, genres) and review events
-    (ratings, interests)."""
+    """Consume identity.user-registered (users; UserNodeCreated for the registration job), catalog work
+    events (works, genres) and review events (ratings, interests)."""
     platform = PlatformSettings().require("neo4j_uri", "kafka_bootstrap")
     settings = GraphSettings()
     store = _store(platform, settings)
@@ -45,7 +46,11 @@ async def worker() -> None:
     def install(router: Router, wiring: Wiring) -> None:
         sub = wiring.subscriber
         registered = platform.topic(topic_of(identity_events_pb2.UserRegistered))
-        router.add_consumer_handler("graph.user", registered, sub, UserCreator(store))
+        async def publish(topic: str, msg: Message) -> None:
+            await wiring.publisher.publish(topic, msg)
+
+        router.add_consumer_handler("graph.user", registered, sub,
+                                    UserCreator(store, publish, platform.topic))
         for cls in WORK_EVENTS:
             router.add_consumer_handler(f"graph.{cls.__name__}", platform.topic(topic_of(cls)), sub,
                                         WorkMirror(store, cls))
@@ -53,8 +58,9 @@ async def worker() -> None:
             router.add_consumer_handler(f"graph.{cls.__name__}", platform.topic(topic_of(cls)), sub,
                                         RatingMirror(store, cls))
 
+    node_created = platform.topic(topic_of(graph_events_pb2.UserNodeCreated))
     await run_worker("graph", settings, install, platform=platform, on_start=store.connect,
-                     on_stop=store.close)
+                     on_stop=store.close, extra_topics=[node_created])
 
 
 async def relay() -> None:

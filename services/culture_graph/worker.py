@@ -3,12 +3,16 @@ decide, so a redelivered, replayed or out-of-order event leaves the same graph."
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 
-from culture.events.v1 import catalog_events_pb2, identity_events_pb2
-from culture_events.codec import decode
+from culture.events.v1 import catalog_events_pb2, graph_events_pb2, identity_events_pb2
+from culture_contracts.topics import key_of, topic_of
+from culture_events.codec import decode, encode
 from culture_events.errors import PermanentError
-from culture_events.message import Message
+from culture_events.message import Message, Meta
 from culture_graph import model
 from culture_graph.store import GraphStore
 
@@ -16,16 +20,28 @@ log = logging.getLogger("culture_graph")
 
 
 class UserCreator:
-    """identity.user-registered -> (:User)."""
+    """identity.user-registered -> (:User), then UserNodeCreated (the registration job's graph step;
+    the same event id on a redelivery), when given somewhere to publish it."""
 
-    def __init__(self, store: GraphStore) -> None:
+    def __init__(self, store: GraphStore,
+                 publish: Callable[[str, Message], Awaitable[None]] | None = None,
+                 topic: Callable[[str], str] = lambda name: name) -> None:
         self.store = store
+        self.publish, self.topic = publish, topic
 
     async def __call__(self, msg: Message) -> list[Message]:
         event = decode(msg, identity_events_pb2.UserRegistered, max_schema_version=1)
         if not event.user_id:
             raise PermanentError(f"UserRegistered {msg.id} has no user_id")
         await self.store.upsert_user(event.user_id, model.timestamp_us(event.register_time))
+        if self.publish is not None:
+            done = graph_events_pb2.UserNodeCreated(user_id=event.user_id)
+            done.create_time.FromDatetime(dt.datetime.now(dt.UTC))
+            metadata = {k: msg.metadata[k] for k in (Meta.CORRELATION_ID,) if k in msg.metadata}
+            metadata[Meta.CAUSATION_ID] = msg.id
+            event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"culture-graph:user-node:{msg.id}"))
+            await self.publish(self.topic(topic_of(done)),
+                               encode(done, key=key_of(done), event_id=event_id, metadata=metadata))
         return []
 
 

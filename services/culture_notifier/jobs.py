@@ -9,8 +9,10 @@ from google.protobuf import timestamp_pb2
 
 from culture.notifier.v1 import notifier_pb2
 
-#: the steps of the registration job, in the order they are shown
-REGISTRATION_STEPS = ("account", "profile", "welcome-mail")
+#: the steps of the registration job, in the order they are shown (graph: the user's node; feed: the
+#: user's timeline; when it cannot be created the feed step fails and the catalog compensates: the
+#: profile step is compensated)
+REGISTRATION_STEPS = ("account", "profile", "welcome-mail", "graph", "feed")
 #: the steps of a review job (CreateReview's job id): the review committed with its event
 REVIEW_STEPS = ("review",)
 

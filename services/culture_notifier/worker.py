@@ -6,7 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from culture.events.v1 import catalog_events_pb2, identity_events_pb2, mailer_events_pb2
+from culture.events.v1 import (
+    catalog_events_pb2,
+    feed_events_pb2,
+    graph_events_pb2,
+    identity_events_pb2,
+    mailer_events_pb2,
+)
 from culture_contracts.topics import topic_of
 from culture_events.codec import decode
 from culture_events.message import Message, Meta
@@ -27,6 +33,10 @@ STEP_EVENTS: dict[str, tuple[Any, str, str, str | None]] = {
                                                   SUCCEEDED, None),
     topic_of(mailer_events_pb2.WelcomeMailFailed): (mailer_events_pb2.WelcomeMailFailed, "welcome-mail",
                                                     FAILED, "reason"),
+    topic_of(graph_events_pb2.UserNodeCreated): (graph_events_pb2.UserNodeCreated, "graph", SUCCEEDED, None),
+    topic_of(feed_events_pb2.FeedCreated): (feed_events_pb2.FeedCreated, "feed", SUCCEEDED, None),
+    topic_of(feed_events_pb2.FeedCreationFailed): (feed_events_pb2.FeedCreationFailed, "feed", FAILED,
+                                                   "reason"),
     # the review job (flow 2): the review, its aggregate and its event committed together
     topic_of(catalog_events_pb2.ReviewCreated): (catalog_events_pb2.ReviewCreated, "review", SUCCEEDED, None),
 }

@@ -45,6 +45,8 @@ DEV_PORTS: dict[tuple[str, str], int] = {
     ("graph", "relay"): 50092,
     ("graph", "api-write"): 50093,
     ("graph", "api-read"): 50094,
+    ("feed", "worker"): 50101,
+    ("feed", "api-read"): 50102,
     ("gateway", "api"): 8080,
 }
 
@@ -54,6 +56,7 @@ SLICE: tuple[tuple[str, str], ...] = (
     ("notifier", "worker"), ("notifier", "api-read"), ("catalog", "worker"), ("catalog", "relay"),
     ("catalog", "api-write"), ("catalog", "api-read"), ("mailer", "worker"),
     ("graph", "worker"), ("graph", "relay"), ("graph", "api-write"), ("graph", "api-read"),
+    ("feed", "worker"), ("feed", "api-read"),
     ("gateway", "api"),
 )
 
@@ -118,16 +121,20 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
         env["CULTURE_GATEWAY_CATALOG_READ"] = f"127.0.0.1:{ports[('catalog', 'api-read')]}"
         env["CULTURE_GATEWAY_GRAPH_WRITE"] = f"127.0.0.1:{ports[('graph', 'api-write')]}"
         env["CULTURE_GATEWAY_GRAPH_READ"] = f"127.0.0.1:{ports[('graph', 'api-read')]}"
+        env["CULTURE_GATEWAY_FEED_READ"] = f"127.0.0.1:{ports[('feed', 'api-read')]}"
         required = [name for name, key in (("identity-write", ("identity", "api-write")),
                                            ("identity-read", ("identity", "api-read")),
                                            ("notifier", ("notifier", "api-read")),
                                            ("catalog-write", ("catalog", "api-write")),
                                            ("catalog-read", ("catalog", "api-read")),
                                            ("graph-write", ("graph", "api-write")),
-                                           ("graph-read", ("graph", "api-read"))) if key in present]
+                                           ("graph-read", ("graph", "api-read")),
+                                           ("feed-read", ("feed", "api-read"))) if key in present]
         env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"] = "[" + ",".join(f'"{n}"' for n in required) + "]"
     else:
         env["CULTURE_GRPC_PORT"] = str(child.port)
+    if child.service == "feed":  # the worker asks the graph for the followers a review fans out to
+        env["CULTURE_FEED_GRAPH_READ"] = f"127.0.0.1:{ports[('graph', 'api-read')]}"
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -398,12 +405,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up = sub.add_parser(
         "up", help="start every role of the registration slice and supervise them",
         description="Start every role of the registration slice (identity, notifier, catalog, mailer, "
-                    "graph, gateway) as `culture serve` children on fixed local ports, wait until each is "
-                    "healthy, print the gateway URL; Ctrl-C stops them in reverse order.")
-    up.add_argument("--stack", nargs="*", default=["postgres", "redis", "kafka", "mongo", "neo4j", "smtp"],
+                    "graph, feed, gateway) as `culture serve` children on fixed local ports, wait until "
+                    "each is healthy, print the gateway URL; Ctrl-C stops them in reverse order.")
+    up.add_argument("--stack", nargs="*",
+                    default=["postgres", "redis", "kafka", "mongo", "neo4j", "cassandra", "smtp"],
                     metavar="SERVER",
                     help="local stack servers to bring up first (default: postgres redis kafka mongo neo4j "
-                         "smtp; pass --stack with no names to skip)")
+                         "cassandra smtp; pass --stack with no names to skip)")
     up.add_argument("--start-timeout", type=float, default=90.0,
                     help="seconds each role may take to become healthy (default 90)")
     up.add_argument("--seed", action="store_true",

@@ -24,7 +24,7 @@ from culture_runtime.serve import roles_of
 from culture_stack import paths
 from culture_stack.cluster import images
 from culture_stack.endpoints import platform_env
-from culture_stack.ports import HOST, KAFKA, MONGO, POSTGRES, REDIS, SMTP
+from culture_stack.ports import CASSANDRA, HOST, KAFKA, MONGO, POSTGRES, REDIS, SMTP
 from culture_stack.server import Context, say
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 BUILT = {s: tuple(r for r in roles if r in roles_of(s)) for s, roles in SERVICE_ROLES.items()}
 BUILT = {s: roles for s, roles in BUILT.items() if roles}
 SCALED = ("identity", "api-read")
-EXTERNAL_DATABASES = ("postgres", "redis", "mongo", "neo4j")
+EXTERNAL_DATABASES = ("postgres", "redis", "mongo", "neo4j", "cassandra")
 EXAMPLE = paths.repo_root() / "examples" / "cultureplatform-here.yaml"
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"
@@ -100,6 +100,8 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
                 "neo4j": platform_env()["CULTURE_NEO4J_URI"]}
         for db, url in urls.items():
             cluster.run("create", "secret", "generic", db, "-n", namespace, f"--from-literal=url={url}")
+        cluster.run("create", "secret", "generic", "cassandra", "-n", namespace,
+                    f"--from-literal=contactPoints={HOST}", f"--from-literal=port={CASSANDRA}")
 
         name = "cp"
         expected = sum(len(r) for r in BUILT.values())

@@ -23,6 +23,7 @@ ARCHITECTURE_TOPICS = {
     "catalog.profile-marked-incomplete": "ProfileMarkedIncomplete",
     "graph.follow-created": "FollowCreated",
     "graph.follow-removed": "FollowRemoved",
+    "graph.user-node-created": "UserNodeCreated",
     "feed.feed-created": "FeedCreated",
     "feed.creation-failed": "FeedCreationFailed",
     "chat.message-sent": "MessageSent",

@@ -13,6 +13,7 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from culture_catalog.settings import CatalogSettings
+from culture_feed.settings import FeedSettings
 from culture_gateway.settings import GatewaySettings
 from culture_graph.settings import GraphSettings
 from culture_grpc.server import GrpcServerSettings
@@ -38,8 +39,7 @@ SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "notifier": (GrpcServerSettings, MetricsSettings, NotifierSettings),
     "mailer": (GrpcServerSettings, MetricsSettings, MailerSettings),
     "gateway": (GatewaySettings, MetricsSettings),
-    # not built yet: only the shared settings are known
-    "feed": (GrpcServerSettings, MetricsSettings),
+    "feed": (GrpcServerSettings, MetricsSettings, FeedSettings),
     "graph": (GrpcServerSettings, MetricsSettings, GraphSettings),
     "chat": (GrpcServerSettings, MetricsSettings),
 }
@@ -84,8 +84,10 @@ def required(service: str) -> set[str]:
     if service == "identity":
         need |= {"CULTURE_IDENTITY_SIGNING_KEY", "CULTURE_IDENTITY_SIGNING_KEY_ID",
                  "CULTURE_IDENTITY_VERIFICATION_KEYS", "CULTURE_IDENTITY_DEV_KEYS"}
-    if service in ("catalog", "graph", "notifier", "mailer"):
+    if service in ("catalog", "feed", "graph", "notifier", "mailer"):
         need.add(f"CULTURE_{service.upper()}_CONSUMER_GROUP")
+    if service == "feed":
+        need.add("CULTURE_FEED_GRAPH_READ")
     if service == "mailer":
         need |= {"CULTURE_SMTP_HOST", "CULTURE_SMTP_PORT"}
     return need
@@ -194,21 +196,24 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
     assert gateway.notifier == "demo-notifier-api-read.ns1.svc:50051"
     assert gateway.catalog_write == "demo-catalog-api-write.ns1.svc:50051"
     assert gateway.graph_read == "demo-graph-api-read.ns1.svc:50051"
+    assert gateway.feed_read == "demo-feed-api-read.ns1.svc:50051"
     assert sorted(gateway.required_upstreams) == [
-        "catalog-read", "catalog-write", "graph-read", "graph-write", "identity-read", "identity-write",
-        "notifier"]
+        "catalog-read", "catalog-write", "feed-read", "graph-read", "graph-write", "identity-read",
+        "identity-write", "notifier"]
 
     plat, graph = settings_of("demo-graph-worker", PlatformSettings, GraphSettings)
     assert plat.neo4j_uri.startswith("bolt://neo4j:pw@demo-neo4j.ns1.svc:7687")
     assert graph.consumer_group == "blue.graph" and graph.topic_partitions == 4
 
-    (plat,) = settings_of("demo-feed-worker", PlatformSettings)
+    plat, feed = settings_of("demo-feed-worker", PlatformSettings, FeedSettings)
     assert (plat.cassandra_contact_points, plat.cassandra_port) == ("c1,c2", 9142)
+    assert feed.consumer_group == "blue.feed" and feed.topic_partitions == 4
+    assert feed.graph_read == "demo-graph-api-read.ns1.svc:50051"
 
 
 def test_gateway_requires_only_enabled_upstreams_and_is_probed_over_http() -> None:
     disabled = {"enabled": False}
-    off = {"notifier": disabled, "catalog": disabled, "graph": disabled}
+    off = {"notifier": disabled, "catalog": disabled, "graph": disabled, "feed": disabled}
     _, deployments, items = built({"services": off})
     c = container(deployments["demo-gateway-api"])
     env = {e["name"]: e.get("value") for e in c["env"]}

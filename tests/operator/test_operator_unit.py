@@ -107,10 +107,10 @@ def test_pdb_only_for_multi_replica_roles_and_disabled_service_is_gone() -> None
     # identity still uses postgres; chat's cassandra is still used by feed, redis by notifier
     assert {"demo-postgres", "demo-cassandra", "demo-redis"} <= set(by_name(items, "StatefulSet"))
     # redis goes when none of its users (notifier, chat, identity's login limiter, catalog's cache, mailer,
-    # gateway) is left
+    # feed's notices, gateway) is left
     off = {"enabled": False}
     items = children({"services": {s: off for s in ("notifier", "chat", "identity", "catalog", "mailer",
-                                                     "gateway")}})
+                                                     "feed", "gateway")}})
     assert "demo-redis" not in by_name(items, "StatefulSet")
 
 

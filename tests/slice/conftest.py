@@ -36,7 +36,7 @@ MAX_LOGIN_FAILURES = 3
 MAX_REGISTRATIONS_PER_ADDRESS = 10
 #: the key the run's gateway signs client addresses with (and identity verifies them with)
 CLIENT_ADDRESS_KEY = secrets.token_urlsafe(32)
-WORKERS = ("catalog", "mailer", "notifier", "graph")
+WORKERS = ("catalog", "mailer", "notifier", "graph", "feed")
 
 
 @dataclasses.dataclass
@@ -77,11 +77,22 @@ class SliceRun:
         return await asyncpg.connect(self.platform.postgres_dsn, server_settings={"search_path": self.schema})
 
 
+def _drop_keyspace(platform: PlatformSettings, keyspace: str) -> None:
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster((platform.cassandra_contact_points or "").split(","), port=platform.cassandra_port,
+                      protocol_version=5)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
 @pytest.fixture(scope="session")
 def slice_servers(stack_ctx: Context) -> Context:
     """The servers the slice needs (not the whole stack)."""
     known = {s.name for s in registry.all_servers()}
-    wanted = [n for n in ("postgres", "redis", "kafka", "mongo", "neo4j", "smtp") if n in known]
+    wanted = [n for n in ("postgres", "redis", "kafka", "mongo", "neo4j", "cassandra", "smtp") if n in known]
     stack.up(stack_ctx, registry.select(wanted))
     return stack_ctx
 
@@ -118,6 +129,7 @@ async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFac
         "CULTURE_CATALOG_CACHE_PREFIX": f"{run_id}:",
         "CULTURE_GRAPH_OUTBOX_LABEL": f"GraphOutbox_{run_id}",  # this run's follows only
         "CULTURE_GRAPH_RELAY_POLL_SECONDS": "0.3",
+        "CULTURE_FEED_KEYSPACE": f"feed_{run_id}",  # this run's timelines only
         **{f"CULTURE_{svc.upper()}_CONSUMER_GROUP": group for svc, group in groups.items()},
     }
     supervisor = Supervisor(
@@ -145,6 +157,8 @@ async def slice_run(slice_servers: Context, tmp_path_factory: pytest.TempPathFac
                 await Neo4jOutbox(f"GraphOutbox_{run_id}").drop(driver)
             finally:
                 await driver.close()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(_drop_keyspace, platform, f"feed_{run_id}")
         with contextlib.suppress(Exception):
             conn = await asyncpg.connect(platform.postgres_dsn)
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -31,7 +31,7 @@ from .conftest import SliceRun, new_account
 pytestmark = pytest.mark.integration
 
 USER_REGISTERED = topic_of(identity_events_pb2.UserRegistered)
-STEPS = ("account", "profile", "welcome-mail")
+STEPS = ("account", "profile", "welcome-mail", "graph", "feed")
 
 
 async def _profiles(run: SliceRun, user_id: str) -> int:
@@ -127,7 +127,7 @@ async def _sse_events(client: httpx.AsyncClient, url: str, ready: asyncio.Event,
 
 async def test_status_and_sse_show_every_step_in_order(slice_run: SliceRun, http: httpx.AsyncClient,
                                                        unique: str) -> None:
-    slice_run.require("catalog", "mailer", "notifier")
+    slice_run.require("catalog", "mailer", "notifier", "graph", "feed")
     account = new_account(unique)
     job_id = uuid.uuid4().hex  # chosen up front, so the SSE client connects BEFORE the register call
     events: list[tuple[str, dict[str, Any]]] = []
@@ -245,7 +245,7 @@ async def test_the_same_event_delivered_twice_gives_one_profile_and_one_mail(
 
 async def test_websocket_pushes_the_job_steps(slice_run: SliceRun, http: httpx.AsyncClient,
                                               unique: str) -> None:
-    slice_run.require("catalog", "mailer", "notifier")
+    slice_run.require("catalog", "mailer", "notifier", "graph", "feed")
 
     job_id = uuid.uuid4().hex
     url = slice_run.gateway.replace("http://", "ws://") + f"/ws?job_id={job_id}"

@@ -15,7 +15,13 @@ from _consumers_support import Role, TopicWatch, ns, publish_event, start_at_end
 from google.protobuf import timestamp_pb2
 from motor.motor_asyncio import AsyncIOMotorClient
 
-from culture.events.v1 import catalog_events_pb2, identity_events_pb2, mailer_events_pb2
+from culture.events.v1 import (
+    catalog_events_pb2,
+    feed_events_pb2,
+    graph_events_pb2,
+    identity_events_pb2,
+    mailer_events_pb2,
+)
 from culture.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 from culture_contracts.topics import topic_of
 from culture_events.testing import wait_until
@@ -119,6 +125,11 @@ async def test_steps_are_recorded_pushed_and_served(
         await publish_event(mailer_events_pb2.WelcomeMailSent(user_id=user_id, email=event.email,
                                                               message_id="<m@x>", send_time=_now()),
                             job_id=job_id)
+        await wait_until(lambda: len(pushed.updates) >= 3, 60.0, "the mail push", interval=0.1)
+        await publish_event(graph_events_pb2.UserNodeCreated(user_id=user_id, create_time=_now()),
+                            job_id=job_id)
+        await wait_until(lambda: len(pushed.updates) >= 4, 60.0, "the graph push", interval=0.1)
+        await publish_event(feed_events_pb2.FeedCreated(user_id=user_id, create_time=_now()), job_id=job_id)
         await wait_until(lambda: pushed.updates[-1]["job_state"] == "succeeded", 60.0, "the job to succeed",
                          interval=0.1)
         await asyncio.wait_for(watching, 30)  # WatchJob ends once the job is terminal
@@ -130,12 +141,13 @@ async def test_steps_are_recorded_pushed_and_served(
 
     updates = pushed.updates
     assert [(u["step"], u["state"]) for u in updates] == [
-        ("account", "succeeded"), ("profile", "succeeded"), ("welcome-mail", "succeeded")]
-    assert [u["version"] for u in updates] == [1, 2, 3]
+        ("account", "succeeded"), ("profile", "succeeded"), ("welcome-mail", "succeeded"),
+        ("graph", "succeeded"), ("feed", "succeeded")]
+    assert [u["version"] for u in updates] == [1, 2, 3, 4, 5]
     assert all(u["job_id"] == job_id and u["user_id"] == user_id for u in updates)
-    assert [u["job_state"] for u in updates] == ["running", "running", "succeeded"]
-    assert [s["name"] for s in updates[0]["steps"]] == ["account", "profile", "welcome-mail"]
-    assert [s["state"] for s in updates[0]["steps"]] == ["succeeded", "pending", "pending"]
+    assert [u["job_state"] for u in updates] == ["running"] * 4 + ["succeeded"]
+    assert [s["name"] for s in updates[0]["steps"]] == ["account", "profile", "welcome-mail", "graph", "feed"]
+    assert [s["state"] for s in updates[0]["steps"]] == ["succeeded"] + ["pending"] * 4
 
     reply = await stub.GetJobStatus(notifier_pb2.GetJobStatusRequest(job_id=job_id), timeout=10)
     assert reply.job.state == notifier_pb2.JOB_STATE_SUCCEEDED
@@ -143,7 +155,7 @@ async def test_steps_are_recorded_pushed_and_served(
         (name, notifier_pb2.STEP_STATE_SUCCEEDED) for name in jobs.REGISTRATION_STEPS]
     assert watched and watched[-1].state == notifier_pb2.JOB_STATE_SUCCEEDED
     await channel.close()
-    assert (await push.job_status(REDIS_URL, job_id))["version"] == 3
+    assert (await push.job_status(REDIS_URL, job_id))["version"] == 5
     ttl = await aioredis.from_url(REDIS_URL).ttl(store.job_key(job_id))
     assert 0 < ttl <= 7 * 86400
 
@@ -177,6 +189,11 @@ async def test_a_refused_mail_fails_its_step_and_nothing_else(
     fine = user_registered(unique)
     await publish_event(refused, job_id=f"job-{unique}-refused")
     await publish_event(fine, job_id=f"job-{unique}-fine")
+    for user, job in ((refused, "refused"), (fine, "fine")):  # graph's and feed's steps (not run here)
+        await publish_event(graph_events_pb2.UserNodeCreated(user_id=user.user_id, create_time=_now()),
+                            job_id=f"job-{unique}-{job}")
+        await publish_event(feed_events_pb2.FeedCreated(user_id=user.user_id, create_time=_now()),
+                            job_id=f"job-{unique}-{job}")
 
     async def finished(job_id: str) -> dict[str, Any] | None:
         snap = await push.job_status(REDIS_URL, job_id)

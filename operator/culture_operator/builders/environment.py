@@ -45,7 +45,8 @@ HTTP_PORT = 8080
 
 #: env_prefix of each service's settings class (culture_<service>/settings.py)
 SERVICE_ENV_PREFIX: dict[str, str] = {
-    s: f"CULTURE_{s.upper()}_" for s in ("identity", "catalog", "graph", "notifier", "mailer", "gateway")
+    s: f"CULTURE_{s.upper()}_" for s in ("identity", "catalog", "feed", "graph", "notifier", "mailer",
+                                              "gateway")
 }
 
 
@@ -58,7 +59,7 @@ METRICS_PORT = 9102
 
 
 #: the services whose settings are culture_runtime.worker.WorkerSettings (consumer group, topic partitions)
-WORKER_SETTINGS_SERVICES = ("catalog", "graph", "notifier", "mailer")
+WORKER_SETTINGS_SERVICES = ("catalog", "feed", "graph", "notifier", "mailer")
 
 
 #: the services whose settings have `topic_partitions` (the partitions of topics they create themselves)
@@ -97,6 +98,14 @@ GATEWAY_UPSTREAMS: dict[str, tuple[str, str]] = {
     "catalog-read": ("catalog", "api-read"),
     "graph-write": ("graph", "api-write"),
     "graph-read": ("graph", "api-read"),
+    "feed-read": ("feed", "api-read"),
+}
+
+
+#: setting of a service (not the gateway) -> the (service, role) it dials: the feed's worker asks the
+#: graph for the followers a review fans out to
+SERVICE_UPSTREAMS: dict[str, dict[str, tuple[str, str]]] = {
+    "feed": {"graph_read": ("graph", "api-read")},
 }
 
 
@@ -200,6 +209,9 @@ def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> l
         ]
         # never a generated key on the pod's (read-only) disk: each replica would sign with its own
         env.append(_value(service_env("identity", "dev_keys"), "false"))
+    for field, (svc, role) in SERVICE_UPSTREAMS.get(service, {}).items():
+        if spec.service_enabled(svc):
+            env.append(_value(service_env(service, field), service_address(owner, spec, svc, role)))
     if service in WORKER_SETTINGS_SERVICES:
         env.append(_value(service_env(service, "consumer_group"), consumer_group(spec, service)))
     if service in TOPIC_PARTITIONS_SERVICES:

@@ -28,3 +28,11 @@ class FollowRemoved(_message.Message):
     followee_user_id: str
     remove_time: _timestamp_pb2.Timestamp
     def __init__(self, follower_user_id: _Optional[str] = ..., followee_user_id: _Optional[str] = ..., remove_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UserNodeCreated(_message.Message):
+    __slots__ = ("user_id", "create_time")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
