@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 #: schemathesis's budget: examples per operation and phase, and a wall-clock bound for the whole run
 SCHEMATHESIS_EXAMPLES = 12
-SCHEMATHESIS_MAX_SECONDS = 150
+SCHEMATHESIS_MAX_SECONDS = 90
 SCHEMATHESIS_SEED = 13
 #: the operations whose rules a JSON Schema cannot state (a schema-valid request may get 422 there)
 CONFIG = Path(__file__).with_name("schemathesis.toml")
