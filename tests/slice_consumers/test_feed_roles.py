@@ -11,7 +11,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import grpc
 import pytest
 import pytest_asyncio
-from _consumers_support import Role, TopicWatch, consumed_up_to_now, ns, publish_event, start_at_end
+from _consumers_support import (
+    BOOTSTRAP,
+    Role,
+    TopicWatch,
+    consumed_up_to_now,
+    ns,
+    publish_event,
+    start_at_end,
+)
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf import timestamp_pb2
 
 from culture.events.v1 import catalog_events_pb2, feed_events_pb2, graph_events_pb2, identity_events_pb2
@@ -168,9 +177,15 @@ async def test_a_review_reaches_interested_followers_only_once_and_stops_after_u
     await wait_until(lambda: _users_known(p), 90, "the graph and the feed to know the users", interval=0.3)
     await publish_event(review("a", "ra", "dune", sf, 1_700_000_100), job_id="j")
     await publish_event(review("c", "rc", "emma", romance, 1_700_000_100), job_id="j")
+    followed = ns(topic_of(graph_events_pb2.FollowCreated))
+    before = await _published(followed)
     for follower in ("a", "c"):
         await p.graph_w.Follow(graph_pb2.FollowRequest(follower_user_id=p.id(follower),
                                                        followee_user_id=p.id("b")), timeout=30)
+    # both follows handled by the feed before b reviews: a follow's backfill copies the followee's
+    # recent items whatever their genre (docs/feed.md), so a late follow of c's would copy rb1 too
+    await wait_until(lambda: _grew(followed, before, 2), 60, "both follow events on Kafka", interval=0.2)
+    await consumed_up_to_now(p.feed_env["CULTURE_FEED_CONSUMER_GROUP"], followed)
     await wait_until(lambda: _equal(interested_in_sf_of_b, [p.id("a")]), 90, "a's interest in sf",
                      interval=0.3)
 
@@ -190,6 +205,22 @@ async def test_a_review_reaches_interested_followers_only_once_and_stops_after_u
     await publish_event(review("b", "rb2", "dune", sf, 1_700_000_300), job_id="j")
     await consumed_up_to_now(p.feed_env["CULTURE_FEED_CONSUMER_GROUP"], ns(REVIEW_CREATED))
     assert await p.feed_of("a") == [p.id("rb1")]
+
+
+async def _published(topic: str) -> int:
+    """How many records `topic` holds in all (the sum of its partitions' end offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, n) for n in parts])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def _grew(topic: str, before: int, by: int) -> bool:
+    return await _published(topic) >= before + by
 
 
 async def _users_known(p: Platform) -> bool:
