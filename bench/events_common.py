@@ -83,10 +83,11 @@ def median(values: list[float]) -> float:
 
 
 @contextlib.asynccontextmanager
-async def serve_role(service: str, role: str, env: dict[str, str], log: Path) -> AsyncIterator[str]:
+async def serve_role(service: str, role: str, env: dict[str, str], log: Path,
+                     within: float = 60.0) -> AsyncIterator[str]:
     """`culture serve SERVICE --role ROLE` as a subprocess with the local stack's endpoints (where the
-    environment does not name others); yields its address once its health says SERVING (60 s at
-    most), and stops it afterwards."""
+    environment does not name others); yields its address once its health says SERVING (`within`
+    seconds at most), and stops it afterwards."""
     port = free_port()
     culture = Path(sys.executable).with_name("culture")
     with log.open("wb") as out:
@@ -96,7 +97,7 @@ async def serve_role(service: str, role: str, env: dict[str, str], log: Path) ->
             stdout=out, stderr=subprocess.STDOUT)
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + within
         async with grpc.aio.insecure_channel(address) as channel:
             while True:
                 if proc.poll() is not None:
@@ -107,7 +108,7 @@ async def serve_role(service: str, role: str, env: dict[str, str], log: Path) ->
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         break
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"{service} {role} did not start within 60s; see {log}")
+                    raise SystemExit(f"{service} {role} did not start within {within:.0f}s; see {log}")
                 await asyncio.sleep(0.2)
         yield address
     finally:

@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import os
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-from events_common import load_note, percentile, up
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from events_common import load_note, percentile, serve_role, up
 
 from culture.events.v1 import catalog_events_pb2
 from culture.feed.v1 import feed_pb2, feed_pb2_grpc
@@ -45,7 +41,6 @@ from culture_feed.settings import FeedSettings
 from culture_feed.store import Authored, FeedStore
 from culture_feed.worker import ReviewFanOut
 from culture_runtime.settings import PlatformSettings
-from culture_stack.dev import free_port
 from culture_stack.endpoints import platform_env
 from culture_stack.server import say
 
@@ -69,36 +64,6 @@ def ms(seconds: list[float]) -> str:
     return f"p50 {percentile(seconds, 50) * 1000:.1f} ms, p99 {percentile(seconds, 99) * 1000:.1f} ms"
 
 
-@contextlib.asynccontextmanager
-async def api_read(env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """feed api-read as a subprocess; yields its address once its health says SERVING."""
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it takes microseconds; it runs on its own
-            [str(CULTURE), "serve", "feed", "--role", "api-read"],
-            env={**os.environ, **env, "CULTURE_GRPC_PORT": str(port)}, stdout=out, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        async with grpc.aio.insecure_channel(address) as channel:
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"feed api-read exited; see {log}")
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                                            timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"feed api-read did not start within 90s; see {log}")
-                await asyncio.sleep(0.2)
-        yield address
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def review(author: str, review_id: str, when: dt.datetime) -> catalog_events_pb2.ReviewCreated:
@@ -143,7 +108,7 @@ async def getfeed_latency(store: FeedStore, env: dict[str, str], args: argparse.
               for i in range(args.items)]
     for start in range(0, len(copies), 2000):
         await store.copy_many(copies[start:start + 2000], 1)
-    async with api_read(env, log_dir / "feed-api-read.log") as address, \
+    async with serve_role("feed", "api-read", env, log_dir / "feed-api-read.log", within=90) as address, \
             grpc.aio.insecure_channel(address) as channel:
         stub = feed_pb2_grpc.FeedServiceStub(channel)
         token, seen = "", 0
