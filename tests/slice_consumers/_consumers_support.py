@@ -242,16 +242,20 @@ async def watch() -> AsyncIterator[Callable[[Sequence[str]], Awaitable[TopicWatc
         await w.stop()
 
 
-async def consumed_up_to_now(group: str, topic: str, within: float = 60.0) -> None:
-    """Wait until `group` has committed past everything published to `topic` before this call."""
+async def topic_ends(topic: str) -> dict[TopicPartition, int]:
+    """The end offset of each partition of `topic` now ({} when it does not exist)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         parts = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
-        ends = await consumer.end_offsets(tps)
+        return await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
     finally:
         await consumer.stop()
+
+
+async def consumed_up_to_now(group: str, topic: str, within: float = 60.0) -> None:
+    """Wait until `group` has committed past everything published to `topic` before this call."""
+    ends = await topic_ends(topic)
     watcher = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group, enable_auto_commit=False)
     await watcher.start()
     try:

@@ -12,15 +12,14 @@ import grpc
 import pytest
 import pytest_asyncio
 from _consumers_support import (
-    BOOTSTRAP,
     Role,
     TopicWatch,
     consumed_up_to_now,
     ns,
     publish_event,
     start_at_end,
+    topic_ends,
 )
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf import timestamp_pb2
 
 from culture.events.v1 import catalog_events_pb2, feed_events_pb2, graph_events_pb2, identity_events_pb2
@@ -209,14 +208,7 @@ async def test_a_review_reaches_interested_followers_only_once_and_stops_after_u
 
 async def _published(topic: str) -> int:
     """How many records `topic` holds in all (the sum of its partitions' end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, n) for n in parts])
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
+    return sum((await topic_ends(topic)).values())
 
 
 async def _grew(topic: str, before: int, by: int) -> bool:
