@@ -77,18 +77,21 @@ unit: venv
 	$(BIN)/pytest -m unit
 
 # One pytest run per layer, so each layer's time is its own; exit status 5 (no test in the layer) is
-# not a failure. Every phase is timed by stack/culture_stack/phases.py (standard library only: it runs
-# before the venv exists), which prints a table of the phases (and the builds inside them) at the end,
+# not a failure. The integration layer runs on two pytest-xdist workers, a test folder to a worker
+# (tests/conftest.py: xdist_group), the e2e layer on two, a test file to a worker (each test has its
+# own namespace): their tests mostly wait on servers, processes and pods, not on the CPU.
+# Every phase is timed by stack/culture_stack/phases.py (standard library only: it runs before the
+# venv exists), which prints a table of the phases (and the builds inside them) at the end,
 # also when one failed. The test layers keep going after a failure, the other phases stop the run.
 # `e2e builds` makes the node, its binaries, the images and skaffold before the e2e layer (cold: the
 # slowest builds of a fresh machine), so they are timed on their own and no test's timeout covers them.
-PYTEST_LAYER = $(BIN)/pytest -m $(1) || test \$$? -eq 5
+PYTEST_LAYER = $(BIN)/pytest -m $(1) $(2) || test \$$? -eq 5
 test:
 	@$(PY) stack/culture_stack/phases.py run --keep-going unit,integration,e2e \
 	  "set-up (venv)=$(MAKE) --no-print-directory venv" \
 	  "lint/contracts=$(MAKE) --no-print-directory lint $(CHECKS)" \
 	  "unit=$(call PYTEST_LAYER,unit)" \
 	  "stack=$(MAKE) --no-print-directory stack-up" \
-	  "integration=$(call PYTEST_LAYER,integration)" \
+	  "integration=$(call PYTEST_LAYER,integration,-n 2 --dist loadgroup)" \
 	  "e2e builds=$(BIN)/culture cluster up --images && $(BIN)/culture cluster skaffold version" \
-	  "e2e=$(call PYTEST_LAYER,e2e)"
+	  "e2e=$(call PYTEST_LAYER,e2e,-n 2 --dist loadfile)"

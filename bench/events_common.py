@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,37 +83,49 @@ def median(values: list[float]) -> float:
 
 
 @contextlib.asynccontextmanager
-async def serve_role(service: str, role: str, env: dict[str, str], log: Path,
-                     within: float = 60.0) -> AsyncIterator[str]:
+async def serve_process(service: str, role: str, env: dict[str, str], log: Path, *, port_env: str,
+                        ready: Callable[[int], Awaitable[bool]], within: float = 60.0) -> AsyncIterator[int]:
     """`culture serve SERVICE --role ROLE` as a subprocess with the local stack's endpoints (where the
-    environment does not name others); yields its address once its health says SERVING (`within`
-    seconds at most), and stops it afterwards."""
+    environment does not name others), listening on a free port passed as `port_env`; yields the port
+    once `ready(port)` says so (`within` seconds at most), and stops the process afterwards."""
     port = free_port()
     culture = Path(sys.executable).with_name("culture")
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: ASYNC220 - starting it takes microseconds; it runs on its own
             [str(culture), "serve", service, "--role", role],
-            env={**with_platform_env(dict(os.environ)), **env, "CULTURE_GRPC_PORT": str(port)},
+            env={**with_platform_env(dict(os.environ)), **env, port_env: str(port)},
             stdout=out, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + within
-        async with grpc.aio.insecure_channel(address) as channel:
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"{service} {role} exited; see {log}")
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                                            timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{service} {role} did not start within {within:.0f}s; see {log}")
-                await asyncio.sleep(0.2)
-        yield address
+        while not await ready(port):
+            if proc.poll() is not None:
+                raise SystemExit(f"{service} {role} exited; see {log}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{service} {role} did not start within {within:.0f}s; see {log}")
+            await asyncio.sleep(0.2)
+        yield port
     finally:
         proc.terminate()
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+async def grpc_serving(port: int) -> bool:
+    """Whether the gRPC server on `port` answers its health check with SERVING."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            check = health_pb2_grpc.HealthStub(channel).Check
+            reply = await check(health_pb2.HealthCheckRequest(), timeout=1)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    return False
+
+
+@contextlib.asynccontextmanager
+async def serve_role(service: str, role: str, env: dict[str, str], log: Path,
+                     within: float = 60.0) -> AsyncIterator[str]:
+    """A gRPC role (`serve_process`); yields its address once its health says SERVING."""
+    async with serve_process(service, role, env, log, port_env="CULTURE_GRPC_PORT", ready=grpc_serving,
+                             within=within) as port:
+        yield f"127.0.0.1:{port}"

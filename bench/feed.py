@@ -9,13 +9,17 @@
    bench/graph.py). p50/p99 over --reviews reviews.
 2. GetFeed latency with --items items in one timeline, through gRPC (`culture serve feed --role
    api-read` as a subprocess): the first page, and a page deep in the timeline (its token reached by
-   paging), p50/p99 over --queries calls each.
+   paging), p50/p99 over --queries calls each. The floor beside it, in the same run, call for call
+   in turn with GetFeed: the bare cassandra-driver `session.execute` of one single-partition read of
+   the same rows (the page's bucket, LIMIT 25) from this process: Cassandra's own latency plus the
+   driver's, without gRPC, asyncio or the feed's code.
 3. Timeline write throughput: copies of reviews to --write-followers readers through the store
    (FeedStore.copy_to: the item, and the (reader, bucket) index row for readers new to the bucket)
    vs the bare cassandra-driver `execute_concurrent` of the same prepared statements and rows at the
    same concurrency, in the same run. Ratio = store / bare.
 
     .venv/bin/python bench/feed.py [--followers 1000] [--reviews 30] [--items 10000] [--queries 300]
+                                   [--parts fanout,getfeed,writes]
 """
 
 from __future__ import annotations
@@ -118,14 +122,25 @@ async def getfeed_latency(store: FeedStore, env: dict[str, str], args: argparse.
             seen += len(reply.items)
             token = reply.next_page_token
         for name, tok in (("first page", ""), (f"a page {seen} items deep", token)):
-            times = []
+            # the bare read: the same rows' partition (the page's newest item's bucket), from here
+            after = model.decode_token(tok)
+            upper = model.bound_id(after.time) if after is not None else model.bound_id((1 << 60) - 1)
+            first = (await stub.GetFeed(feed_pb2.GetFeedRequest(user_id=reader_id, page_size=20,
+                                                                page_token=tok), timeout=10)).items[0]
+            bare_params = (reader_id, store.bucket(uuid.UUID(first.item_id)), upper, 25)
+            times, floor = [], []
             for _ in range(args.queries):
                 t = time.perf_counter()
                 reply = await stub.GetFeed(feed_pb2.GetFeedRequest(user_id=reader_id, page_size=20,
                                                                    page_token=tok), timeout=10)
                 times.append(time.perf_counter() - t)
                 assert len(reply.items) == 20
-            say(f"GetFeed over gRPC, {args.items} items in the timeline, {name} of 20: {ms(times)}")
+                t = time.perf_counter()
+                rows = store.session.execute(store._prepared["page"], bare_params)
+                floor.append(time.perf_counter() - t)
+                assert list(rows)
+            say(f"GetFeed over gRPC, {args.items} items in the timeline, {name} of 20: {ms(times)}; "
+                f"bare driver read of that partition, in turn: {ms(floor)}")
 
 
 async def write_throughput(store: FeedStore, args: argparse.Namespace, run: str) -> None:
@@ -171,6 +186,8 @@ async def main() -> None:
     parser.add_argument("--write-followers", type=int, default=5000, help="copies per write round (5000)")
     parser.add_argument("--write-rounds", type=int, default=5, help="write rounds per variant (default 5)")
     parser.add_argument("--concurrency", type=int, default=256, help="writes in flight (default 256)")
+    parser.add_argument("--parts", default="fanout,getfeed,writes",
+                        help="which measurements, comma-separated (default fanout,getfeed,writes)")
     parser.add_argument("--keep", action="store_true", help="keep the keyspace")
     args = parser.parse_args()
     up("cassandra")
@@ -187,9 +204,13 @@ async def main() -> None:
     log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"feed-bench-{run}"
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
-        await fan_out_latency(store, args, run)
-        await getfeed_latency(store, env, args, run, log_dir)
-        await write_throughput(store, args, run)
+        parts = set(args.parts.split(","))
+        if "fanout" in parts:
+            await fan_out_latency(store, args, run)
+        if "getfeed" in parts:
+            await getfeed_latency(store, env, args, run, log_dir)
+        if "writes" in parts:
+            await write_throughput(store, args, run)
     finally:
         if not args.keep:
             store.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)

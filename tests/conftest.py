@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +86,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if wrong:
         raise pytest.UsageError("each test needs exactly one of the markers "
                                 f"{', '.join(LAYERS)}:\n  " + "\n  ".join(wrong))
+    # `make test` runs the integration layer on two pytest-xdist workers with --dist loadgroup: a
+    # folder's tests stay on one worker, so its session fixtures (a slice run's role processes, a
+    # chaos run) start once, and the folders share the two workers
+    root = Path(__file__).resolve().parent
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(root).parts
+        item.add_marker(pytest.mark.xdist_group(parts[0] if len(parts) > 1 else "tests"))

@@ -11,6 +11,19 @@ import logging
 import sys
 
 
+def auto_priority(now_us: int | None = None) -> int:
+    """A peering priority that is higher the earlier this process started (microseconds before 2100).
+
+    kopf peering is not an election: every replica sees the others' priorities, the highest one
+    works and the lower ones pause; equal priorities pause them ALL. Distinct priorities by start
+    time keep exactly one active, and a replica that starts later (a rollout, a restart of a standby)
+    does not take the work over from the running one.
+    """
+    import time
+
+    return 4_102_444_800_000_000 - (time.time_ns() // 1000 if now_us is None else now_us)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options and run kopf until interrupted."""
     parser = argparse.ArgumentParser(
@@ -32,7 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         default="culture-operator",
         help="kopf peering object name: only the highest-priority operator is active",
     )
-    parser.add_argument("--priority", type=int, default=0, help="peering priority of this instance")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority of this instance (default: from the start time, the oldest replica is "
+        "the active one; kopf pauses EVERY replica when two have the same priority)",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="how long a replica counts as alive after its last peering keep-alive: a standby takes "
+        "over at most this long after the active replica dies (default 30)",
+    )
     parser.add_argument("--standalone", action="store_true", help="no peering (single operator, tests)")
     parser.add_argument(
         "--liveness",
@@ -45,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import kopf  # imported late so --help works fast
 
-    from culture_operator import handlers  # noqa: F401 - registers the handlers
+    from culture_operator import handlers  # registers the handlers
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -53,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     kopf.configure(verbose=args.verbose)
+    handlers.PEERING_LIFETIME = args.peering_lifetime
     # the Kafka client's debug output (whole metadata responses) would drown the operator's own
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     kopf.run(
         standalone=args.standalone,
         peering_name=None if args.standalone else args.peering,
-        priority=args.priority,
+        priority=auto_priority() if args.priority is None else args.priority,
         namespaces=args.namespace or (),  # kopf wants a collection; empty + clusterwide = every namespace
         clusterwide=not args.namespace,
         liveness_endpoint=args.liveness,

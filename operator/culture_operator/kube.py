@@ -24,8 +24,10 @@ from culture_operator.builders import STRIMZI_API_VERSION, child_key, owner_sele
 from culture_operator.spec import GROUP, KIND, PLURAL, VERSION
 
 FIELD_MANAGER = "culture-operator"
-#: concurrent server-side applies per reconcile (one request each; the API server does the work)
-APPLY_WORKERS = 8
+#: concurrent API requests (lists, server-side applies) of the whole operator, every platform together:
+#: the API server does the work; measured on the local one, 16 in flight applied one platform's children
+#: faster than 8 (bench/operator_scale.py baseline)
+APPLY_WORKERS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +81,7 @@ def load_api_client() -> client.ApiClient:
     except config.ConfigException:
         config.load_kube_config()
     cfg = client.Configuration.get_default_copy()
-    cfg.connection_pool_maxsize = APPLY_WORKERS * 2  # applies run in parallel threads
+    cfg.connection_pool_maxsize = APPLY_WORKERS + 8  # requests run in parallel threads; one shared pool
     return client.ApiClient(cfg)
 
 

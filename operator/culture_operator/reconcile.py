@@ -115,12 +115,31 @@ def _keep_partitions(
     return refused
 
 
+#: the process-wide pool the API requests of every reconcile run in: concurrent lists and applies, bounded
+#: (APPLY_WORKERS) for all platforms together, so 50 platforms at once do not pile 50 x 8 requests on the
+#: API server; created on first use
+_pool: ThreadPoolExecutor | None = None
+
+
+def _requests_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=APPLY_WORKERS, thread_name_prefix="culture-operator-api")
+    return _pool
+
+
 def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> ChildSync:
     """List the children, apply those missing or drifted, delete those the spec no longer asks for."""
     live: dict[tuple[str, str, str], dict[str, Any]] = {}
     served: dict[tuple[str, str], bool] = {}
-    for kind in CHILD_KINDS:
-        items = kube.list_children(kind, owner.namespace, owner.name)
+    pool = _requests_pool()
+    # each task runs in a copy of this context, so the per-reconcile request counters see its requests
+    context = contextvars.copy_context()
+    # one list per kind, all at once (a no-op reconcile is these lists only)
+    listed = pool.map(
+        lambda kind: context.copy().run(kube.list_children, kind, owner.namespace, owner.name), CHILD_KINDS
+    )
+    for kind, items in zip(CHILD_KINDS, listed, strict=True):
         served[(kind.api_version, kind.kind)] = items is not None
         for item in items or []:
             refs = item["metadata"].get("ownerReferences") or []
@@ -148,15 +167,12 @@ def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> Chil
             return m, None, exc.message
 
     # children do not depend on each other at apply time (references resolve later), so apply in parallel
-    # each task runs in a copy of this context, so the per-reconcile request counters see its writes
-    context = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
-        for m, obj, error in pool.map(lambda m: context.copy().run(apply_one, m), todo):
-            if obj is None:
-                result.errors.append(f"{_label(m)}: {error}")
-            else:
-                live[b.child_key(m)] = obj
-                result.applied.append(_label(m))
+    for m, obj, error in pool.map(lambda m: context.copy().run(apply_one, m), todo):
+        if obj is None:
+            result.errors.append(f"{_label(m)}: {error}")
+        else:
+            live[b.child_key(m)] = obj
+            result.applied.append(_label(m))
     wanted = {b.child_key(m) for m in desired}
     order = {(k.api_version, k.kind): i for i, k in enumerate(CHILD_KINDS)}
     stale = sorted((k for k in live if k not in wanted), key=lambda k: -order[(k[0], k[1])])
@@ -213,8 +229,10 @@ async def reconcile(kube: Kube, body: Mapping[str, Any]) -> dict[str, Any]:
     old_status = _written.get(owner.uid) or body.get("status") or {}
     try:
         spec = parse_spec(body.get("spec"))
-    except pydantic.ValidationError as exc:
-        # the CRD's schema should have refused it; say so instead of guessing
+        b.check_name(owner, spec)
+    except (pydantic.ValidationError, ValueError) as exc:
+        # the CRD's schema should have refused it (an object stored before a rule existed may not
+        # have been): say so instead of guessing
         bad = st.Check(False, "InvalidSpec", str(exc).replace("\n", " ")[:500])
         new = st.compute_status(old_status, generation, bad, bad, bad, _now())
         await _write_status(kube, body, old_status, new)
@@ -263,8 +281,7 @@ async def reconcile(kube: Kube, body: Mapping[str, Any]) -> dict[str, Any]:
         log.warning("%s/%s: %d child(ren) refused by the API server", owner.namespace, owner.name,
                     len(sync.errors))
         events.append(("Warning", "ApplyFailed", "; ".join(sync.errors)))
-    for event in events:
-        await _post_event(kube, body, *event)
+    await asyncio.gather(*(_post_event(kube, body, *event) for event in events))  # independent: at once
     await _write_status(kube, body, old_status, new)
     if sync.errors:
         raise RetryLater("some children could not be applied: " + "; ".join(sync.errors), delay=10)

@@ -9,9 +9,10 @@ the builders see the same rules).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 GROUP = "platform.culture.dev"
 VERSION = "v1alpha1"
@@ -46,7 +47,7 @@ SERVICE_ROLES: dict[str, tuple[str, ...]] = {
     "catalog": ("api-write", "api-read", "worker", "relay"),
     "feed": ("api-read", "worker"),
     "graph": ("api-write", "api-read", "worker", "relay"),
-    "chat": ("api-write", "api-read"),
+    "chat": ("api-write", "api-read", "relay"),
     "notifier": ("worker", "api-read"),
     "mailer": ("worker",),
     "gateway": ("api",),
@@ -69,6 +70,26 @@ SERVICE_DATABASES: dict[str, tuple[str, ...]] = {
 
 DATABASES: tuple[str, ...] = ("postgres", "mongo", "cassandra", "neo4j", "redis")
 
+
+class Upstream(NamedTuple):
+    """A gRPC service one service's roles call (the gateway's upstreams aside: it is the edge)."""
+
+    setting: str  #: the caller's setting (CULTURE_<SERVICE>_<SETTING>) that holds the address
+    callers: tuple[str, ...]  #: the caller's roles that dial it
+    service: str
+    role: str
+    why: str
+
+
+#: service -> the other services' gRPC roles it calls. The caller cannot work without them, so the
+#: spec refuses a platform that enables the caller and disables the callee (CEL and pydantic), the
+#: caller's pods get the address, and the callee's NetworkPolicy admits the calling roles.
+SERVICE_UPSTREAMS: dict[str, tuple[Upstream, ...]] = {
+    "feed": (Upstream("graph_read", ("worker",), "graph", "api-read",
+                      "the feed worker asks the graph's FollowersInterestedIn for the followers a review "
+                      "fans out to"),),
+}
+
 ROLE_DESCRIPTIONS = {
     "api-write": "the gRPC command side (writes the service's store and its outbox)",
     "api-read": "the gRPC query side (serves read models)",
@@ -80,6 +101,20 @@ ROLE_DESCRIPTIONS = {
 #: Kubernetes quantity, e.g. 500m, 1, 256Mi, 1Gi.
 QUANTITY = r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+#: Kafka versions Strimzi 1.2 runs (its kafka-versions.yaml: supported: true); 4.3.1 is its default.
+STRIMZI_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")
+#: A KRaft metadata version in the form Strimzi reports it in `status.kafkaMetadataVersion`: 4.3-IV0.
+METADATA_VERSION = r"^[0-9]+\.[0-9]+-IV[0-9]+$"
+#: The metadata version of each Kafka minor Strimzi 1.2 runs (its kafka-versions.yaml): platforms stored
+#: before the pattern existed carry the short form ("4.3", the old default); the operator reads it as this.
+METADATA_OF_MINOR = {"4.2": "4.2-IV1", "4.3": "4.3-IV0"}
+#: Kafka 4 supports KRaft metadata versions from 3.3-IV3 on.
+MIN_METADATA_VERSION = (3, 3, 3)
+MIN_INSYNC = "min.insync.replicas"
+#: A topic config value (bounded, so the CEL rules reading them have a bounded cost).
+ConfigValue = Annotated[str, Field(max_length=1024)]
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
@@ -150,9 +185,42 @@ def _service_model(service: str, roles: tuple[str, ...]) -> type[_Model]:
 
 SERVICE_MODELS: dict[str, type[_Model]] = {s: _service_model(s, r) for s, r in SERVICE_ROLES.items()}
 
+def _enabled_cel(service: str) -> str:
+    """CEL: whether `service` is enabled (an absent service or `enabled` is the default, true)."""
+    return f"(!has(self.{service}) || !has(self.{service}.enabled) || self.{service}.enabled)"
+
+
+def _dependency_message(caller: str, upstream: Upstream) -> str:
+    return (f"services.{upstream.service}.enabled must be true while services.{caller} is enabled: "
+            f"{upstream.why}")
+
+
+class _ServicesBase(_Model):
+    """The services' cross-field rule: every service an enabled service calls is enabled too."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(f"!{_enabled_cel(caller)} || {_enabled_cel(up.service)}",
+                     _dependency_message(caller, up), f".{up.service}.enabled")
+                for caller, ups in SERVICE_UPSTREAMS.items()
+                for up in ups
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _dependencies(self) -> _ServicesBase:
+        for caller, ups in SERVICE_UPSTREAMS.items():
+            for up in ups:
+                if getattr(self, caller).enabled and not getattr(self, up.service).enabled:
+                    raise ValueError(_dependency_message(caller, up))
+        return self
+
+
 Services: type[_Model] = create_model(  # type: ignore[call-overload]
     "Services",
-    __base__=_Model,
+    __base__=_ServicesBase,
     __doc__="Every service of the platform, each with the replicas and resources of each role.",
     **{
         s: (m, Field(default_factory=m, description=f"The {s} service and its roles."))
@@ -161,24 +229,64 @@ Services: type[_Model] = create_model(  # type: ignore[call-overload]
 )
 
 
+def _min_insync_ok(config: str, replicas: str) -> str:
+    """CEL: the min.insync.replicas of `config` (a map) is absent, or a whole number <= `replicas`."""
+    value = f"{config}['{MIN_INSYNC}']"
+    return (f"!('{MIN_INSYNC}' in {config}) || ({value}.matches('^[0-9]+$') && "
+            f"int({value}) >= 1 && int({value}) <= {replicas})")
+
+
+MIN_INSYNC_MESSAGE = (
+    f"{MIN_INSYNC} must be a whole number from 1 to the topic's replicas: a topic with fewer in-sync "
+    "replicas than that refuses every acks=all produce"
+)
+
+
+def _check_min_insync(config: dict[str, str], replicas: int, where: str) -> None:
+    value = config.get(MIN_INSYNC)
+    if value is not None and not (value.isdigit() and 1 <= int(value) <= replicas):
+        raise ValueError(f"{where}: {MIN_INSYNC_MESSAGE} ({MIN_INSYNC}={value!r}, replicas={replicas})")
+
+
 class TopicSettings(_Model):
     """Partitions, replicas and config given to every event topic unless overridden."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("!has(self.config) || " + _min_insync_ok("self.config", "self.replicas"),
+                     MIN_INSYNC_MESSAGE, ".config"),
+            ]
+        }
+    )
+
     partitions: int = Field(3, ge=1, le=1000, description="Partitions of each topic.")
-    replicas: int = Field(1, ge=1, le=10, description="Replication factor of each topic.")
-    config: dict[str, str] = Field(
+    replicas: int = Field(
+        1, ge=1, le=10,
+        description="Replication factor of each topic; fixed once the platform exists (Strimzi's topic "
+        "operator cannot change it), at most kafka.strimzi.replicas in mode strimzi.",
+    )
+    config: dict[str, ConfigValue] = Field(
         default_factory=dict,
         max_length=50,
-        description='Topic-level Kafka config, e.g. retention.ms: "604800000".',
+        description='Topic-level Kafka config, e.g. retention.ms: "604800000". In mode strimzi, '
+        f"{MIN_INSYNC} defaults to replicas - 1 (at least 1) per topic.",
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> TopicSettings:
+        _check_min_insync(self.config, self.replicas, "topics.config")
+        return self
 
 
 class TopicOverride(_Model):
     """Settings of one topic that differ from the defaults."""
 
     partitions: int | None = Field(None, ge=1, le=1000, description="Partitions of this topic.")
-    replicas: int | None = Field(None, ge=1, le=10, description="Replication factor of this topic.")
-    config: dict[str, str] = Field(
+    replicas: int | None = Field(
+        None, ge=1, le=10, description="Replication factor of this topic (fixed once the platform exists)."
+    )
+    config: dict[str, ConfigValue] = Field(
         default_factory=dict, max_length=50, description="Topic-level Kafka config merged over the defaults."
     )
 
@@ -189,17 +297,108 @@ class SecretRef(_Model):
     name: str = Field(..., min_length=1, max_length=253, description="Name of the Secret.")
 
 
+def _mv(part: int) -> str:
+    """CEL: part 0 (major), 1 (minor) or 2 (IV level) of self.metadataVersion, as an int."""
+    if part == 2:
+        return "int(self.metadataVersion.split('-IV')[1])"
+    return f"int(self.metadataVersion.split('-')[0].split('.')[{part}])"
+
+
+def _v(part: int) -> str:
+    return f"int(self.version.split('.')[{part}])"
+
+
+#: CEL: the versions are absent (the API server checks the rules against the `{}` default before nested
+#: defaulting) or malformed (the field's pattern or enum reports it): the rules stay quiet
+_WELL_FORMED = ("!has(self.metadataVersion) || !has(self.version) || "
+                "!self.metadataVersion.matches('" + METADATA_VERSION.replace("\\", "\\\\") + "') || "
+                "!self.version.matches('^[0-9]+\\\\.[0-9]+\\\\.[0-9]+$')")
+
+
 class StrimziSpec(_Model):
     """The KRaft Kafka cluster the operator asks Strimzi for (mode strimzi)."""
 
-    version: str = Field("4.3.1", description="Kafka version Strimzi runs (Strimzi 1.2 runs 4.3.1).")
-    metadataVersion: str = Field("4.3", description="KRaft metadata version of the cluster.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"{_WELL_FORMED} || {_mv(0)} < {_v(0)} || ({_mv(0)} == {_v(0)} && {_mv(1)} <= {_v(1)})",
+                    "metadataVersion must not be newer than the Kafka version (e.g. 4.3-IV0 for 4.3.x)",
+                    ".metadataVersion",
+                ),
+                _cel(
+                    f"{_WELL_FORMED} || {_mv(0)} > {MIN_METADATA_VERSION[0]} || "
+                    f"({_mv(0)} == {MIN_METADATA_VERSION[0]} && "
+                    f"({_mv(1)} > {MIN_METADATA_VERSION[1]} || ({_mv(1)} == {MIN_METADATA_VERSION[1]} && "
+                    f"{_mv(2)} >= {MIN_METADATA_VERSION[2]})))",
+                    "metadataVersion must be at least 3.3-IV3 (the oldest KRaft metadata Kafka 4 supports)",
+                    ".metadataVersion",
+                ),
+            ]
+        }
+    )
+
+    version: Literal[STRIMZI_KAFKA_VERSIONS] = Field(  # type: ignore[valid-type]
+        "4.3.1", json_schema_extra={"maxLength": 20},
+        description="Kafka version Strimzi runs: one Strimzi 1.2 supports (its default: 4.3.1)."
+    )
+    metadataVersion: str = Field(
+        "4.3-IV0",
+        pattern=METADATA_VERSION,
+        max_length=20,
+        description="KRaft metadata version of the cluster, in the form Strimzi reports in "
+        "status.kafkaMetadataVersion (e.g. 4.3-IV0); not newer than the Kafka version.",
+    )
     replicas: int = Field(
         1, ge=1, le=9, description="Nodes of the single dual-role (controller+broker) KafkaNodePool."
     )
     storage: str = Field("10Gi", pattern=QUANTITY, description="Persistent volume size of each Kafka node.")
     deleteClaim: bool = Field(False, description="Delete the Kafka volumes when the cluster is deleted.")
     resources: Resources = Field(default_factory=Resources, description="Resources of each Kafka node.")
+
+    @field_validator("metadataVersion", mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        return METADATA_OF_MINOR.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> StrimziSpec:
+        m = re.match(r"^([0-9]+)\.([0-9]+)-IV([0-9]+)$", self.metadataVersion)
+        assert m  # the field's pattern
+        mv = tuple(int(g) for g in m.groups())
+        v = tuple(int(p) for p in self.version.split("."))
+        if mv[:2] > v[:2]:
+            raise ValueError(
+                f"metadataVersion {self.metadataVersion} is newer than the Kafka version {self.version}"
+            )
+        if mv < MIN_METADATA_VERSION:
+            raise ValueError(f"metadataVersion {self.metadataVersion} is older than 3.3-IV3")
+        return self
+
+
+def _effective(kafka: str, topic: str, field: str, default: int) -> str:
+    """CEL: a topic's `field` as the KafkaSpec `kafka` gives it (its override, else the default). The
+    API server also checks the rules against the schema's `{}` defaults, before nested defaulting: every
+    field read is guarded with has()."""
+    o = f"{kafka}.topicOverrides[{topic}]"
+    return (f"((has({kafka}.topicOverrides) && {topic} in {kafka}.topicOverrides && has({o}.{field})) "
+            f"? {o}.{field} : ((has({kafka}.topics) && has({kafka}.topics.{field})) "
+            f"? {kafka}.topics.{field} : {default}))")
+
+
+def _override_min_insync_ok() -> str:
+    """CEL: every override's effective min.insync.replicas (its own, else the default's) fits its
+    effective replicas."""
+    o = "self.topicOverrides[t]"
+    replicas = f"(has({o}.replicas) ? {o}.replicas : self.topics.replicas)"
+    own = f"has({o}.config) && '{MIN_INSYNC}' in {o}.config"
+    return (f"!has(self.topicOverrides) || self.topicOverrides.all(t, ({own}) ? "
+            f"({_min_insync_ok(f'{o}.config', replicas)}) : "
+            f"(!has(self.topics.config) || {_min_insync_ok('self.topics.config', replicas)}))")
+
+
+_EVENT_TOPICS_CEL = str(list(EVENT_TOPICS)).replace('"', "'")
+_TOPIC_REPLICAS = TopicSettings.model_fields["replicas"].default
 
 
 class KafkaSpec(_Model):
@@ -220,6 +419,30 @@ class KafkaSpec(_Model):
                     + ")",
                     "topicOverrides keys must be event topic names: " + ", ".join(EVENT_TOPICS),
                     ".topicOverrides",
+                ),
+                _cel(
+                    "!has(self.mode) || self.mode != 'strimzi' || "
+                    "self.topics.replicas <= self.strimzi.replicas",
+                    "topics.replicas must not exceed strimzi.replicas (the number of brokers) in mode "
+                    "strimzi",
+                    ".topics.replicas",
+                ),
+                _cel(
+                    "!has(self.mode) || self.mode != 'strimzi' || !has(self.topicOverrides) || "
+                    "self.topicOverrides.all(t, !has(self.topicOverrides[t].replicas) || "
+                    "self.topicOverrides[t].replicas <= self.strimzi.replicas)",
+                    "topicOverrides replicas must not exceed strimzi.replicas (the number of brokers) in "
+                    "mode strimzi",
+                    ".topicOverrides",
+                ),
+                _cel(_override_min_insync_ok(), "topicOverrides: " + MIN_INSYNC_MESSAGE, ".topicOverrides"),
+                # transition rule (runs on updates only): replicas of an existing topic are fixed
+                _cel(
+                    _EVENT_TOPICS_CEL + ".all(e, " + _effective("self", "e", "replicas", _TOPIC_REPLICAS)
+                    + " == " + _effective("oldSelf", "e", "replicas", _TOPIC_REPLICAS) + ")",
+                    "topic replicas cannot change once the platform exists (Strimzi's topic operator refuses "
+                    "it without Cruise Control; an external Kafka keeps the topics it has)",
+                    ".topics.replicas",
                 ),
             ]
         }
@@ -244,8 +467,14 @@ class KafkaSpec(_Model):
         pattern=r"^([a-zA-Z0-9._-]*\.)?$",
         description=(
             "Prepended to every topic name and consumer group, so several platforms can share one external "
-            "Kafka; empty or ending in a dot (e.g. `demo.`): the services read it as their topic namespace."
+            "Kafka; empty or ending in a dot (e.g. `demo.`): the services read it as their topic namespace. "
+            "Fixed once the platform exists (it names the topics and consumer groups)."
         ),
+        json_schema_extra={"x-kubernetes-validations": [_cel(
+            "self == oldSelf",
+            "topicPrefix cannot change once the platform exists: it names the existing topics (Strimzi's "
+            "topic operator refuses a KafkaTopic whose topicName changes) and consumer groups",
+        )]},
     )
     topics: TopicSettings = Field(
         default_factory=TopicSettings, description="Partitions, replicas and config of every event topic."
@@ -264,6 +493,16 @@ class KafkaSpec(_Model):
         unknown = sorted(set(self.topicOverrides) - set(EVENT_TOPICS))
         if unknown:
             raise ValueError(f"topicOverrides names unknown topics {unknown}")
+        brokers = self.strimzi.replicas
+        for event, o in self.topicOverrides.items():
+            replicas = o.replicas or self.topics.replicas
+            if self.mode == "strimzi" and replicas > brokers:
+                raise ValueError(
+                    f"topicOverrides.{event}.replicas {replicas} exceeds strimzi.replicas {brokers}"
+                )
+            _check_min_insync({**self.topics.config, **o.config}, replicas, f"topicOverrides.{event}")
+        if self.mode == "strimzi" and self.topics.replicas > brokers:
+            raise ValueError(f"topics.replicas {self.topics.replicas} exceeds strimzi.replicas {brokers}")
         return self
 
 

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # modules that each add their verbs to the parser with register(subparsers)
-_COMMANDS = ("culture_runtime.serve", "culture_events.outbox.cli")
+_COMMANDS = ("culture_runtime.serve", "culture_events.outbox.cli", "culture_cli.check", "culture_cli.replay")
 # the development tools (local stack, cluster, dev runner): only in a development install
 # (`pip install -e '.[dev]'`); the images and `pip install .` have the commands above only
 _DEV_COMMANDS = ("culture_stack.cli", "culture_stack.cluster.cli", "culture_stack.dev", "culture_stack.seed")

@@ -13,6 +13,20 @@ class BackendError(EventsError):
     """A broker call failed (connection refused, topic missing...); the message names the broker."""
 
 
+class PublishRejected(BackendError):
+    """The broker refuses these messages themselves (too large, a topic that does not exist), so
+    publishing them again cannot help; unlike an outage, which publishing waits out.
+
+    `sent`: how many of the messages given to `publish()`, from the first, were published before
+    the refused one; `all_refused`: the refusal holds for every message from `sent` on (a missing
+    topic), not only for message number `sent`."""
+
+    def __init__(self, message: str, *, sent: int = 0, all_refused: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
+        self.all_refused = all_refused
+
+
 class ClosedError(EventsError):
     """The publisher, subscriber or router was used after close()."""
 
@@ -23,6 +37,18 @@ class PermanentError(EventsError):
 
 class UndecodablePayload(PermanentError):
     """The payload cannot be decoded (wrong type, corrupt bytes, unknown schema version)."""
+
+
+class RetryLater(Exception):
+    """Raised by Retry inside a router: run the message again in `delay` seconds. The router parks
+    the message's key meanwhile (its later messages wait behind it, other keys go on); middleware
+    lets it through (PoisonQueue does not poison it, Metrics does not count it as an outcome)."""
+
+    def __init__(self, delay: float, cause: BaseException, attempts: int) -> None:
+        super().__init__(f"retry in {delay:.2f}s (attempt {attempts} failed: {cause!r})")
+        self.delay = delay
+        self.cause = cause
+        self.attempts = attempts
 
 
 class HandlerCrashed(EventsError):

@@ -23,6 +23,11 @@ class Handling:
 
     handler: str
     topic: str
+    #: whether the caller takes a `RetryLater` (the router: it parks the key and runs the message
+    #: again later) instead of a retry waiting in place
+    can_defer: bool = False
+    #: the handler's own retry budget in seconds (`Router.add_handler(retry_budget=...)`), else None
+    retry_budget: float | None = None
 
 
 _handling: contextvars.ContextVar[Handling | None] = contextvars.ContextVar("handling", default=None)

@@ -27,6 +27,11 @@ class Settlement(enum.Enum):
     NACKED = "nacked"
 
 
+def NOT_STARTED() -> None:
+    """`Message.on_revoke` of a message waiting to be handled (in a router's lane, or parked for a
+    retry): revoking it just nacks it."""
+
+
 class Message:
     """One message. `ack()` and `nack()` are idempotent and exclude each other.
 
@@ -34,7 +39,7 @@ class Message:
     ack -> the backend commits past it; nack -> the backend redelivers it.
     """
 
-    __slots__ = ("_callbacks", "_settled", "_state", "id", "metadata", "payload")
+    __slots__ = ("_callbacks", "_settled", "_state", "id", "metadata", "on_revoke", "payload")
 
     def __init__(self, payload: bytes = b"", metadata: Mapping[str, str] | None = None,
                  id: str | None = None) -> None:
@@ -44,6 +49,8 @@ class Message:
         self._state = Settlement.PENDING
         self._settled: asyncio.Event | None = None
         self._callbacks: list[Callable[[Settlement], None]] | None = None
+        #: set by whoever handles the message (the router) to cancel that handling: see revoke()
+        self.on_revoke: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"Message(id={self.id!r}, metadata={self.metadata!r}, payload={len(self.payload)} bytes)"
@@ -86,6 +93,24 @@ class Message:
             self._callbacks = [*(self._callbacks or ()), callback]
         else:
             callback(self._state)
+
+    def revoke(self, *, running: bool = True) -> bool:
+        """The backend takes the message back (its partition goes to another consumer).
+
+        A message waiting to be handled (`on_revoke` is NOT_STARTED) is nacked; one being handled
+        has its handling cancelled through `on_revoke` (when `running`; the cancelled handler nacks
+        it). True when it was taken back; False when settled already or nobody said how (a plain
+        consumer iterating the subscription itself: the backend can only wait for it)."""
+        hook = self.on_revoke
+        if self._state is not Settlement.PENDING or hook is None:
+            return False
+        if hook is NOT_STARTED:
+            self.nack()
+            return True
+        if running:
+            hook()
+            return True
+        return False
 
     async def settled(self) -> Settlement:
         """Wait until the message is acked or nacked; returns which."""

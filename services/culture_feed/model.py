@@ -3,9 +3,8 @@ the admission policy. No I/O.
 
 Item ids are version-1 UUIDs (Cassandra `timeuuid`) whose time is the activity's time and whose other
 62 bits are a hash of (source event id, recipient): a redelivered event rewrites the same cells, and
-a celebrity's review merged in at read time gets the id a copy would have had. Every byte after the
-variant byte keeps its top bit clear, so Cassandra's order of these ids (time, then the low 64 bits)
-is the same whether bytes are compared signed or unsigned, and `order_key` reproduces it.
+a celebrity's review merged in at read time gets the id a copy would have had. The id layout, its
+order (`order_key`) and the time buckets are culture_runtime.timeuuid's (shared with the chat).
 """
 
 from __future__ import annotations
@@ -20,8 +19,13 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 
-#: 100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch
-_UUID_EPOCH = 0x01B21DD213814000
+from culture_runtime import timeuuid
+from culture_runtime.timeuuid import bucket_of as bucket_of
+from culture_runtime.timeuuid import order_key as order_key
+from culture_runtime.timeuuid import time_of as time_of
+from culture_runtime.timeuuid import unix_micros as unix_micros
+from culture_runtime.timeuuid import uuid_ticks as uuid_ticks
+
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 _TOKEN_PREFIX = "f1:"
 
@@ -30,58 +34,19 @@ class BadCursor(ValueError):
     """A page token this service did not issue."""
 
 
-def uuid_ticks(when: dt.datetime) -> int:
-    """100-ns ticks since the UUID epoch of an aware datetime."""
-    micros = round(when.timestamp() * 1_000_000) if when.tzinfo else None
-    if micros is None:
-        raise ValueError("an aware datetime is required")
-    return micros * 10 + _UUID_EPOCH
-
-
 def item_id(when: dt.datetime, source_event_id: str, recipient: str) -> uuid.UUID:
     """The timeline item id of the activity of `source_event_id` in `recipient`'s timeline."""
-    return _timeuuid(uuid_ticks(when), hashlib.sha256(f"{source_event_id}\x00{recipient}".encode()).digest())
+    entropy = hashlib.sha256(f"{source_event_id}\x00{recipient}".encode()).digest()
+    return timeuuid.make(uuid_ticks(when), entropy)
 
 
-def bound_id(ticks: int) -> uuid.UUID:
-    """The greatest id (in Cassandra's order) any `item_id` with time `ticks` can have."""
-    return _timeuuid(ticks, b"\xff" * 8)
-
-
-def _timeuuid(ticks: int, entropy: bytes) -> uuid.UUID:
-    if not 0 <= ticks < 1 << 60:
-        raise ValueError("time out of the timeuuid range")
-    time_low = ticks & 0xFFFFFFFF
-    time_mid = (ticks >> 32) & 0xFFFF
-    time_hi = ((ticks >> 48) & 0x0FFF) | 0x1000  # version 1
-    low = bytearray(entropy[:8])
-    low[0] = 0x80 | (low[0] & 0x3F)  # RFC 4122 variant
-    for i in range(1, 8):
-        low[i] &= 0x7F  # see the module docstring
-    high = (time_low << 32) | (time_mid << 16) | time_hi
-    return uuid.UUID(int=(high << 64) | int.from_bytes(low, "big"))
+#: the greatest id (in Cassandra's order) any `item_id` with time `ticks` can have
+bound_id = timeuuid.highest_id
 
 
 def ticks_of(item: uuid.UUID) -> int:
     """The time of a timeuuid in 100-ns ticks since the UUID epoch."""
     return item.time
-
-
-def time_of(item: uuid.UUID) -> dt.datetime:
-    """The time of a timeuuid as an aware datetime (microsecond precision)."""
-    micros = (item.time - _UUID_EPOCH) // 10
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
-
-
-def order_key(item: uuid.UUID) -> tuple[int, int]:
-    """Sort key equal to Cassandra's timeuuid order for the ids of `item_id`."""
-    return item.time, item.int & 0xFFFFFFFFFFFFFFFF
-
-
-def bucket_of(item: uuid.UUID, bucket_seconds: int) -> int:
-    """The timeline partition (time bucket) an item belongs to."""
-    seconds = (item.time - _UUID_EPOCH) // 10_000_000
-    return seconds // bucket_seconds
 
 
 def page_size(requested: int) -> int:

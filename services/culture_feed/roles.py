@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,6 +14,7 @@ from culture.graph.v1 import graph_pb2_grpc
 from culture_contracts.topics import topic_of
 from culture_events.message import Message
 from culture_events.router import Router
+from culture_feed import pointer
 from culture_feed.push import Notifier
 from culture_feed.service import FeedReader
 from culture_feed.settings import FeedSettings
@@ -39,6 +41,16 @@ REVIEW_CHANGES = (catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDel
 _SERVICE = feed_pb2.DESCRIPTOR.services_by_name["FeedService"]
 
 
+async def _active(platform: PlatformSettings, settings: FeedSettings) -> FeedSettings:
+    """The settings with the keyspace (and consumer group) a rebuild switched the feed to, if any."""
+    active = await asyncio.to_thread(pointer.resolve, settings, platform.cassandra_contact_points or "",
+                                     platform.cassandra_port)
+    if active.keyspace != settings.keyspace:
+        log.info("feed: %s points to keyspace %s (consumer group %s), rebuilt by culture replay feed",
+                 settings.keyspace, active.keyspace, active.consumer_group)
+    return active
+
+
 def _store(platform: PlatformSettings, settings: FeedSettings) -> FeedStore:
     return FeedStore(platform.cassandra_contact_points or "", platform.cassandra_port, settings)
 
@@ -47,7 +59,7 @@ async def worker() -> None:
     """Consume identity.user-registered (feeds), catalog review events (fan-out, updates) and graph
     follow events (mirror, backfill); publish "new items" notices to Redis (push.py)."""
     platform = PlatformSettings().require("cassandra_contact_points", "kafka_bootstrap", "redis_url")
-    settings = FeedSettings().require("graph_read")
+    settings = await _active(platform, FeedSettings().require("graph_read"))
     store = _store(platform, settings)
     channel: dict[str, Any] = {}
     notifier = Notifier(platform.redis_url or "")
@@ -93,7 +105,8 @@ async def worker() -> None:
 
 async def api_read() -> None:
     """FeedService.GetFeed over gRPC."""
-    platform, settings = PlatformSettings().require("cassandra_contact_points"), FeedSettings()
+    platform = PlatformSettings().require("cassandra_contact_points")
+    settings = await _active(platform, FeedSettings())
     store = _store(platform, settings)
     await run_grpc_service(
         "feed api-read",

@@ -3,6 +3,9 @@ celebrities the reader follows."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 import time
 import uuid
 
@@ -15,32 +18,18 @@ from culture_feed.settings import FeedSettings
 from culture_feed.store import FeedStore
 from culture_grpc.errors import invalid_argument, not_found
 
-MAX_ID = 128
+log = logging.getLogger("culture_feed")
+
 #: rows read beyond a page: the previous page's last item (and any item of the very same 100 ns)
 _SLACK = 4
 _NEWEST = model.bound_id((1 << 60) - 1)
 
 
-def check_request(request: feed_pb2.GetFeedRequest) -> list[tuple[str, str]]:
-    """The contract's rules for GetFeedRequest (pure)."""
-    out: list[tuple[str, str]] = []
-    user = request.user_id
-    if not user.strip():
-        out.append(("user_id", "required"))
-    elif len(user) > MAX_ID or any(ord(c) < 32 or ord(c) == 127 for c in user):
-        out.append(("user_id", f"at most {MAX_ID} characters, no control characters"))
-    if request.page_size < 0:
-        out.append(("page_size", "must not be negative"))
-    if len(request.page_token) > 500:
-        out.append(("page_token", "not a page token of this feed"))
-    return out
-
-
 def to_proto(item: model.Item) -> feed_pb2.FeedItem:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(model.time_of(item.item_id))
+    seconds, micros = divmod(model.unix_micros(item.item_id), 1_000_000)
     return feed_pb2.FeedItem(
-        item_id=str(item.item_id), create_time=ts, actor_user_id=item.actor_user_id,
+        item_id=str(item.item_id), create_time=timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1000),
+        actor_user_id=item.actor_user_id,
         review=feed_pb2.ReviewActivity(review_id=item.review_id, work_id=item.work_id,
                                        work_title=item.work_title, rating=item.rating, excerpt=item.excerpt,
                                        genre_slugs=list(item.genre_slugs)))
@@ -52,34 +41,51 @@ class FeedReader(feed_pb2_grpc.FeedServiceServicer):
 
     def __init__(self, store: FeedStore, settings: FeedSettings) -> None:
         self.store, self.settings = store, settings
-        self._celebrities: tuple[float, set[str]] = (0.0, set())
+        self._celebrities: tuple[float, set[str]] | None = None
+        self._refresh: asyncio.Future[None] | None = None
 
     async def celebrities(self) -> set[str]:
-        fetched, names = self._celebrities
-        if time.monotonic() - fetched > self.settings.celebrity_cache_seconds:
-            names = await self.store.celebrities()
-            self._celebrities = (time.monotonic(), names)
-        return names
+        """The celebrities, cached for celebrity_cache_seconds. Once known, an expired set is served
+        while one background read fetches the new one: no page waits for it (with a cache of 0 s,
+        every page reads it)."""
+        if self._celebrities is None or not self.settings.celebrity_cache_seconds:
+            await self._fetch_celebrities()
+        elif time.monotonic() - self._celebrities[0] > self.settings.celebrity_cache_seconds and (
+                self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.ensure_future(self._fetch_celebrities(background=True))
+        assert self._celebrities is not None
+        return self._celebrities[1]
+
+    async def _fetch_celebrities(self, background: bool = False) -> None:
+        try:
+            self._celebrities = (time.monotonic(), await self.store.celebrities())
+        except Exception as exc:
+            if not background:
+                raise
+            log.warning("feed: could not refresh the celebrities (%s); the last set serves", exc)
 
     async def page(self, user_id: str, limit: int, after: uuid.UUID | None) -> tuple[list[model.Item], bool]:
         """The page of `limit` items older than `after` and whether more remain."""
         upper = model.bound_id(after.time) if after is not None else _NEWEST
         want = limit + 1 + _SLACK
-        sources = [await self.store.timeline(user_id, upper, want)]
         celebrities = await self.celebrities()
-        if celebrities:
-            for author in sorted(celebrities & await self.store.following(user_id)):
-                merged = [model.Item(**{**a.item.__dict__, "item_id": model.item_id(
-                    model.time_of(a.item.item_id), a.source_event_id, user_id)})
-                    for a in await self.store.authored_items(author, upper, want)]
-                sources.append(merged)
-        return model.merge_page(sources, limit, after)
+        if not celebrities:  # nobody to merge in: the timeline alone
+            return model.merge_page([await self.store.timeline(user_id, upper, want)], limit, after)
+        # the timeline and whom the reader follows at the same time, then each followed celebrity's
+        # reviews at the same time
+        own, followed = await asyncio.gather(self.store.timeline(user_id, upper, want),
+                                             self.store.following(user_id))
+        authors = sorted(celebrities & followed)
+        reviews = await asyncio.gather(*(self.store.authored_items(a, upper, want) for a in authors))
+        merged = [[dataclasses.replace(a.item, item_id=model.item_id(model.time_of(a.item.item_id),
+                                                                      a.source_event_id, user_id))
+                   for a in authored] for authored in reviews]
+        return model.merge_page([own, *merged], limit, after)
 
     async def GetFeed(self, request: feed_pb2.GetFeedRequest,
                       context: grpc.aio.ServicerContext) -> feed_pb2.GetFeedResponse:
-        violations = check_request(request)
-        if violations:
-            raise invalid_argument(violations)
+        # the request's shape (user id, page size, token length) is the contract's: checked by
+        # culture_grpc's ValidationInterceptor before this runs
         try:
             after = model.decode_token(request.page_token)
         except model.BadCursor as exc:

@@ -7,12 +7,14 @@ import re
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from culture_runtime.cassandra import CassandraSettings
 from culture_runtime.settings import MissingSettings
 from culture_runtime.worker import WorkerSettings
 
 
-class FeedSettings(WorkerSettings):
-    """CULTURE_FEED_* settings (Cassandra's contact points and Kafka come from PlatformSettings)."""
+class FeedSettings(WorkerSettings, CassandraSettings):
+    """CULTURE_FEED_* settings (Cassandra's contact points and Kafka come from PlatformSettings; the
+    keyspace's replication and the driver's knobs from CassandraSettings)."""
 
     model_config = SettingsConfigDict(env_prefix="CULTURE_FEED_", extra="ignore")
 
@@ -21,13 +23,9 @@ class FeedSettings(WorkerSettings):
     graph_read: str | None = Field(None, description="host:port of the graph's api-read (the worker asks it "
                                    "for the followers interested in a review's genres)")
     keyspace: str = Field("culture_feed", pattern=r"^[a-z][a-z0-9_]{0,47}$", description="Cassandra keyspace")
-    replication_class: str = Field("SimpleStrategy", pattern=r"^(SimpleStrategy|NetworkTopologyStrategy)$",
-                                   description="replication strategy of the keyspace (created if missing)")
-    replication_factor: int = Field(1, ge=1, le=10, description="replicas per datacenter (3 in production)")
-    local_dc: str | None = Field(None, description="Cassandra datacenter the driver prefers (and the one "
-                                 "NetworkTopologyStrategy replicates to); unset: the contact points' own")
-    protocol_version: int = Field(5, ge=3, le=5, description="CQL native protocol version (5: Cassandra 4+)")
-    request_timeout_seconds: float = Field(10.0, gt=0, le=600, description="limit on one Cassandra request")
+    follow_pointer: bool = Field(True, description="use the keyspace and consumer group a rebuild "
+                                 "(`culture replay feed`) recorded in this keyspace's meta table, if any "
+                                 "(culture_feed.pointer)")
     bucket_seconds: int = Field(30 * 86400, ge=60, le=366 * 86400,
                                 description="time span of one timeline partition; fixed once the keyspace "
                                 "holds data (the start-up refuses a different value)")

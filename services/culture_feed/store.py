@@ -1,7 +1,7 @@
 """The feed's Cassandra store: schema migrations, the timelines, the authors' own reviews, the follow
 mirror and the feed rows. The driver is threaded; every call here is bridged to asyncio (single
-statements through `execute_async`, batches through `execute_concurrent` in a worker thread), so the
-event loop never blocks on Cassandra.
+statements through `execute_async` (culture_runtime.cassandra), batches through `execute_concurrent`
+in a worker thread), so the event loop never blocks on Cassandra.
 
 Tables (keyspace from the settings):
 - feeds (user_id) -> the user's feed row;
@@ -25,28 +25,29 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
-import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from culture_feed import model
 from culture_feed.settings import FeedSettings
+from culture_runtime.cassandra import KeyspaceStore
 
-log = logging.getLogger("culture_feed")
+#: the execution profile of the timeline pages (rows as tuples)
+_PAGES = "pages"
 
 _ITEM_COLUMNS = "actor_user_id text, review_id text, work_id text, work_title text, rating int, " \
                 "excerpt text, genre_slugs list<text>"
 
 
-def _tables(settings: FeedSettings) -> dict[str, str]:
+def _schema(settings: FeedSettings) -> dict[str, str]:
+    """The feed's tables (in "{ks}"), besides `meta`."""
     ttl = settings.item_ttl_days * 86400
     window = max(1, settings.item_ttl_days // 30) if ttl else 30
     timeseries = (f"CLUSTERING ORDER BY (item_id DESC) AND default_time_to_live = {ttl} AND compaction = "
                   f"{{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', "
                   f"'compaction_window_size': {window}}}")
     return {
-        "meta": "CREATE TABLE IF NOT EXISTS {ks}.meta (name text PRIMARY KEY, value text)",
         "feeds": "CREATE TABLE IF NOT EXISTS {ks}.feeds (user_id text PRIMARY KEY, username text, "
                  "create_time timestamp)",
         "timeline": "CREATE TABLE IF NOT EXISTS {ks}.timeline (user_id text, bucket bigint, "
@@ -80,83 +81,30 @@ class Authored:
     source_event_id: str
 
 
-def _bridge(future: Any) -> asyncio.Future[Any]:
-    """An asyncio future of a cassandra-driver ResponseFuture (its first page of rows)."""
-    loop = asyncio.get_running_loop()
-    out: asyncio.Future[Any] = loop.create_future()
-
-    def done(rows: Any) -> None:
-        loop.call_soon_threadsafe(lambda: out.done() or out.set_result(rows))
-
-    def failed(exc: BaseException) -> None:
-        loop.call_soon_threadsafe(lambda: out.done() or out.set_exception(exc))
-
-    future.add_callbacks(done, failed)
-    return out
-
-
-class FeedStore:
+class FeedStore(KeyspaceStore):
     """The feed's tables in one keyspace."""
 
+    service = "feed"
+    settings: FeedSettings
+
     def __init__(self, contact_points: str, port: int, settings: FeedSettings) -> None:
-        self.contact_points = [h.strip() for h in contact_points.split(",") if h.strip()]
-        self.port = port
-        self.settings = settings
-        self.ks = settings.keyspace
-        self.cluster: Any = None
-        self.session: Any = None
-        self._prepared: dict[str, Any] = {}
+        super().__init__(contact_points, port, settings)
         self._indexed: set[tuple[str, int]] = set()
 
-    # -- connection and schema ------------------------------------------------------------------
+    # -- connection and schema (culture_runtime.cassandra) --------------------------------------
 
-    async def connect(self) -> None:
-        """Connect, create the keyspace and tables that are missing, prepare the statements."""
-        await asyncio.to_thread(self._connect_sync)
+    def _tables(self) -> dict[str, str]:
+        return {name: ddl.replace("{ks}", self.ks) for name, ddl in _schema(self.settings).items()}
 
-    def _connect_sync(self) -> None:
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import (
-            DCAwareRoundRobinPolicy,
-            ExponentialReconnectionPolicy,
-            TokenAwarePolicy,
-        )
-
-        policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.settings.local_dc))
-        profile = ExecutionProfile(load_balancing_policy=policy,
-                                   request_timeout=self.settings.request_timeout_seconds)
-        self.cluster = Cluster(self.contact_points, port=self.port,
-                               protocol_version=self.settings.protocol_version,
-                               # back within seconds of Cassandra's return (the default waits up to 10 min)
-                               reconnection_policy=ExponentialReconnectionPolicy(0.5, 10.0),
-                               execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-        self.session = self.cluster.connect()
-        self.session.default_fetch_size = None  # every read here is bounded by a LIMIT or a partition
-        self._migrate()
-        self._prepare()
-
-    def _migrate(self) -> None:
-        s = self.settings
-        existing = {r.table_name for r in self.session.execute(
-            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (self.ks,))}
-        if not existing:
-            if s.replication_class == "NetworkTopologyStrategy":
-                dc = s.local_dc or "datacenter1"
-                replication = f"{{'class': 'NetworkTopologyStrategy', '{dc}': {s.replication_factor}}}"
-            else:
-                replication = f"{{'class': 'SimpleStrategy', 'replication_factor': {s.replication_factor}}}"
-            self.session.execute(f"CREATE KEYSPACE IF NOT EXISTS {self.ks} WITH replication = {replication}")
-        for name, ddl in _tables(s).items():
-            if name not in existing:
-                log.info("feed: creating table %s.%s", self.ks, name)
-                self.session.execute(ddl.replace("{ks}", self.ks), timeout=60)
+    def _layout(self) -> dict[str, object]:
         # the bucket span is part of the data's layout: a different one would hide items
-        self.session.execute(f"INSERT INTO {self.ks}.meta (name, value) VALUES ('bucket_seconds', %s) "
-                             "IF NOT EXISTS", (str(s.bucket_seconds),))
-        row = self.session.execute(f"SELECT value FROM {self.ks}.meta WHERE name = 'bucket_seconds'").one()
-        if row is not None and row.value != str(s.bucket_seconds):
-            raise SystemExit(f"feed: keyspace {self.ks} was created with bucket_seconds={row.value}, "
-                             f"CULTURE_FEED_BUCKET_SECONDS says {s.bucket_seconds}; they must agree")
+        return {"bucket_seconds": self.settings.bucket_seconds}
+
+    def _profiles(self) -> dict[str, dict[str, Any]]:
+        from cassandra.query import tuple_factory
+
+        # the timeline pages: plain tuples (the default named tuples build a class per result)
+        return {_PAGES: {"row_factory": tuple_factory}}
 
     def _prepare(self) -> None:
         ks = self.ks
@@ -201,23 +149,21 @@ class FeedStore:
             "buckets": f"SELECT bucket FROM {ks}.timeline_buckets WHERE user_id = ? AND bucket <= ? LIMIT ?",
             "page": f"SELECT item_id, {cols} FROM {ks}.timeline WHERE user_id = ? AND bucket = ? "
                     "AND item_id <= ? LIMIT ?",
+            # one or two buckets in one query, each newest first (ORDER BY would make Cassandra read the
+            # whole partitions to sort them: the caller merges)
+            "page_in": f"SELECT item_id, {cols} FROM {ks}.timeline WHERE user_id = ? AND bucket IN ? "
+                       "AND item_id <= ? PER PARTITION LIMIT ?",
             "authored_buckets": f"SELECT bucket FROM {ks}.authored_buckets WHERE author_user_id = ? "
                                 "AND bucket <= ? LIMIT ?",
             "authored_page": f"SELECT item_id, source_event_id, {cols} FROM {ks}.authored "
                              "WHERE author_user_id = ? AND bucket = ? AND item_id <= ? LIMIT ?",
+            "authored_page_in": f"SELECT item_id, source_event_id, {cols} FROM {ks}.authored "
+                                "WHERE author_user_id = ? AND bucket IN ? AND item_id <= ? "
+                                "PER PARTITION LIMIT ?",
         }
         self._prepared = {name: self.session.prepare(cql) for name, cql in statements.items()}
 
-    async def close(self) -> None:
-        if self.cluster is not None:
-            await asyncio.to_thread(self.cluster.shutdown)
-            self.cluster = self.session = None
-
     # -- plumbing -------------------------------------------------------------------------------
-
-    async def _run(self, name: str, params: Sequence[Any]) -> list[Any]:
-        rows = await _bridge(self.session.execute_async(self._prepared[name], params))
-        return list(rows or [])
 
     async def _many(self, work: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Run many statements with at most `write_concurrency` in flight (execute_concurrent, in a
@@ -358,48 +304,47 @@ class FeedStore:
     # -- reads ----------------------------------------------------------------------------------
 
     async def _walk(self, buckets_stmt: str, page_stmt: str, key: str, upper: uuid.UUID,
-                    want: int) -> list[Any]:
-        """The newest `want` rows at or below `upper` of a bucketed partition set, newest first.
+                    want: int) -> list[tuple[Any, ...]]:
+        """The newest `want` rows at or below `upper` of a bucketed partition set, newest first (tuples,
+        the page statement's columns).
 
-        The page of the likeliest newest bucket (the current one, or the cursor's) is read at the same
-        time as the list of buckets: usually it is the first one, and a page costs one round trip."""
-        top = self.bucket(upper)
-        guess = min(top, self.bucket(model.bound_id(model.uuid_ticks(dt.datetime.now(dt.UTC)))))
-        early: asyncio.Future[list[Any]] | None = asyncio.ensure_future(
-            self._run(page_stmt, (key, guess, upper, want)))
-        rows: list[Any] = []
+        One round trip for most pages: the cursor's bucket is read first (a first page: the reader's
+        current bucket and the next one, in one query); the bucket list only when that read comes up
+        short (the page crosses into older buckets, or nothing is recent). Items dated beyond the next
+        bucket of this clock (a writer's clock a whole bucket ahead) are read once their bucket is
+        the next one."""
+        now = self.bucket(model.bound_id(model.uuid_ticks(dt.datetime.now(dt.UTC))))
+        top = min(self.bucket(upper), now + 1)
+        first = [top, top - 1] if top > now else [top]
+        rows: list[tuple[Any, ...]] = await self._run(page_stmt + "_in", (key, first, upper, want), _PAGES)
+        if len(first) > 1:  # two partitions, in the server's (token) order: newest first, the page's worth
+            rows = sorted(rows, key=lambda r: model.order_key(r[0]), reverse=True)[:want]
+        top = first[-1] - 1
         scanned = 0
-        try:
-            while len(rows) < want:
-                buckets = [r.bucket for r in await self._run(buckets_stmt, (key, top, 16))]
-                for b in buckets:
-                    if early is not None and b == guess:
-                        part, early = (await early)[:want - len(rows)], None
-                    else:
-                        part = await self._run(page_stmt, (key, b, upper, want - len(rows)))
-                    rows += part
-                    if len(rows) >= want:
-                        return rows
-                scanned += len(buckets)
-                if len(buckets) < 16 or scanned >= 4096:
+        while len(rows) < want:
+            buckets = [r.bucket for r in await self._run(buckets_stmt, (key, top, 16))]
+            for b in buckets:
+                rows += await self._run(page_stmt, (key, b, upper, want - len(rows)), _PAGES)
+                if len(rows) >= want:
                     return rows
-                top = buckets[-1] - 1
-            return rows
-        finally:
-            if early is not None:  # not needed: let it go (its outcome retrieved, never raised)
-                early.cancel()
-                early.add_done_callback(lambda f: f.cancelled() or f.exception())
+            scanned += len(buckets)
+            if len(buckets) < 16 or scanned >= 4096:
+                return rows
+            top = buckets[-1] - 1
+        return rows
 
     async def timeline(self, user_id: str, upper: uuid.UUID, want: int) -> list[model.Item]:
-        rows = await self._walk("buckets", "page", user_id, upper, want)
-        return [_item(r, r.item_id) for r in rows]
+        return [_item(r[0], r[1:]) for r in await self._walk("buckets", "page", user_id, upper, want)]
 
     async def authored_items(self, author: str, upper: uuid.UUID, want: int) -> list[Authored]:
         rows = await self._walk("authored_buckets", "authored_page", author, upper, want)
-        return [Authored(_item(r, r.item_id), r.source_event_id) for r in rows]
+        return [Authored(_item(r[0], r[2:]), r[1]) for r in rows]
 
 
-def _item(row: Any, iid: uuid.UUID) -> model.Item:
-    return model.Item(item_id=iid, actor_user_id=row.actor_user_id, review_id=row.review_id,
-                      work_id=row.work_id or "", work_title=row.work_title or "", rating=row.rating or 0,
-                      excerpt=row.excerpt or "", genre_slugs=tuple(row.genre_slugs or ()))
+def _item(iid: uuid.UUID, cols: Sequence[Any]) -> model.Item:
+    """An item of its id and the item columns (actor, review, work id and title, rating, excerpt,
+    genres)."""
+    actor, review, work_id, work_title, rating, excerpt, genres = cols
+    return model.Item(item_id=iid, actor_user_id=actor, review_id=review, work_id=work_id or "",
+                      work_title=work_title or "", rating=rating or 0, excerpt=excerpt or "",
+                      genre_slugs=tuple(genres or ()))

@@ -30,6 +30,7 @@ from culture_gateway.errors import HttpError, error_body, grpc_error_response, s
 from culture_gateway.openapi import openapi_spec
 from culture_gateway.push import Push, PushSubscribe, check_job_id
 from culture_gateway.routes_catalog import CatalogRoutes
+from culture_gateway.routes_chat import ChatRoutes
 from culture_gateway.routes_feed import FeedRoutes
 from culture_gateway.routes_graph import GraphRoutes
 from culture_gateway.settings import GatewaySettings
@@ -122,6 +123,10 @@ class Gateway:
         self.draining = False
         self.closing = asyncio.Event()
         self.push = Push(settings, upstreams, redis_url, self._authenticate, push_subscribe, self.closing)
+        if "chat-read" in upstreams.targets and "chat-write" in upstreams.targets:
+            from culture_gateway.chat import ChatHub
+
+            self.push.chat = ChatHub(settings, upstreams, redis_url)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -349,6 +354,7 @@ def build_app(gateway: Gateway, lifespan: Any = None) -> ASGIApp:
         *CatalogRoutes(gateway).routes(),
         *GraphRoutes(gateway).routes(),
         *FeedRoutes(gateway).routes(),
+        *ChatRoutes(gateway).routes(),
     ]
     app = Starlette(routes=one_route_per_path(routes), lifespan=lifespan,
                     exception_handlers={HttpError: _http_error, grpc.aio.AioRpcError: _grpc_error,

@@ -37,8 +37,12 @@ def is_terminal(job: dict[str, Any]) -> bool:
 
 
 def step_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
-    """One `{job_id, step, state, message, updated_at}` per step that is new or changed state."""
+    """One `{job_id, step, state, message, updated_at}` per step that is new or changed state, in the
+    order they changed (a snapshot may carry several changes, e.g. when the one between was dropped
+    as older; the notifier's step times never go back from one version to the next, so the changes
+    of successive snapshots come out in the order they happened)."""
     seen = {s["name"]: s["state"] for s in (before or {}).get("steps", ())}
-    return [{"job_id": after["job_id"], "step": s["name"], "state": s["state"], "message": s["message"],
-             "updated_at": s["updated_at"], "job_state": after["state"]}
-            for s in after["steps"] if seen.get(s["name"]) != s["state"]]
+    changes = [{"job_id": after["job_id"], "step": s["name"], "state": s["state"], "message": s["message"],
+                "updated_at": s["updated_at"], "job_state": after["state"]}
+               for s in after["steps"] if seen.get(s["name"]) != s["state"]]
+    return sorted(changes, key=lambda c: c["updated_at"] or "")  # same-width RFC 3339; stable for ties

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from culture_gateway.openapi_catalog import catalog_paths, catalog_schemas
+from culture_gateway.openapi_chat import chat_client_frames, chat_frames, chat_paths, chat_schemas
 from culture_gateway.openapi_common import body, line
 from culture_gateway.openapi_feed import feed_paths, feed_schemas
 from culture_gateway.openapi_graph import graph_paths, graph_schemas
@@ -78,10 +79,20 @@ def push_schemas() -> dict[str, Any]:
         return {**schema, "required": ["type", *schema.get("required", [])],
                 "properties": {"type": {"const": name}, **schema.get("properties", {})}}
 
+    ready["properties"]["chat"] = {"type": "object", "description": "a logged-in user's socket also carries "
+                                   "the chat frames (ChatFrame*, docs/chat.md)",
+                                   "properties": {"presence_ttl_seconds": {"type": "number"},
+                                                  "unread_badge": {
+                                                      "type": "integer", "minimum": 0,
+                                                      "description": "messages that reached me since my "
+                                                                     "last connection"}}}
+    frames = {name: typed(name, schema) for name, schema in chat_frames().items()}
     return {"PushReady": ready, "PushStep": step, "PushDone": done, "PushError": error,
             "PushMessage": {"oneOf": [typed("ready", ready), typed("step", step), typed("done", done),
                                       {"type": "object", "required": ["type"],
-                                       "properties": {"type": {"const": "ping"}}}]}}
+                                       "properties": {"type": {"const": "ping"}}}, *frames.values()]},
+            "ChatClientFrame": {"oneOf": [typed(n, schema) for n, schema in chat_client_frames().items()],
+                                "description": "what a logged-in client may send on /ws"}}
 
 
 def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
@@ -155,7 +166,9 @@ def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
                                       "x-events": {name: {"$ref": f"#/components/schemas/{schema}"}
                                                    for name, schema in _SSE_EVENTS.items()}},
                               **_errors(401, 503)}}},
-            "/ws": {"get": {"summary": "WebSocket with the same messages as /events (JSON, field type)",
+            "/ws": {"get": {"summary": "WebSocket with the same messages as /events (JSON, field type); a "
+                                       "logged-in user's socket also carries chat frames both ways "
+                                       "(PushMessage, ChatClientFrame; docs/chat.md)",
                             "security": [{}, *bearer],
                             "responses": {"101": {"description": "switching protocols; then JSON messages "
                                                                  "of the schema PushMessage",
@@ -166,6 +179,7 @@ def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
             **catalog_paths(),
             **graph_paths(),
             **feed_paths(),
+            **chat_paths(),
             "/healthz": {"get": {"summary": "Readiness: 200 when every required upstream is SERVING",
                                  "responses": {"200": {"description": "ready"},
                                                "503": {"description": "not ready or draining"}}}},
@@ -190,6 +204,7 @@ def openapi_spec(long_poll_max_seconds: float = 30.0) -> dict[str, Any]:
                 **catalog_schemas(),
                 **graph_schemas(),
                 **feed_schemas(),
+                **chat_schemas(),
             },
         },
     }

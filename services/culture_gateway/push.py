@@ -56,6 +56,8 @@ class Push:
         self._authenticate = authenticate
         self._push_subscribe = push_subscribe
         self.closing = closing or asyncio.Event()
+        #: the chat's hub (culture_gateway.chat.ChatHub) when this installation runs the chat
+        self.chat: Any = None
 
     async def job_snapshots(self, job_id: str, deadline: float | None) -> AsyncIterator[dict[str, Any]]:
         """The job's state, then each change (WatchJob), until terminal or the deadline (None: no
@@ -117,11 +119,16 @@ class Push:
     async def updates_for(self, conn: HTTPConnection) -> tuple[str, AsyncIterator[dict[str, Any]]]:
         """What to push: one job's steps (?job_id=, the id is the capability: the registering
         browser has no token yet), else every job update of the logged-in user."""
+        what, source, _ = await self._updates_and_user(conn)
+        return what, source
+
+    async def _updates_and_user(self, conn: HTTPConnection) -> tuple[str, AsyncIterator[dict[str, Any]],
+                                                                      str | None]:
         job_id = conn.query_params.get("job_id")
         if job_id:
-            return f"job {check_job_id(job_id)}", self.job_updates(job_id)
+            return f"job {check_job_id(job_id)}", self.job_updates(job_id), None
         claims = await self._authenticate(conn)
-        return f"user {claims.user_id}", self.user_updates(claims.user_id)
+        return f"user {claims.user_id}", self.user_updates(claims.user_id), claims.user_id
 
     async def pump(self, source: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any] | None]:
         """The source's updates, with None as a heartbeat every heartbeat_seconds of silence.
@@ -187,15 +194,39 @@ class Push:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    async def websocket(self, ws: WebSocket) -> None:
-        """The same updates as JSON messages over a WebSocket (`ready`, `step`, `ping`, `done`)."""
+    async def _chat_badge(self, user_id: str) -> int:
+        """The messages that reached the user since their last connection (the notifier's badge,
+        reset now); 0 when the notifier cannot tell (best effort: history has the messages)."""
         try:
-            what, source = await self.updates_for(ws)
+            reply = await self.up.notifier.GetChatBadge(
+                notifier_pb2.GetChatBadgeRequest(user_id=user_id, reset=True), timeout=2.0)
+        except grpc.aio.AioRpcError:
+            return 0
+        return int(reply.unread_count)
+
+    async def websocket(self, ws: WebSocket) -> None:
+        """The same updates as JSON messages over a WebSocket (`ready`, `step`, `ping`, `done`); a
+        logged-in user's socket also carries the chat frames (culture_gateway.chat, docs/chat.md)."""
+        try:
+            what, source, user_id = await self._updates_and_user(ws)
         except (HttpError, grpc.aio.AioRpcError) as exc:
             reason = exc.message if isinstance(exc, HttpError) else "access token invalid or expired"
             await ws.close(code=1008, reason=reason[:120])  # before accept(): the handshake gets 403
             return
         await ws.accept()
+        if user_id is not None and self.chat is not None:
+            from culture_gateway.chat import ChatSession
+
+            ready = {"type": "ready", "subscribed": what,
+                     "chat": {"presence_ttl_seconds": self.settings.presence_ttl_seconds,
+                              "unread_badge": await self._chat_badge(user_id)}}
+            first: list[AsyncIterator[dict[str, Any]]] = [source]
+
+            def updates() -> AsyncIterator[dict[str, Any] | None]:
+                return self.pump(first.pop() if first else self.user_updates(user_id))
+
+            await ChatSession(self.chat, ws, user_id).run(updates, self.closing, ready)
+            return
         await ws.send_json({"type": "ready", "subscribed": what})
 
         async def until_client_leaves() -> None:

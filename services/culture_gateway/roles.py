@@ -57,11 +57,16 @@ async def api() -> None:
         try:
             yield
         finally:
+            if gateway.push.chat is not None:
+                await gateway.push.chat.close()
             await upstreams.close()
 
     config = uvicorn.Config(build_app(gateway, lifespan), host=settings.host, port=settings.port,
                             log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=10, ws_max_size=64 * 1024)
+                            timeout_graceful_shutdown=10, ws_max_size=64 * 1024,
+                            # a socket that died silently is closed in time for its presence to lapse
+                            ws_ping_interval=settings.ws_ping_interval_seconds,
+                            ws_ping_timeout=settings.ws_ping_timeout_seconds)
     await _DrainingServer(config, gateway, settings.drain_seconds).serve()
 
 

@@ -6,9 +6,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 UPSTREAMS = ("identity-write", "identity-read", "notifier", "catalog-write", "catalog-read", "graph-write",
-             "graph-read", "feed-read")
-#: required unless configured otherwise (the catalog's, graph's and feed's routes answer 503 while they
-#: are away)
+             "graph-read", "feed-read", "chat-write", "chat-read")
+#: required unless configured otherwise (the catalog's, graph's, feed's and chat's routes answer 503
+#: while they are away)
 DEFAULT_REQUIRED = ("identity-write", "identity-read", "notifier")
 
 
@@ -29,6 +29,8 @@ class GatewaySettings(BaseSettings):
     graph_write: str | None = Field(None, description="host:port of graph api-write")
     graph_read: str | None = Field(None, description="host:port of graph api-read")
     feed_read: str | None = Field(None, description="host:port of feed api-read")
+    chat_write: str | None = Field(None, description="host:port of chat api-write")
+    chat_read: str | None = Field(None, description="host:port of chat api-read")
     required_upstreams: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REQUIRED),
         description="upstreams that must be SERVING for /healthz to say ready (JSON list)")
@@ -43,6 +45,16 @@ class GatewaySettings(BaseSettings):
     trusted_proxies: int = Field(
         1, ge=1, le=10, description="with trust_forwarded_for: how many proxies in front of the gateway "
         "append to X-Forwarded-For; the client is the rightmost entry they did not write")
+    chat_prefix: str = Field("chat:", max_length=64, pattern=r"^[A-Za-z0-9:_.-]*$",
+                             description="prefix of the chat's Redis channels and keys (the chat service's "
+                             "CULTURE_CHAT_REDIS_PREFIX)")
+    presence_ttl_seconds: float = Field(30.0, ge=1, le=600,
+                                        description="a WebSocket user counts as online this long after the "
+                                        "gateway last refreshed them; a socket that dies silently shows "
+                                        "offline within it")
+    ws_ping_interval_seconds: float = Field(10.0, gt=0, le=300, description="WebSocket ping interval")
+    ws_ping_timeout_seconds: float = Field(10.0, gt=0, le=300,
+                                           description="a WebSocket whose pong is this late is closed")
 
     @field_validator("required_upstreams")
     @classmethod
@@ -53,7 +65,7 @@ class GatewaySettings(BaseSettings):
         return value
 
     @field_validator("identity_write", "identity_read", "notifier", "catalog_write", "catalog_read",
-                     "graph_write", "graph_read", "feed_read")
+                     "graph_write", "graph_read", "feed_read", "chat_write", "chat_read")
     @classmethod
     def _target(cls, value: str | None) -> str | None:
         if value is None:
@@ -70,6 +82,10 @@ class GatewaySettings(BaseSettings):
         if missing:
             raise ValueError(f"missing settings: {', '.join(missing)} (host:port of each required upstream; "
                              "CULTURE_GATEWAY_REQUIRED_UPSTREAMS names the required ones)")
+        if self.ws_ping_interval_seconds + self.ws_ping_timeout_seconds > self.presence_ttl_seconds:
+            raise ValueError("CULTURE_GATEWAY_WS_PING_INTERVAL_SECONDS + CULTURE_GATEWAY_WS_PING_TIMEOUT_"
+                             "SECONDS must not exceed CULTURE_GATEWAY_PRESENCE_TTL_SECONDS (a dead socket "
+                             "must be noticed before its presence lapses)")
         return self
 
     def upstream(self, name: str) -> str | None:

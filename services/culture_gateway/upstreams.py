@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from culture.catalog.v1 import catalog_pb2_grpc
+from culture.chat.v1 import chat_pb2_grpc
 from culture.feed.v1 import feed_pb2_grpc
 from culture.graph.v1 import graph_pb2_grpc
 from culture.identity.v1 import identity_pb2_grpc
@@ -40,6 +41,8 @@ class Upstreams:
         self.graph_write = self._stub(graph_pb2_grpc.GraphServiceStub, "graph-write")
         self.graph_read = self._stub(graph_pb2_grpc.GraphServiceStub, "graph-read")
         self.feed_read = self._stub(feed_pb2_grpc.FeedServiceStub, "feed-read")
+        self.chat_write = self._stub(chat_pb2_grpc.ChatServiceStub, "chat-write")
+        self.chat_read = self._stub(chat_pb2_grpc.ChatServiceStub, "chat-read")
         self.health: dict[str, str] = dict.fromkeys(self.targets, "UNKNOWN")
         self._task: asyncio.Task[None] | None = None
 

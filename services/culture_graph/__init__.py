@@ -8,7 +8,10 @@ Roles for `culture serve graph`:
 - `worker`: `identity.user-registered` -> (:User); `catalog.work-created/updated` -> (:Work) and the
   (:Genre) hierarchy; `catalog.review-created/updated/deleted` -> RATED and the author's
   INTERESTED_IN weights, idempotently (versions decide, replays change nothing);
+  `graph.follow-created/removed` -> FOLLOWS (by the events' times; what `culture replay graph`
+  rebuilds the follows from, see pointer.py);
 - `relay`: publishes the committed outbox entries (label `GraphOutbox`) to Kafka.
 
-Settings: CULTURE_GRAPH_* (settings.py); Neo4j and Kafka come from PlatformSettings.
+Settings: CULTURE_GRAPH_* (settings.py; LABEL_PREFIX namespaces every label, store.namespaced); Neo4j
+and Kafka come from PlatformSettings.
 """

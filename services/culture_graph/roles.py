@@ -12,10 +12,11 @@ from culture_events.message import Message
 from culture_events.outbox.neo4j import Neo4jStore
 from culture_events.outbox.relay import Relay
 from culture_events.router import Router
+from culture_graph.pointer import resolve
 from culture_graph.service import GraphReader, GraphWriter
 from culture_graph.settings import GraphSettings
 from culture_graph.store import GraphStore
-from culture_graph.worker import RatingMirror, UserCreator, WorkMirror
+from culture_graph.worker import FollowMirror, RatingMirror, UserCreator, WorkMirror
 from culture_runtime.service import run_grpc_service
 from culture_runtime.settings import PlatformSettings
 from culture_runtime.worker import Wiring, run_worker, try_ensure_topics
@@ -23,7 +24,8 @@ from culture_runtime.worker import Wiring, run_worker, try_ensure_topics
 log = logging.getLogger("culture_graph")
 
 #: the topics the graph publishes through its outbox (created by the relay at start)
-TOPICS = tuple(topic_of(cls) for cls in (graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved))
+FOLLOW_EVENTS = (graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved)
+TOPICS = tuple(topic_of(cls) for cls in FOLLOW_EVENTS)
 WORK_EVENTS = (catalog_events_pb2.WorkCreated, catalog_events_pb2.WorkUpdated)
 REVIEW_EVENTS = (catalog_events_pb2.ReviewCreated, catalog_events_pb2.ReviewUpdated,
                  catalog_events_pb2.ReviewDeleted)
@@ -33,14 +35,25 @@ _SERVICE = graph_pb2.DESCRIPTOR.services_by_name["GraphService"]
 
 def _store(platform: PlatformSettings, settings: GraphSettings) -> GraphStore:
     return GraphStore(platform.neo4j_uri or "", database=settings.database,
-                      outbox_label=settings.outbox_label, topic=platform.topic)
+                      outbox_label=settings.outbox_label, topic=platform.topic,
+                      label_prefix=settings.label_prefix)
+
+
+async def _settings(platform: PlatformSettings, role: str) -> GraphSettings:
+    """GraphSettings with the label prefix and consumer group the pointer names (culture_graph.pointer)."""
+    settings = GraphSettings()
+    resolved = await resolve(settings, platform.neo4j_uri or "")
+    if resolved.label_prefix != settings.label_prefix:
+        log.info("graph %s: label prefix %r points to label prefix %r (consumer group %s)", role,
+                 settings.label_prefix, resolved.label_prefix, resolved.consumer_group)
+    return resolved
 
 
 async def worker() -> None:
     """Consume identity.user-registered (users; UserNodeCreated for the registration job), catalog work
-    events (works, genres) and review events (ratings, interests)."""
+    events (works, genres), review events (ratings, interests) and follow events (FOLLOWS)."""
     platform = PlatformSettings().require("neo4j_uri", "kafka_bootstrap")
-    settings = GraphSettings()
+    settings = await _settings(platform, "worker")
     store = _store(platform, settings)
 
     def install(router: Router, wiring: Wiring) -> None:
@@ -57,6 +70,9 @@ async def worker() -> None:
         for cls in REVIEW_EVENTS:
             router.add_consumer_handler(f"graph.{cls.__name__}", platform.topic(topic_of(cls)), sub,
                                         RatingMirror(store, cls))
+        for cls in FOLLOW_EVENTS:
+            router.add_consumer_handler(f"graph.{cls.__name__}", platform.topic(topic_of(cls)), sub,
+                                        FollowMirror(store, cls))
 
     node_created = platform.topic(topic_of(graph_events_pb2.UserNodeCreated))
     await run_worker("graph", settings, install, platform=platform, on_start=store.connect,
@@ -84,7 +100,8 @@ async def relay() -> None:
 
 async def api_write() -> None:
     """GraphService commands over gRPC: Follow, Unfollow."""
-    platform, settings = PlatformSettings().require("neo4j_uri"), GraphSettings()
+    platform = PlatformSettings().require("neo4j_uri")
+    settings = await _settings(platform, "api-write")
     store = _store(platform, settings)
     await run_grpc_service(
         "graph api-write",
@@ -94,7 +111,8 @@ async def api_write() -> None:
 
 async def api_read() -> None:
     """GraphService queries over gRPC."""
-    platform, settings = PlatformSettings().require("neo4j_uri"), GraphSettings()
+    platform = PlatformSettings().require("neo4j_uri")
+    settings = await _settings(platform, "api-read")
     store = _store(platform, settings)
     await run_grpc_service(
         "graph api-read",

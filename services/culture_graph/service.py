@@ -1,5 +1,10 @@
 """GraphService over gRPC: GraphWriter (api-write: Follow, Unfollow) and GraphReader (api-read: the
-queries). Each answers UNIMPLEMENTED for the other role's RPCs (the generated base class)."""
+queries). Each answers UNIMPLEMENTED for the other role's RPCs (the generated base class).
+
+The requests' shapes (ids, genre paths, ratings, page sizes and tokens) are the contract's rules
+(buf.validate annotations in proto/culture/graph/v1/graph.proto), checked by culture_grpc's
+ValidationInterceptor before a servicer runs; the servicers check only what an annotation cannot
+say about one field (a user following themselves, a page token this service did not issue)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import grpc
 
 from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_graph import model
-from culture_graph import validation as v
 from culture_graph.settings import GraphSettings
 from culture_graph.store import (
     FOLLOWERS,
@@ -25,9 +29,9 @@ from culture_graph.store import (
 from culture_grpc.errors import invalid_argument, not_found
 
 
-def _raise(violations: v.Violations) -> None:
-    if violations:
-        raise invalid_argument(violations)
+def _not_self(follower: str, followee: str) -> None:
+    if follower == followee:
+        raise invalid_argument({"followee_user_id": "a user cannot follow themselves"})
 
 
 def _follow(row: dict[str, Any]) -> graph_pb2.Follow:
@@ -43,7 +47,7 @@ class GraphWriter(graph_pb2_grpc.GraphServiceServicer):
 
     async def Follow(self, request: graph_pb2.FollowRequest,
                      context: grpc.aio.ServicerContext) -> graph_pb2.FollowResponse:
-        _raise(v.check_follow(request.follower_user_id, request.followee_user_id))
+        _not_self(request.follower_user_id, request.followee_user_id)
         at, created = await self.store.follow(request.follower_user_id, request.followee_user_id)
         return graph_pb2.FollowResponse(
             follow=graph_pb2.Follow(follower_user_id=request.follower_user_id,
@@ -53,7 +57,7 @@ class GraphWriter(graph_pb2_grpc.GraphServiceServicer):
 
     async def Unfollow(self, request: graph_pb2.UnfollowRequest,
                        context: grpc.aio.ServicerContext) -> graph_pb2.UnfollowResponse:
-        _raise(v.check_follow(request.follower_user_id, request.followee_user_id))
+        _not_self(request.follower_user_id, request.followee_user_id)
         removed = await self.store.unfollow(request.follower_user_id, request.followee_user_id)
         return graph_pb2.UnfollowResponse(removed=removed)
 
@@ -72,7 +76,6 @@ class GraphReader(graph_pb2_grpc.GraphServiceServicer):
 
     async def _follow_page(self, kind: str, cypher: str, user_id: str, page_size: int,
                            token: str) -> tuple[list[dict[str, Any]], str]:
-        _raise(v.check_id("user_id", user_id) + v.check_page(page_size, token))
         try:
             after = model.key_position(token, kind, [user_id], user_id)
         except model.BadCursor as exc:
@@ -100,8 +103,6 @@ class GraphReader(graph_pb2_grpc.GraphServiceServicer):
             self, request: graph_pb2.FollowersInterestedInRequest,
             context: grpc.aio.ServicerContext) -> graph_pb2.FollowersInterestedInResponse:
         genres = list(dict.fromkeys(request.genre_slugs))
-        _raise(v.check_id("user_id", request.user_id) + v.check_genres("genre_slugs", genres, required=True)
-               + v.check_page(request.page_size, request.page_token))
         scope = [request.user_id, sorted(genres)]
         try:
             after = model.key_position(request.page_token, "interested", scope, request.user_id)
@@ -118,9 +119,6 @@ class GraphReader(graph_pb2_grpc.GraphServiceServicer):
 
     async def FriendsWhoLiked(self, request: graph_pb2.FriendsWhoLikedRequest,
                               context: grpc.aio.ServicerContext) -> graph_pb2.FriendsWhoLikedResponse:
-        _raise(v.check_id("user_id", request.user_id) + v.check_id("work_id", request.work_id)
-               + v.check_min_rating("min_rating", request.min_rating)
-               + v.check_page(request.page_size, request.page_token))
         min_rating = request.min_rating or model.LIKED
         scope = [request.user_id, request.work_id, min_rating]
         after: Any = None
@@ -152,7 +150,6 @@ class GraphReader(graph_pb2_grpc.GraphServiceServicer):
 
     async def SimilarTastes(self, request: graph_pb2.SimilarTastesRequest,
                             context: grpc.aio.ServicerContext) -> graph_pb2.SimilarTastesResponse:
-        _raise(v.check_id("user_id", request.user_id) + v.check_page(request.page_size, request.page_token))
         offset = self._offset(request.page_token, "similar", [request.user_id])
         size = model.page_size(request.page_size, model.SIMILAR_PAGE)
         rows = await self.store.read(SIMILAR, user_id=request.user_id,
@@ -176,9 +173,6 @@ class GraphReader(graph_pb2_grpc.GraphServiceServicer):
     async def Recommend(self, request: graph_pb2.RecommendRequest,
                         context: grpc.aio.ServicerContext) -> graph_pb2.RecommendResponse:
         requested = sorted(dict.fromkeys(request.genre_slugs))
-        _raise(v.check_id("user_id", request.user_id) + v.check_min_rating("min_rating", request.min_rating)
-               + v.check_genres("genre_slugs", requested)
-               + v.check_page(request.page_size, request.page_token))
         min_rating = request.min_rating or model.LIKED
         scope = [request.user_id, min_rating, requested]
         offset = self._offset(request.page_token, "recommend", scope)

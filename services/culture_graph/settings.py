@@ -18,6 +18,11 @@ class GraphSettings(WorkerSettings):
     database: str = Field("neo4j", pattern=r"^[A-Za-z0-9.-]{1,63}$", description="Neo4j database")
     outbox_label: str = Field("GraphOutbox", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$",
                               description="node label of the outbox entries")
+    label_prefix: str = Field("", pattern=r"^([A-Za-z][A-Za-z0-9_]{0,39})?$",
+                              description="prefix of every label and relationship type of the graph (a "
+                              "namespace in Neo4j's one database; culture_graph.pointer)")
+    follow_pointer: bool = Field(True, description="serve the label prefix a rebuild (`culture replay "
+                                 "graph`) switched to; false: the configured one (the rebuild's worker)")
     relay_batch_size: int = Field(500, ge=1, le=10000)
     relay_poll_seconds: float = Field(0.5, gt=0, le=60,
                                       description="how often the relay looks for new outbox entries")

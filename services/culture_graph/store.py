@@ -12,7 +12,14 @@ IN_GENRE edges. Relationships:
 - (:User)-[:INTERESTED_IN {weight}]->(:Genre), recomputed from RATED (model.interest_weights);
 - (:Work)-[:IN_GENRE]->(:Genre) for each genre of the work AND each ancestor of it;
 - (:Genre)-[:SUBGENRE_OF]->(:Genre);
-- (:ReviewTombstone {review_id, version}): a deleted review, so a late create/update of it is ignored.
+- (:ReviewTombstone {review_id, version}): a deleted review, so a late create/update of it is ignored;
+- (:FollowTombstone {pair, at}): the time of the latest unfollow of a pair, so a replayed or late
+  FollowCreated of an earlier follow is ignored (the worker applies FollowCreated/FollowRemoved too).
+
+Label namespace: with CULTURE_GRAPH_LABEL_PREFIX=P every label and relationship type above is P<name>
+(`namespaced`), and the schema's names are prefixed too, so a second graph can live beside the first
+in Neo4j Community's one database: `culture replay graph` rebuilds into a fresh prefix and switches
+the pointer (culture_graph.pointer). The outbox label is its own setting and is not prefixed.
 
 Times are epoch microseconds. Every query starts from a unique-index seek (a user, a work) or from a
 range seek on a FOLLOWS key index (tests/graph assert the plans).
@@ -21,7 +28,9 @@ range seek on a FOLLOWS key index (tests/graph assert the plans).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,9 +54,42 @@ SCHEMA = [
     "REQUIRE t.review_id IS UNIQUE",
     "CREATE CONSTRAINT graph_follows_pair IF NOT EXISTS FOR ()-[f:FOLLOWS]-() REQUIRE f.pair IS UNIQUE",
     "CREATE CONSTRAINT graph_rated_pair IF NOT EXISTS FOR ()-[r:RATED]-() REQUIRE r.pair IS UNIQUE",
+    "CREATE CONSTRAINT graph_follow_tombstone_pair IF NOT EXISTS FOR (t:FollowTombstone) "
+    "REQUIRE t.pair IS UNIQUE",
     "CREATE INDEX graph_follows_in IF NOT EXISTS FOR ()-[f:FOLLOWS]-() ON (f.in_key)",
     "CREATE INDEX graph_follows_out IF NOT EXISTS FOR ()-[f:FOLLOWS]-() ON (f.out_key)",
 ]
+
+#: every label and relationship type of the graph (what a label prefix applies to)
+NAMES = ("User", "Work", "Genre", "ReviewTombstone", "FollowTombstone", "FOLLOWS", "RATED", "INTERESTED_IN",
+         "IN_GENRE", "SUBGENRE_OF")
+_NAME = re.compile(r":(" + "|".join(NAMES) + r")\b")
+_SCHEMA_NAME = re.compile(r"\b(CONSTRAINT|INDEX) graph_")
+
+
+@functools.lru_cache(maxsize=1024)
+def namespaced(cypher: str, prefix: str) -> str:
+    """`cypher` with every label and relationship type of the graph prefixed (and the schema names)."""
+    if not prefix:
+        return cypher
+    cypher = _NAME.sub(lambda m: f":{prefix}{m.group(1)}", cypher)
+    return _SCHEMA_NAME.sub(lambda m: f"{m.group(1)} graph_{prefix.lower()}_", cypher)
+
+
+class _Tx:
+    """A transaction that runs the graph's Cypher in a label namespace."""
+
+    def __init__(self, tx: AsyncManagedTransaction, prefix: str) -> None:
+        self.tx, self.prefix = tx, prefix
+
+    async def run(self, cypher: str, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return await self.tx.run(namespaced(cypher, self.prefix), parameters, **kwargs)
+
+
+def _raw(tx: Any) -> AsyncManagedTransaction:
+    """The driver's transaction under a namespaced one (the outbox writes its own label)."""
+    return tx.tx if isinstance(tx, _Tx) else tx
+
 
 # -- queries (read side) ---------------------------------------------------------------------------
 
@@ -158,7 +200,11 @@ OPTIONAL MATCH (u:User {user_id: id})
 RETURN id, u IS NOT NULL AS found
 """
 
-FOLLOW_GET = "MATCH (a:User)-[f:FOLLOWS {pair: $pair}]->(b:User) RETURN f.at AS at"
+FOLLOW_GET = """
+OPTIONAL MATCH (a:User)-[f:FOLLOWS {pair: $pair}]->(b:User)
+OPTIONAL MATCH (t:FollowTombstone {pair: $pair})
+RETURN f.at AS at, t.at AS removed_at
+"""
 
 FOLLOW_CREATE = """
 MATCH (a:User {user_id: $follower}), (b:User {user_id: $followee})
@@ -167,6 +213,36 @@ CREATE (a)-[:FOLLOWS {pair: $pair, at: $at, in_key: $in_key, out_key: $out_key}]
 
 UNFOLLOW = """
 MATCH (:User)-[f:FOLLOWS {pair: $pair}]->(:User)
+WITH f, f.at AS at
+DELETE f
+RETURN at
+"""
+
+# the latest unfollow time of a pair (kept, so an older FollowCreated replayed later is ignored)
+FOLLOW_TOMBSTONE = """
+MERGE (t:FollowTombstone {pair: $pair})
+SET t.at = CASE WHEN coalesce(t.at, 0) > $at THEN t.at ELSE $at END
+"""
+
+# FollowCreated (worker, replay): the edge with the event's time, unless an unfollow at or after that
+# time is known or the edge already has this time or a later one
+FOLLOW_APPLY = """
+MERGE (a:User {user_id: $follower})
+MERGE (b:User {user_id: $followee})
+WITH a, b
+OPTIONAL MATCH (t:FollowTombstone {pair: $pair})
+WITH a, b, t WHERE t IS NULL OR t.at < $at
+MERGE (a)-[f:FOLLOWS {pair: $pair}]->(b)
+ON CREATE SET f.at = $at, f.in_key = $in_key, f.out_key = $out_key
+WITH f WHERE f.at < $at
+SET f.at = $at, f.in_key = $in_key, f.out_key = $out_key
+"""
+
+# FollowRemoved (worker, replay): the tombstone, and the edge removed unless it is a later follow's
+UNFOLLOW_APPLY = FOLLOW_TOMBSTONE + """
+WITH t
+OPTIONAL MATCH (:User)-[f:FOLLOWS {pair: $pair}]->(:User)
+WITH f WHERE f IS NOT NULL AND f.at <= $at
 DELETE f
 RETURN count(*) AS removed
 """
@@ -269,9 +345,10 @@ class GraphStore:
     """The graph service's Neo4j database: schema, commands with their outbox events, queries."""
 
     def __init__(self, uri: str, *, database: str = "neo4j", outbox_label: str = "GraphOutbox",
-                 topic: Any = lambda t: t) -> None:
+                 topic: Any = lambda t: t, label_prefix: str = "") -> None:
         self.uri = uri
         self.database = database
+        self.prefix = label_prefix
         self.outbox = Neo4jOutbox(outbox_label, database)
         self.created_topic = topic(topic_of(graph_events_pb2.FollowCreated))
         self.removed_topic = topic(topic_of(graph_events_pb2.FollowRemoved))
@@ -281,7 +358,7 @@ class GraphStore:
         """Connect; create constraints and indexes (idempotent, safe from every replica at once)."""
         self.driver = driver_from_uri(self.uri)
         await self.driver.verify_connectivity()
-        await create_schema(self.driver, SCHEMA, self.database)
+        await create_schema(self.driver, [namespaced(c, self.prefix) for c in SCHEMA], self.database)
         await self.outbox.ensure_schema(self.driver)
 
     async def close(self) -> None:
@@ -296,14 +373,14 @@ class GraphStore:
     async def read(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         """Run a query on a read session; its records as dicts. UNAVAILABLE while Neo4j is away."""
         with _unavailable():
-            records, _, _ = await self._driver().execute_query(cypher, params, database_=self.database,
-                                                                routing_="r")
+            records, _, _ = await self._driver().execute_query(namespaced(cypher, self.prefix), params,
+                                                                database_=self.database, routing_="r")
         return [dict(r) for r in records]
 
     async def _write(self, work: Any, *args: Any) -> Any:
         with _unavailable():
             async with self._driver().session(database=self.database) as session:
-                return await session.execute_write(work, *args)
+                return await session.execute_write(lambda tx: work(_Tx(tx, self.prefix), *args))
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -322,15 +399,19 @@ class GraphStore:
         async def body(tx: AsyncManagedTransaction) -> tuple[int, bool]:
             await self._require_users(tx, {"follower_user_id": follower, "followee_user_id": followee})
             existing = await (await tx.run(FOLLOW_GET, pair=pair)).single()
-            if existing is not None:
+            if existing is not None and existing["at"] is not None:
                 return int(existing["at"]), False
-            at = model.now_us()
+            # after the pair's last unfollow even when this replica's clock is behind: the events' times
+            # order a pair's follows and unfollows (what the worker and a replay go by)
+            removed_at = existing["removed_at"] if existing is not None else None
+            at = max(model.now_us(), int(removed_at or 0) + 1)
             await (await tx.run(FOLLOW_CREATE, follower=follower, followee=followee, pair=pair, at=at,
                                 in_key=model.in_key(follower, followee, at),
                                 out_key=model.out_key(follower, followee, at))).consume()
             event = graph_events_pb2.FollowCreated(follower_user_id=follower, followee_user_id=followee,
                                                    create_time=model.to_timestamp(at))
-            await self.outbox.publisher(tx).publish(self.created_topic, encode(event, key=key_of(event)))
+            outbox = self.outbox.publisher(_raw(tx))
+            await outbox.publish(self.created_topic, encode(event, key=key_of(event)))
             return at, True
 
         try:
@@ -345,11 +426,14 @@ class GraphStore:
         async def body(tx: AsyncManagedTransaction) -> bool:
             await self._require_users(tx, {"follower_user_id": follower, "followee_user_id": followee})
             record = await (await tx.run(UNFOLLOW, pair=pair)).single()
-            if not record or not record["removed"]:
+            if not record:
                 return False
+            removed_at = max(model.now_us(), int(record["at"] or 0) + 1)
+            await _consume(tx, FOLLOW_TOMBSTONE, pair=pair, at=removed_at)
             event = graph_events_pb2.FollowRemoved(follower_user_id=follower, followee_user_id=followee,
-                                                   remove_time=model.to_timestamp(model.now_us()))
-            await self.outbox.publisher(tx).publish(self.removed_topic, encode(event, key=key_of(event)))
+                                                   remove_time=model.to_timestamp(removed_at))
+            outbox = self.outbox.publisher(_raw(tx))
+            await outbox.publish(self.removed_topic, encode(event, key=key_of(event)))
             return True
 
         return await self._write(body)
@@ -358,6 +442,18 @@ class GraphStore:
 
     async def upsert_user(self, user_id: str, at: int) -> None:
         await self._write(lambda tx: _consume(tx, USER_UPSERT, user_id=user_id, at=at))
+
+    async def apply_follow(self, follower: str, followee: str, at: int) -> None:
+        """A FollowCreated: the edge with the follow's time (unless a later unfollow is known)."""
+        pair = model.pair_key(follower, followee)
+        in_key, out_key = model.in_key(follower, followee, at), model.out_key(follower, followee, at)
+        await self._write(lambda tx: _consume(tx, FOLLOW_APPLY, follower=follower, followee=followee,
+                                              pair=pair, at=at, in_key=in_key, out_key=out_key))
+
+    async def apply_unfollow(self, follower: str, followee: str, at: int) -> None:
+        """A FollowRemoved: its tombstone; the edge removed unless it is from a later follow."""
+        await self._write(lambda tx: _consume(tx, UNFOLLOW_APPLY, pair=model.pair_key(follower, followee),
+                                              at=at))
 
     async def upsert_work(self, work_id: str, version: int, kind: str, title: str,
                           genre_paths: list[str]) -> bool:
@@ -434,3 +530,23 @@ def _unavailable() -> Iterator[None]:
 
 async def _consume(tx: AsyncManagedTransaction, cypher: str, **params: Any) -> None:
     await (await tx.run(cypher, params)).consume()
+
+
+async def drop_namespace(driver: AsyncDriver, prefix: str, database: str = "neo4j") -> None:
+    """Delete the graph of label prefix `prefix` (not ""): its nodes, in batches, and its schema."""
+    if not prefix:
+        raise ValueError("drop_namespace: the unprefixed graph is not dropped this way")
+    for name in ("User", "Work", "Genre", "ReviewTombstone", "FollowTombstone"):
+        while True:
+            records, _, _ = await driver.execute_query(
+                f"MATCH (n:`{prefix}{name}`) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS n",
+                database_=database)
+            if not records or not records[0]["n"]:
+                break
+    own = f"graph_{prefix.lower()}_"
+    for kind in ("CONSTRAINT", "INDEX"):
+        records, _, _ = await driver.execute_query(f"SHOW {kind}ES YIELD name" if kind == "INDEX"
+                                                   else f"SHOW {kind}S YIELD name", database_=database)
+        for r in records:
+            if str(r["name"]).startswith(own):
+                await driver.execute_query(f"DROP {kind} `{r['name']}` IF EXISTS", database_=database)

@@ -87,3 +87,26 @@ class RatingMirror:
                                       at=model.timestamp_us(when), version=event.version or 1,
                                       genre_paths=list(event.genre_slugs))
         return []
+
+
+class FollowMirror:
+    """graph.follow-created / follow-removed -> FOLLOWS in this worker's graph. The api-write has written
+    the edge already (a no-op then); a rebuild (`culture replay graph`) gets every follow from here, and a
+    switched graph the follows an older api-write committed before the roles restarted. The events'
+    times order a pair's follows and unfollows (the api-write keeps them increasing per pair)."""
+
+    def __init__(self, store: GraphStore, cls: type) -> None:
+        self.store = store
+        self.cls = cls
+
+    async def __call__(self, msg: Message) -> list[Message]:
+        event = decode(msg, self.cls)
+        if not (event.follower_user_id and event.followee_user_id):
+            raise PermanentError(f"{self.cls.__name__} {msg.id} lacks follower_user_id or followee_user_id")
+        if self.cls is graph_events_pb2.FollowCreated:
+            await self.store.apply_follow(event.follower_user_id, event.followee_user_id,
+                                          model.timestamp_us(event.create_time))
+        else:
+            await self.store.apply_unfollow(event.follower_user_id, event.followee_user_id,
+                                            model.timestamp_us(event.remove_time))
+        return []

@@ -7,8 +7,9 @@
 3. DeadlineInterceptor: a default server-side timeout for unary-response calls that arrive
    without a deadline (streams are long-lived by design and exempt).
 4. ErrorMappingInterceptor: ServiceError -> its status with rich details; NotImplementedError ->
-   UNIMPLEMENTED; TimeoutError -> UNAVAILABLE (retryable); any other exception -> INTERNAL without
-   leaking internals (the traceback goes to the log).
+   UNIMPLEMENTED; TimeoutError, OSError and the database drivers' own "unreachable / too slow"
+   errors (DEPENDENCY_UNAVAILABLE) -> UNAVAILABLE (retryable);
+   any other exception -> INTERNAL without leaking internals (the traceback goes to the log).
 5. ValidationInterceptor (validation.py): the request against its contract's buf.validate rules;
    INVALID_ARGUMENT with field violations before the servicer runs.
 
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -233,13 +235,70 @@ class ErrorMappingInterceptor(_AroundInterceptor):
                 f"{details.method} is not implemented by this server",
                 trailing_metadata=_correlation_metadata(),
             )
-        except Exception:
+        except Exception as exc:
+            if dependency_unavailable(exc):
+                # A dependency refused or dropped the connection, or is too slow (a database restarting,
+                # a network cut): the caller may retry, as with a timeout. Not INTERNAL: nothing is
+                # wrong with the request or the code (the gateway would answer 500, a bug by the
+                # project's rules).
+                log.warning("%s: a dependency is unreachable (correlation_id=%s): %r", details.method,
+                            correlation.current(), exc)
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "a dependency is unreachable; retry with backoff",
+                    trailing_metadata=_correlation_metadata(),
+                )
             log.exception("unhandled error in %s (correlation_id=%s)", details.method, correlation.current())
             await context.abort(
                 grpc.StatusCode.INTERNAL,
                 f"internal error; quote correlation id {correlation.current()} when reporting it",
                 trailing_metadata=_correlation_metadata(),
             )
+
+
+#: The database drivers' errors that mean "unreachable, restarting or too slow" once the driver's own
+#: retries are spent, as (module, class name): a call that fails with one is UNAVAILABLE, which
+#: callers may retry. Resolved from the modules a process has already imported (an error of a driver
+#: means its module is loaded), so this generic layer imports no driver.
+DEPENDENCY_UNAVAILABLE: tuple[tuple[str, str], ...] = (
+    ("asyncpg.exceptions", "PostgresConnectionError"),  # 08xxx: the connection failed or is gone
+    ("asyncpg.exceptions", "OperatorInterventionError"),  # 57xxx: shutdown, cannot connect now
+    ("pymongo.errors", "ConnectionFailure"),  # AutoReconnect, NetworkTimeout, ServerSelectionTimeout
+    ("cassandra.cluster", "NoHostAvailable"),
+    ("cassandra", "OperationTimedOut"),
+    ("cassandra", "Unavailable"),
+    ("cassandra", "Timeout"),  # ReadTimeout, WriteTimeout
+    ("neo4j.exceptions", "ServiceUnavailable"),
+    ("neo4j.exceptions", "SessionExpired"),
+    ("neo4j.exceptions", "TransientError"),  # the server says: try again (leader switch, deadlock)
+    ("redis.exceptions", "ConnectionError"),
+    ("redis.exceptions", "TimeoutError"),
+)
+
+
+#: MongoDB error labels that say "the operation may succeed if tried again"
+RETRYABLE_LABELS = ("TransientTransactionError", "RetryableWriteError")
+
+
+def dependency_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says a dependency is unreachable or too slow (OSError, TimeoutError, or one of
+    DEPENDENCY_UNAVAILABLE), or was raised while handling such an error (e.g. asyncpg's "cannot call
+    Transaction.__aexit__(): the underlying connection is closed" after the connection dropped)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError | TimeoutError):
+            return True
+        for module, name in DEPENDENCY_UNAVAILABLE:
+            cls = getattr(sys.modules.get(module), name, None)
+            if isinstance(cls, type) and isinstance(error, cls):
+                return True
+        labelled = getattr(error, "has_error_label", None)  # MongoDB: the server marks retryable errors
+        if callable(labelled) and any(labelled(label) for label in RETRYABLE_LABELS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def default_interceptors(default_timeout: float) -> list[grpc.aio.ServerInterceptor]:

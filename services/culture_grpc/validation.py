@@ -25,7 +25,10 @@ _validator = protovalidate.Validator()
 def field_path(violation: protovalidate.Violation) -> str:
     """The violated field as a path into the request: "work.genre_paths[0]", "labels[\"k\"]"."""
     parts: list[str] = []
-    for element in violation.proto.field.elements:
+    path = violation.proto.field
+    if path is None:  # a message-level rule names no field
+        return ""
+    for element in path.elements:
         name = element.field_name
         subscript = element.subscript
         if subscript is not None:

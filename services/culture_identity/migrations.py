@@ -59,7 +59,10 @@ def migrations(schema: str) -> list[Migration]:
             " revoked_at timestamptz)",
             "CREATE INDEX identity_refresh_tokens_family ON identity_refresh_tokens (family_id)",
         )),
-        Migration(3, "outbox", tuple(outbox_of(schema).schema_sql())),
+        Migration(3, "outbox", tuple(outbox_of(schema).base_schema_sql())),
+        # the relay leases rows and counts refused publishes (dead entries) instead of holding a
+        # transaction across the publish
+        Migration(4, "outbox relay bookkeeping", tuple(outbox_of(schema).relay_schema_sql())),
     ]
 
 

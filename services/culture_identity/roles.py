@@ -15,7 +15,7 @@ from culture_identity.ratelimit import LoginLimiter, RegistrationLimiter
 from culture_identity.service import IdentityServicer
 from culture_identity.settings import IdentitySettings
 from culture_identity.store import IdentityStore
-from culture_identity.tokens import TokenSigner
+from culture_identity.tokens import TokenSigner, TokenVerifier
 from culture_runtime.service import run_grpc_service
 from culture_runtime.settings import PlatformSettings
 from culture_runtime.worker import try_ensure_topics
@@ -27,10 +27,16 @@ TOPICS = (topic_of(identity_events_pb2.UserRegistered),)
 
 
 def signer_of(settings: IdentitySettings) -> TokenSigner:
-    """The token signer configured by the settings."""
+    """The token signer configured by the settings (needs the private key: the api-write role)."""
     private = settings.private_key()
     return TokenSigner(settings.signing_key_id, private, settings.public_keys(private),
                        issuer=settings.issuer, ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds))
+
+
+def verifier_of(settings: IdentitySettings) -> TokenVerifier:
+    """The token verifier configured by the settings: public keys only (the api-read role runs with
+    CULTURE_IDENTITY_PUBLIC_KEY and no private key)."""
+    return TokenVerifier(settings.public_keys(), issuer=settings.issuer)
 
 
 async def _api(role: str, writes: bool) -> None:
@@ -40,15 +46,19 @@ async def _api(role: str, writes: bool) -> None:
                           min_size=settings.pool_min_size, max_size=settings.pool_max_size,
                           registered_topic=platform.topic(topic_of(identity_events_pb2.UserRegistered)))
     limiter = (LoginLimiter(platform.redis_url, max_failures=settings.login_max_failures,
-                            window=settings.login_failure_window_seconds) if writes else None)
+                            window=settings.login_failure_window_seconds, prefix=settings.limits_prefix)
+               if writes else None)
     registrations = (RegistrationLimiter(platform.redis_url, per_address=settings.register_max_per_address,
                                          total=settings.register_max_total,
-                                         window=settings.register_window_seconds) if writes else None)
+                                         window=settings.register_window_seconds,
+                                         prefix=settings.limits_prefix) if writes else None)
     key = platform.client_address_key
     if writes and key is None:
         log.warning("identity: no CULTURE_CLIENT_ADDRESS_KEY: addresses forwarded by the gateway are "
                     "ignored, logins and registrations are limited per calling pod")
-    servicer = IdentityServicer(settings, store, signer_of(settings), limiter, writes=writes,
+    # only the writing role signs; the read role verifies with the public keys alone
+    servicer = IdentityServicer(settings, store, signer_of(settings) if writes else verifier_of(settings),
+                                limiter, writes=writes,
                                 registrations=registrations,
                                 client_address_key=key.get_secret_value().encode() if key else None)
 

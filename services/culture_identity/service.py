@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -67,7 +68,8 @@ def client_ip_of(context: grpc.aio.ServicerContext, key: bytes | None) -> str:
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     """Serves IdentityService. With `writes=False` (the api-read role) only the read RPCs work."""
 
-    def __init__(self, settings: IdentitySettings, store: IdentityStore, signer: tokens.TokenSigner,
+    def __init__(self, settings: IdentitySettings, store: IdentityStore,
+                 signer: tokens.TokenSigner | tokens.TokenVerifier,
                  limiter: LoginLimiter | None, *, writes: bool = True,
                  registrations: RegistrationLimiter | None = None,
                  client_address_key: bytes | None = None) -> None:
@@ -87,6 +89,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def _require_write_role(self, method: str) -> None:
         if not self.writes:
             raise NotImplementedError(f"{method} is served by the identity api-write role")
+
+    def _sign(self, user: UserRow) -> tuple[str, dt.datetime]:
+        if not isinstance(self.signer, tokens.TokenSigner):  # a verify-only role holds no private key
+            raise NotImplementedError("signing tokens is done by the identity api-write role")
+        return self.signer.sign(user.user_id, user.username)
 
     async def _hash(self, password: str) -> str:
         return await asyncio.to_thread(self.hasher.hash, password)  # CPU-bound: keep the loop free
@@ -124,7 +131,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return identity_pb2.RegisterResponse(user=user_message(user), job_id=job_id)
 
     async def _token_pair(self, user: UserRow, family_id: str | None = None) -> identity_pb2.TokenPair:
-        access, access_exp = self.signer.sign(user.user_id, user.username)
+        access, access_exp = self._sign(user)
         refresh = tokens.new_refresh_token()
         refresh_exp = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         await self.store.add_refresh_token(tokens.hash_refresh_token(refresh), user.user_id, refresh_exp,
@@ -141,8 +148,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         # of them is counted
         if self.limiter is not None and (wait := await self.limiter.attempt(login, ip)):
             raise too_many_attempts(wait)
-        user = await self.store.user_by_login(login) if login else None
-        ok = await self._verify(user.password_hash if user else self._dummy_hash, request.password)
+        try:
+            user = await self.store.user_by_login(login) if login else None
+            ok = await self._verify(user.password_hash if user else self._dummy_hash, request.password)
+        except Exception:
+            if self.limiter is not None:
+                with contextlib.suppress(Exception):  # best effort: the caller sees the first error
+                    await self.limiter.undecided(login, ip)
+            raise
         if not ok or user is None:
             raise Unauthenticated(WRONG_CREDENTIALS)
         if self.limiter is not None:
@@ -163,7 +176,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                                                          tokens.hash_refresh_token(new_refresh), refresh_exp)
         except RefreshRejected as exc:
             raise Unauthenticated("refresh token invalid, expired or already used; log in again") from exc
-        access, access_exp = self.signer.sign(user.user_id, user.username)
+        access, access_exp = self._sign(user)
         return identity_pb2.RefreshResponse(tokens=identity_pb2.TokenPair(
             access_token=access, access_token_expire_time=_ts(access_exp),
             refresh_token=new_refresh, refresh_token_expire_time=_ts(refresh_exp)))

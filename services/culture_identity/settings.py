@@ -78,6 +78,9 @@ class IdentitySettings(BaseSettings):
     signing_key_id: str = Field("dev", description="`kid` of the signing key, [A-Za-z0-9_.-]{1,64}")
     signing_key: SecretStr | None = Field(
         None, description="Ed25519 private key: PEM or base64url 32-byte seed; unset + dev_keys: a local key")
+    public_key: str | None = Field(
+        None, description="the signing key's Ed25519 public key (PEM or base64url): a role that only "
+        "verifies tokens (api-read) gets this instead of signing_key")
     verification_keys: dict[str, str] = Field(
         default_factory=dict,
         description='JSON {"kid": "public key (PEM or base64url)"}: older keys still accepted (rotation)')
@@ -95,6 +98,9 @@ class IdentitySettings(BaseSettings):
     register_max_total: int = Field(3000, ge=1, le=10000000,
                                     description="registrations from everyone together per window")
     register_window_seconds: int = Field(600, ge=1, le=86400, description="window of the registration limits")
+    limits_prefix: str = Field("culture:identity:", max_length=64,
+                               description="prefix of the limit counters' Redis keys (platforms sharing "
+                               "one Redis keep their counters apart with their own prefix)")
     relay_batch_size: int = Field(500, ge=1, le=10000)
     relay_poll_seconds: float = Field(1.0, gt=0, le=60)
     topic_partitions: int = Field(3, ge=1, le=1000, description="partitions of identity.user-registered")
@@ -120,6 +126,13 @@ class IdentitySettings(BaseSettings):
             load_private_key(value.get_secret_value())
         return value
 
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_public_key(value)
+        return value
+
     @field_validator("verification_keys", mode="before")
     @classmethod
     def _verification_keys(cls, value: Any) -> Any:
@@ -143,21 +156,38 @@ class IdentitySettings(BaseSettings):
     def _pool(self) -> IdentitySettings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
-        if self.signing_key is None and not self.dev_keys:
+        if self.signing_key is None and self.public_key is None and not self.dev_keys:
             raise ValueError("CULTURE_IDENTITY_SIGNING_KEY is required when CULTURE_IDENTITY_DEV_KEYS=false "
-                             "(an Ed25519 PKCS#8 PEM, e.g. from `openssl genpkey -algorithm ed25519`)")
+                             "(an Ed25519 PKCS#8 PEM, e.g. from `openssl genpkey -algorithm ed25519`; a "
+                             "role that only verifies tokens takes CULTURE_IDENTITY_PUBLIC_KEY instead)")
+        if self.signing_key is not None and self.public_key is not None:
+            signing = load_private_key(self.signing_key.get_secret_value()).public_key()
+            if signing != load_public_key(self.public_key):
+                raise ValueError("CULTURE_IDENTITY_PUBLIC_KEY is not the public key of "
+                                 "CULTURE_IDENTITY_SIGNING_KEY")
         return self
 
     def private_key(self) -> Ed25519PrivateKey:
         """The signing key (the local dev key when none is configured and dev_keys is on)."""
         if self.signing_key is not None:
             return load_private_key(self.signing_key.get_secret_value())
+        if not self.dev_keys:
+            raise ValueError("identity: this process has no CULTURE_IDENTITY_SIGNING_KEY (only the public "
+                             "key): it can verify tokens, not sign them")
         log.warning("identity: no CULTURE_IDENTITY_SIGNING_KEY; using the local development key %s",
                     dev_key_path())
         return load_private_key(load_or_create_dev_key())
 
     def public_keys(self, signing: Ed25519PrivateKey | None = None) -> dict[str, Ed25519PublicKey]:
-        """Every accepted verification key by kid: the signing key's own plus the older ones."""
+        """Every accepted verification key by kid: the signing key's own plus the older ones.
+
+        The current key's public half comes from `signing`, else `public_key` (a verify-only role:
+        no private key needed), else the configured (or local dev) private key."""
         keys = {kid: load_public_key(text) for kid, text in self.verification_keys.items()}
-        keys[self.signing_key_id] = (signing or self.private_key()).public_key()
+        if signing is not None:
+            keys[self.signing_key_id] = signing.public_key()
+        elif self.public_key is not None:
+            keys[self.signing_key_id] = load_public_key(self.public_key)
+        else:
+            keys[self.signing_key_id] = self.private_key().public_key()
         return keys

@@ -1,6 +1,7 @@
 """Access tokens (JWT, EdDSA/Ed25519, `kid` header) and opaque refresh tokens. Pure: no I/O.
 
-One key signs; a set of public keys, by kid, verifies: rotation = sign with a new kid while the old
+One key signs (TokenSigner, the api-write role); a set of public keys, by kid, verifies (TokenVerifier,
+which holds no private key: the api-read role): rotation = sign with a new kid while the old
 public key stays in the verification set until its tokens have expired.
 """
 
@@ -35,24 +36,12 @@ class AccessClaims:
     token_id: str
 
 
-@dataclasses.dataclass
-class TokenSigner:
-    """Signs and verifies access tokens."""
+@dataclasses.dataclass(frozen=True)
+class TokenVerifier:
+    """Verifies access tokens with public keys only: what a role that never signs holds (api-read)."""
 
-    key_id: str
-    private_key: Ed25519PrivateKey
     verification_keys: Mapping[str, Ed25519PublicKey]
     issuer: str = "culture-identity"
-    ttl: dt.timedelta = dt.timedelta(minutes=15)
-
-    def sign(self, user_id: str, username: str, now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
-        """A signed access token for the user and when it expires."""
-        now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-        expires = now + self.ttl
-        claims = {"sub": user_id, "preferred_username": username, "iss": self.issuer,
-                  "iat": int(now.timestamp()), "exp": int(expires.timestamp()), "jti": uuid.uuid4().hex}
-        token = jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.key_id})
-        return token, expires
 
     def verify(self, token: str, now: dt.datetime | None = None) -> AccessClaims:
         """The claims of a valid token; InvalidToken (with a reason for logs) otherwise."""
@@ -81,6 +70,35 @@ class TokenSigner:
             user_id=str(claims["sub"]), username=str(claims.get("preferred_username", "")),
             issued_at=dt.datetime.fromtimestamp(claims["iat"], dt.UTC),
             expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC), token_id=str(claims.get("jti", "")))
+
+
+@dataclasses.dataclass
+class TokenSigner:
+    """Signs access tokens (the private key: identity's api-write only) and verifies them."""
+
+    key_id: str
+    private_key: Ed25519PrivateKey
+    verification_keys: Mapping[str, Ed25519PublicKey]
+    issuer: str = "culture-identity"
+    ttl: dt.timedelta = dt.timedelta(minutes=15)
+
+    def sign(self, user_id: str, username: str, now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
+        """A signed access token for the user and when it expires."""
+        now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        expires = now + self.ttl
+        claims = {"sub": user_id, "preferred_username": username, "iss": self.issuer,
+                  "iat": int(now.timestamp()), "exp": int(expires.timestamp()), "jti": uuid.uuid4().hex}
+        token = jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.key_id})
+        return token, expires
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """The public half: verifies what this signer signs (and the older keys)."""
+        return TokenVerifier(self.verification_keys, self.issuer)
+
+    def verify(self, token: str, now: dt.datetime | None = None) -> AccessClaims:
+        """The claims of a valid token; InvalidToken otherwise (see TokenVerifier.verify)."""
+        return self.verifier.verify(token, now)
 
 
 def new_refresh_token() -> str:

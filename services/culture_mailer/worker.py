@@ -14,7 +14,7 @@ from culture.events.v1 import identity_events_pb2, mailer_events_pb2
 from culture_contracts.topics import key_of, topic_of
 from culture_events import correlation
 from culture_events.codec import decode, encode
-from culture_events.errors import PermanentError, attempts
+from culture_events.errors import PermanentError, RetryLater, attempts
 from culture_events.handling import Handler, Middleware
 from culture_events.message import Message
 from culture_events.middleware import PoisonQueue, correlation_id, recoverer, timeout
@@ -115,7 +115,7 @@ def report_failure(publisher: Publisher, ledger: Ledger, topic: str = FAILED_TOP
         async def handle(msg: Message) -> list[Message]:
             try:
                 return await next_handler(msg)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, RetryLater):  # RetryLater: not final, the router retries later
                 raise
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:1000]

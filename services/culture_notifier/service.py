@@ -13,6 +13,7 @@ import grpc
 
 from culture.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 from culture_grpc.errors import not_found
+from culture_notifier.badges import ChatBadges
 from culture_notifier.jobs import is_terminal, to_proto
 from culture_notifier.store import JobStore, job_channel
 
@@ -20,9 +21,15 @@ from culture_notifier.store import JobStore, job_channel
 class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
     """Reads jobs from Redis; watches them through their pub/sub channel."""
 
-    def __init__(self, store: JobStore, watch_max_seconds: float) -> None:
+    def __init__(self, store: JobStore, watch_max_seconds: float, badges: ChatBadges | None = None) -> None:
         self.store = store
         self.watch_max_seconds = watch_max_seconds
+        self.badges = badges or ChatBadges(store.redis)
+
+    async def GetChatBadge(self, request: notifier_pb2.GetChatBadgeRequest,
+                           context: grpc.aio.ServicerContext) -> notifier_pb2.GetChatBadgeResponse:
+        count, conversations = await self.badges.read(request.user_id, request.reset)
+        return notifier_pb2.GetChatBadgeResponse(unread_count=count, conversation_ids=conversations)
 
     async def GetJobStatus(self, request: notifier_pb2.GetJobStatusRequest,
                            context: grpc.aio.ServicerContext) -> notifier_pb2.GetJobStatusResponse:

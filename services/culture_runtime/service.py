@@ -1,7 +1,13 @@
 """`run_grpc_service`: the life of one gRPC role process, the same for every service.
 
-    listen (health NOT_SERVING) -> start dependencies -> SERVING -> background tasks run
-    -> SIGTERM/SIGINT (or a background task dies) -> NOT_SERVING -> drain, stop -> close dependencies
+    listen (health NOT_SERVING) -> start dependencies -> freeze what start-up built -> SERVING
+    -> background tasks run -> SIGTERM/SIGINT (or a background task dies) -> NOT_SERVING -> drain,
+    stop -> close dependencies
+
+What start-up built (modules, protobuf descriptors, pydantic models, the drivers' cluster metadata)
+lives as long as the process: `gc.freeze()` moves it out of the cyclic collector's way, so no
+full collection walks it while a call waits (measured on the feed's api-read: one full collection
+stalled every call in flight for tens of milliseconds, at times hundreds on a loaded machine).
 
 Roles without an API of their own (relays, workers) still run it with no services: their health
 endpoint is what probes and the local supervisor (`culture dev up`) watch.
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,6 +64,8 @@ async def run_grpc_service(
         await server.start()
         if on_start is not None:
             await on_start()
+        gc.collect()  # start-up's garbage first: frozen objects are never collected
+        gc.freeze()
         tasks = [asyncio.ensure_future(job(stop)) for job in background]
         await server.set_ready()
         if ready is not None:

@@ -39,10 +39,15 @@ class WorkerSettings(BaseSettings):
                                 description="Kafka consumer group; its poison topic is <group>.poison")
     topic_partitions: int = Field(3, ge=1, le=1000, description="partitions of topics this worker creates")
     concurrency: int = Field(8, ge=1, le=256, description="lanes per handler (a key stays in order)")
-    retry_max: int = Field(3, ge=0, le=100, description="retries before a message goes to the poison topic")
+    retry_max: int | None = Field(None, ge=0, le=10_000,
+                                  description="cap on retries of a message (unset: the budget limits them)")
+    retry_budget_seconds: float = Field(
+        300.0, gt=0, le=24 * 3600, description="how long a message keeps being retried after its first "
+        "transient failure before it goes to the poison topic (its key waits meanwhile, other keys go on)")
     retry_initial_seconds: float = Field(0.2, gt=0, le=60, description="first retry delay (then doubled)")
-    retry_max_seconds: float = Field(5.0, gt=0, le=600, description="cap on a retry delay")
+    retry_max_seconds: float = Field(30.0, gt=0, le=600, description="cap on a retry delay")
     handler_timeout_seconds: float = Field(30.0, gt=0, le=3600, description="limit on one handler attempt")
+
     @property
     def poison_topic(self) -> str:
         """The consumer group's poison (dead letter) topic."""
@@ -51,7 +56,7 @@ class WorkerSettings(BaseSettings):
     def retry(self) -> Retry:
         """The Retry middleware these settings describe."""
         return Retry(max_retries=self.retry_max, initial_interval=self.retry_initial_seconds,
-                     max_interval=self.retry_max_seconds)
+                     max_interval=self.retry_max_seconds, budget=self.retry_budget_seconds)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -107,7 +107,8 @@ BASE: dict[str, str] = {
 #: Debian 12's Go is too old, and the JDK/Python run the set-up itself). Checked with a clear error.
 PREREQUISITES: dict[str, str] = {
     "go": "Go >= 1.24 (builds Kubernetes, helm, skaffold and the pause image)",
-    "java": "a JDK >= 17 (Kafka, Cassandra, Neo4j); a missing JDK 17 is installed from Debian",
+    "java": "a JDK >= 17 (Kafka, Cassandra, Neo4j); a missing JDK 17 is installed from Debian; the e2e "
+    "builds also need one >= 21 (Strimzi's CRD generator), e.g. under /usr/lib/jvm",
     "python3": "Python >= 3.11 (the venv, SecantusDB's venv, the CNI plugin script)",
 }
 

@@ -47,6 +47,9 @@ DEV_PORTS: dict[tuple[str, str], int] = {
     ("graph", "api-read"): 50094,
     ("feed", "worker"): 50101,
     ("feed", "api-read"): 50102,
+    ("chat", "api-write"): 50111,
+    ("chat", "api-read"): 50112,
+    ("chat", "relay"): 50113,
     ("gateway", "api"): 8080,
 }
 
@@ -57,6 +60,7 @@ SLICE: tuple[tuple[str, str], ...] = (
     ("catalog", "api-write"), ("catalog", "api-read"), ("mailer", "worker"),
     ("graph", "worker"), ("graph", "relay"), ("graph", "api-write"), ("graph", "api-read"),
     ("feed", "worker"), ("feed", "api-read"),
+    ("chat", "api-write"), ("chat", "api-read"), ("chat", "relay"),
     ("gateway", "api"),
 )
 
@@ -122,6 +126,8 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
         env["CULTURE_GATEWAY_GRAPH_WRITE"] = f"127.0.0.1:{ports[('graph', 'api-write')]}"
         env["CULTURE_GATEWAY_GRAPH_READ"] = f"127.0.0.1:{ports[('graph', 'api-read')]}"
         env["CULTURE_GATEWAY_FEED_READ"] = f"127.0.0.1:{ports[('feed', 'api-read')]}"
+        env["CULTURE_GATEWAY_CHAT_WRITE"] = f"127.0.0.1:{ports[('chat', 'api-write')]}"
+        env["CULTURE_GATEWAY_CHAT_READ"] = f"127.0.0.1:{ports[('chat', 'api-read')]}"
         required = [name for name, key in (("identity-write", ("identity", "api-write")),
                                            ("identity-read", ("identity", "api-read")),
                                            ("notifier", ("notifier", "api-read")),
@@ -129,7 +135,9 @@ def child_env(child: Child, ports: dict[tuple[str, str], int], present: Sequence
                                            ("catalog-read", ("catalog", "api-read")),
                                            ("graph-write", ("graph", "api-write")),
                                            ("graph-read", ("graph", "api-read")),
-                                           ("feed-read", ("feed", "api-read"))) if key in present]
+                                           ("feed-read", ("feed", "api-read")),
+                                           ("chat-write", ("chat", "api-write")),
+                                           ("chat-read", ("chat", "api-read"))) if key in present]
         env["CULTURE_GATEWAY_REQUIRED_UPSTREAMS"] = "[" + ",".join(f'"{n}"' for n in required) + "]"
     else:
         env["CULTURE_GRPC_PORT"] = str(child.port)
@@ -405,8 +413,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up = sub.add_parser(
         "up", help="start every role of the registration slice and supervise them",
         description="Start every role of the registration slice (identity, notifier, catalog, mailer, "
-                    "graph, feed, gateway) as `culture serve` children on fixed local ports, wait until "
-                    "each is healthy, print the gateway URL; Ctrl-C stops them in reverse order.")
+                    "graph, feed, chat, gateway) as `culture serve` children on fixed local ports, wait "
+                    "until each is healthy, print the gateway URL; Ctrl-C stops them in reverse order.")
     up.add_argument("--stack", nargs="*",
                     default=["postgres", "redis", "kafka", "mongo", "neo4j", "cassandra", "smtp"],
                     metavar="SERVER",

@@ -348,8 +348,9 @@ class Seeder:
                 return reply
             await asyncio.sleep(0.2)
 
-    async def run(self) -> SeedState:
-        async with httpx.AsyncClient(base_url=self.plan.gateway, timeout=60) as client:
+    async def run(self, headers: dict[str, str] | None = None) -> SeedState:
+        """Run every step; `headers` go with each request (e.g. a proxy's X-Forwarded-For)."""
+        async with httpx.AsyncClient(base_url=self.plan.gateway, timeout=60, headers=headers) as client:
             try:
                 health = await client.get("/healthz")
             except httpx.HTTPError as exc:

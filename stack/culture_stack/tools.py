@@ -24,7 +24,8 @@ def java_home(min_version: int = 17) -> Path:
             return home
     raise StackError(
         f"no JDK >= {min_version} found (looked at $JAVA_HOME and /usr/lib/jvm/*); "
-        f"install one, e.g. `apt-get install -y openjdk-17-jdk-headless`, or set JAVA_HOME"
+        f"install one (Debian 12 has openjdk-17-jdk-headless; newer ones come from Adoptium/Temurin), "
+        f"or set JAVA_HOME"
     )
 
 

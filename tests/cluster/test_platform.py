@@ -1,16 +1,20 @@
-"""The operator as a pod on the real node, reconciling a CulturePlatform into pods that get Ready.
+"""The platform chart on the real node: one `helm install` of charts/culture-platform (the operator
+chart as its dependency) runs the operator as a pod, which reconciles the chart's CulturePlatform into
+pods that get Ready.
 
 Kafka, PostgreSQL, Redis, MongoDB and SMTP are the local stack's (mode `external`); pods use the same
 addresses as host processes (127.0.0.1:19092, 127.0.0.1:15432, ...), redirected to the host by the
 node's pod network. The platform enables every service this build has (`culture serve` knows its
 roles); a role the architecture names but the build lacks runs 0 replicas, and
-services not built yet (feed, graph, chat) are disabled.
+services the build lacks are disabled (every one has roles now, chat included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -73,25 +77,25 @@ def _role_pods(cluster: Kube, namespace: str, name: str, service: str, role: str
     return cluster.pods(namespace, f"{INSTANCE}={name},{NAME}={service},{COMPONENT}={role}")
 
 
-def test_operator_pod_reconciles_a_platform_into_ready_pods(
-        cluster: Kube, namespace: str, unique: str, project_images: dict[str, str]) -> None:
+def platform_chart(cluster: Kube, into: Path) -> Path:
+    """A copy of the platform and operator charts with the platform chart's dependency built."""
+    for chart in ("culture-operator", "culture-platform"):
+        shutil.copytree(paths.repo_root() / "charts" / chart, into / chart)
+    cluster.helm_run("dependency", "build", str(into / "culture-platform"))
+    return into / "culture-platform"
+
+
+def test_helm_install_of_the_platform_chart_reconciles_into_ready_pods(
+        cluster: Kube, namespace: str, unique: str, project_images: dict[str, str], tmp_path: Path) -> None:
     operator_ref = project_images["culture/operator"]
     repo, _, tag = operator_ref.rpartition(":")
     release = f"op-{unique}"
-    chart = str(paths.repo_root() / "charts" / "culture-operator")
+    name = "cp"
     # helm installs a chart's crds/ only when they are missing and never upgrades them: apply the current
     # ones first (as an upgrade of the chart has to), or a CRD left by an older install refuses new fields
-    cluster.run("apply", "--server-side", "--force-conflicts", "-f", f"{chart}/crds")
-    # the chart makes the namespaced KopfPeering kopf waits for when it watches only this namespace
-    cluster.helm_run("install", release, chart, "--namespace", namespace,
-                     "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-                     "--set", f"watchNamespaces={{{namespace}}}", "--set", f"peeringName={release}",
-                     "--set", "driftSeconds=10", "--wait", "--timeout", "5m")
+    cluster.run("apply", "--server-side", "--force-conflicts", "-f",
+                str(paths.repo_root() / "charts" / "culture-operator" / "crds"))
     try:
-        assert cluster.get("kopfpeering", release, "-n", namespace)
-        op = cluster.pods(namespace, "app.kubernetes.io/name=culture-operator")
-        assert op and all(ready(p) for p in op), describe(cluster, namespace)
-
         # external databases at the addresses host processes use too: a PostgreSQL database of its own
         asyncio.run(_stack_sql(f'CREATE DATABASE "{unique}"'))
         urls = {"postgres": f"postgresql://culture:culture@{HOST}:{POSTGRES}/{unique}",
@@ -103,10 +107,23 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
         cluster.run("create", "secret", "generic", "cassandra", "-n", namespace,
                     f"--from-literal=contactPoints={HOST}", f"--from-literal=port={CASSANDRA}")
 
-        name = "cp"
+        # one helm install: the operator (its chart makes the namespaced KopfPeering kopf waits for when
+        # it watches only this namespace) and the CulturePlatform, its spec from the values
+        values = tmp_path / "values.yaml"
+        spec = platform(name, namespace, project_images["culture/services"], f"{unique}.")["spec"]
+        values.write_text(yaml.safe_dump({
+            "platform": {"name": name, "spec": spec},
+            "culture-operator": {"image": {"repository": repo, "tag": tag}, "watchNamespaces": [namespace],
+                                 "peeringName": release, "driftSeconds": 10},
+        }))
         expected = sum(len(r) for r in BUILT.values())
         started = time.monotonic()
-        cluster.apply(platform(name, namespace, project_images["culture/services"], f"{unique}."))
+        installed = cluster.helm_run("install", release, str(platform_chart(cluster, tmp_path / "charts")),
+                                     "--namespace", namespace, "-f", str(values), "--wait", "--timeout", "5m")
+        assert f"kubectl wait cp/{name} -n {namespace} --for=condition=Ready" in installed.stdout  # NOTES
+        assert cluster.get("kopfpeering", release, "-n", namespace)
+        op = cluster.pods(namespace, "app.kubernetes.io/name=culture-operator")
+        assert op and all(ready(p) for p in op), describe(cluster, namespace)
 
         def all_ready() -> bool:
             pods = cluster.pods(namespace, f"{INSTANCE}={name}")
@@ -152,5 +169,6 @@ def test_operator_pod_reconciles_a_platform_into_ready_pods(
                         "the platform's pods to go", diagnose=lambda: describe(cluster, namespace),
                         interval=1.0)
     finally:
-        cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "2m")
+        if release in cluster.helm_run("list", "--namespace", namespace, "-q").stdout.split():
+            cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "2m")
         asyncio.run(_stack_sql(f'DROP DATABASE IF EXISTS "{unique}" WITH (FORCE)'))

@@ -83,6 +83,8 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     ("graph", "api-read", ["CULTURE_NEO4J_URI"]),
     ("graph", "worker", ["CULTURE_NEO4J_URI", "CULTURE_KAFKA_BOOTSTRAP"]),
     ("graph", "relay", ["CULTURE_NEO4J_URI", "CULTURE_KAFKA_BOOTSTRAP"]),
+    ("chat", "api-write", ["CULTURE_CASSANDRA_CONTACT_POINTS", "CULTURE_REDIS_URL"]),
+    ("chat", "relay", ["CULTURE_CASSANDRA_CONTACT_POINTS", "CULTURE_KAFKA_BOOTSTRAP"]),
     ("feed", "api-read", ["CULTURE_CASSANDRA_CONTACT_POINTS"]),
     ("feed", "worker", ["CULTURE_CASSANDRA_CONTACT_POINTS", "CULTURE_KAFKA_BOOTSTRAP", "CULTURE_REDIS_URL"]),
     ("notifier", "worker", ["CULTURE_REDIS_URL", "CULTURE_KAFKA_BOOTSTRAP"]),

@@ -42,6 +42,7 @@ LEAKY_SECRET = "hunter2"
 U1 = "00000000-0000-4000-8000-000000000001"
 MISSING = "00000000-0000-4000-8000-00000000dead"
 SLOW_STORE = "00000000-0000-4000-8000-000000000510"
+STORE_AWAY = "00000000-0000-4000-8000-000000000503"
 REGISTERED: list[str] = []  # the usernames TrivialIdentity.Register was called with
 
 
@@ -53,6 +54,8 @@ class TrivialIdentity(identity_pb2_grpc.IdentityServiceServicer):
             raise not_found("user", request.user_id)
         if request.user_id == SLOW_STORE:
             raise TimeoutError("the store did not answer")
+        if request.user_id == STORE_AWAY:
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
         # Echo the correlation id in effect, so the test sees what the servicer saw.
         return identity_pb2.GetUserResponse(
             user=identity_pb2.User(user_id=request.user_id, display_name=correlation.current() or "")
@@ -219,6 +222,10 @@ async def test_domain_errors_map_to_statuses_with_details(channel: grpc.aio.Chan
     with pytest.raises(grpc.aio.AioRpcError) as slow:
         await stub.GetUser(identity_pb2.GetUserRequest(user_id=SLOW_STORE), timeout=5)
     assert slow.value.code() == grpc.StatusCode.UNAVAILABLE
+    # So is a dependency that refuses connections (a database away), not INTERNAL.
+    with pytest.raises(grpc.aio.AioRpcError) as away:
+        await stub.GetUser(identity_pb2.GetUserRequest(user_id=STORE_AWAY), timeout=5)
+    assert away.value.code() == grpc.StatusCode.UNAVAILABLE
 
     # An unexpected exception is INTERNAL, and its message (which may hold secrets) stays in the log.
     with pytest.raises(grpc.aio.AioRpcError) as internal:
@@ -290,3 +297,39 @@ async def test_requests_breaking_the_contract_never_reach_the_servicer(
             pass
     assert stream.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations_of(stream.value)) == {"job_id"}
+
+
+def test_the_drivers_unreachable_errors_are_unavailable_and_their_other_errors_are_not() -> None:
+    import asyncpg
+    import neo4j.exceptions
+    import pymongo.errors
+    import redis.exceptions
+    from cassandra import OperationTimedOut, ReadTimeout
+    from cassandra.cluster import NoHostAvailable
+
+    from culture_grpc.interceptors import dependency_unavailable
+
+    away = [NoHostAvailable("no host", {}), OperationTimedOut("slow"), ReadTimeout("slow"),
+            redis.exceptions.ConnectionError("Connection closed by server."), redis.exceptions.TimeoutError(),
+            pymongo.errors.ServerSelectionTimeoutError("no server"), pymongo.errors.AutoReconnect("gone"),
+            neo4j.exceptions.ServiceUnavailable("gone"), neo4j.exceptions.SessionExpired("gone"),
+            neo4j.exceptions.TransientError("deadlock"),
+            pymongo.errors.OperationFailure("conflict", 112, {"errorLabels": ["TransientTransactionError"]}),
+            asyncpg.exceptions.CannotConnectNowError("starting up"),
+            asyncpg.exceptions.ConnectionDoesNotExistError("closed"), ConnectionRefusedError(),
+            TimeoutError()]
+    bugs = [ValueError("x"), KeyError("x"), redis.exceptions.ResponseError("WRONGTYPE"),
+            pymongo.errors.DuplicateKeyError("dup"), asyncpg.exceptions.UniqueViolationError("dup"),
+            pymongo.errors.OperationFailure("bad", 2, {"errorLabels": []}),
+            neo4j.exceptions.CypherSyntaxError("bad")]
+    assert [e for e in away if not dependency_unavailable(e)] == []
+    assert [e for e in bugs if dependency_unavailable(e)] == []
+    # raised while a dropped connection was being handled: the drop is what happened
+    try:
+        try:
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("closed in the middle of operation")
+        except asyncpg.exceptions.ConnectionDoesNotExistError:
+            raise asyncpg.InterfaceError("cannot call Transaction.__aexit__(): connection closed")  # noqa: B904
+    except asyncpg.InterfaceError as during:
+        assert dependency_unavailable(during)
+    assert not dependency_unavailable(asyncpg.InterfaceError("another operation is in progress"))

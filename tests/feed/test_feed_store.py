@@ -16,7 +16,7 @@ from culture.feed.v1 import feed_pb2
 from culture_events.codec import encode
 from culture_feed import model
 from culture_feed.service import FeedReader
-from culture_feed.store import FeedStore
+from culture_feed.store import Authored, FeedStore
 from culture_feed.worker import FollowMirror, ReviewChanges, ReviewFanOut
 from culture_grpc.errors import InvalidArgument, NotFound
 
@@ -93,6 +93,36 @@ async def test_fan_out_is_idempotent_and_pages_cross_buckets_exactly_once(feed_s
         assert len({i.item_id for i in items}) == 23
     assert len({model.bucket_of(uuid.UUID(i.item_id), 3600) for i in items}) >= 6
     assert [i.item_id for i in await reader.all(bob, 5)] != [i.item_id for i in items]  # ids per reader
+
+
+async def test_recent_pages_read_the_current_and_next_bucket_first_and_cross_into_older_ones(
+        feed_store: FeedStore, unique: str) -> None:
+    # items around now: one in the next bucket (a writer's clock slightly ahead), several in the
+    # current one, several in each of the two before it, and one two buckets ahead (read only once
+    # its bucket is the next one)
+    (ann,) = ids(unique, "ann")
+    span = feed_store.settings.bucket_seconds
+    now = dt.datetime.now(dt.UTC)
+    start = dt.datetime.fromtimestamp(feed_store.bucket(model.bound_id(model.uuid_ticks(now))) * span, dt.UTC)
+    times = [start + dt.timedelta(seconds=span + 1)]  # the next bucket
+    times += [start + dt.timedelta(seconds=s) for s in (3, 2, 1, 0)]  # the current one, its first seconds
+    times += [start - dt.timedelta(seconds=span * k + s) for k in (0, 1) for s in (1, 2, 3, 4, 5)]
+    far = start + dt.timedelta(seconds=2 * span + 1)
+    copies = [(Authored(model.Item(model.item_id(when, f"{unique}-e{n}", ann), f"{unique}-a",
+                                   f"{unique}-r{n}"), f"{unique}-e{n}"), [ann])
+              for n, when in enumerate([*times, far])]
+    await feed_store.copy_many(copies, 1)
+    reader = Reader(feed_store)
+
+    def current() -> int:
+        return feed_store.bucket(model.bound_id(model.uuid_ticks(dt.datetime.now(dt.UTC))))
+
+    for size in (1, 3, 5, 6, 14, 100):
+        before = current()
+        got = [i.review.review_id for i in await reader.all(ann, size)]
+        if current() != before or before * span != start.timestamp():
+            continue  # the clock entered the next bucket meanwhile (once an hour): the far item may show
+        assert got == [f"{unique}-r{n}" for n in range(len(times))], size  # newest first
 
 
 async def test_a_user_with_a_feed_and_no_items_gets_an_empty_page_and_an_unknown_one_not_found(
@@ -179,3 +209,21 @@ async def test_a_follow_backfills_recent_reviews_and_an_unfollow_stops_the_merge
     await removed(encode(gone, key="k"))
     await follow(created.copy())  # a late redelivery of the follow does not resurrect it
     assert await feed_store.following(ann) == set()
+
+
+async def test_restart_migrates_idempotently_and_refuses_another_bucket_span(feed_store: FeedStore) -> None:
+    """A second store on the same keyspace (a restart) finds every table and starts; one with another
+    bucket span (culture_runtime.cassandra's layout check) is refused, naming the variable."""
+    again = FeedStore(",".join(feed_store.contact_points), feed_store.port, feed_store.settings)
+    await again.connect()
+    await again.close()
+    other = feed_store.settings.model_copy(update={"bucket_seconds": feed_store.settings.bucket_seconds * 2})
+    refused = FeedStore(",".join(feed_store.contact_points), feed_store.port, other)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            await refused.connect()
+    finally:
+        await refused.close()
+    assert str(exc.value) == (f"feed: keyspace {feed_store.ks} was created with bucket_seconds="
+                              f"{feed_store.settings.bucket_seconds}, CULTURE_FEED_BUCKET_SECONDS says "
+                              f"{other.bucket_seconds}; they must agree")

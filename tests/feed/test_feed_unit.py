@@ -3,6 +3,7 @@ the request rules and the settings."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import uuid
@@ -12,8 +13,9 @@ from pydantic import ValidationError
 
 from culture.feed.v1 import feed_pb2
 from culture_feed import model
-from culture_feed.service import check_request
+from culture_feed.service import FeedReader
 from culture_feed.settings import FeedSettings
+from culture_grpc.validation import request_violations
 from culture_runtime.settings import MissingSettings
 
 pytestmark = pytest.mark.unit
@@ -94,6 +96,46 @@ def test_merge_pages_through_several_sources_exactly_once_in_order() -> None:
     assert [i.item_id for i in seen] == [i.item_id for i in everything]
 
 
+class _Celebrities:
+    """A store that only answers celebrities(), each call with the next set, or failing."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+
+    async def celebrities(self) -> set[str]:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.fail:
+            raise RuntimeError("cassandra away")
+        return {f"star{self.calls}"}
+
+
+async def test_an_expired_celebrity_set_serves_while_one_background_read_refreshes_it() -> None:
+    store = _Celebrities()
+    reader = FeedReader(store, FeedSettings(celebrity_cache_seconds=60))  # type: ignore[arg-type]
+    assert await reader.celebrities() == {"star1"}  # the first read waits for it
+    assert await reader.celebrities() == {"star1"} and store.calls == 1  # cached
+    assert reader._celebrities is not None
+    reader._celebrities = (reader._celebrities[0] - 61, reader._celebrities[1])  # expired
+    assert await reader.celebrities() == {"star1"}  # served at once, one refresh started
+    assert await reader.celebrities() == {"star1"}  # not a second refresh
+    assert reader._refresh is not None
+    await reader._refresh
+    assert store.calls == 2 and await reader.celebrities() == {"star2"}
+    store.fail = True  # a failed refresh keeps the last set
+    reader._celebrities = (reader._celebrities[0] - 61, reader._celebrities[1])
+    assert await reader.celebrities() == {"star2"}
+    await reader._refresh
+    assert await reader.celebrities() == {"star2"}
+
+
+async def test_a_celebrity_cache_of_zero_reads_the_set_for_every_page() -> None:
+    store = _Celebrities()
+    reader = FeedReader(store, FeedSettings(celebrity_cache_seconds=0))  # type: ignore[arg-type]
+    assert [await reader.celebrities() for _ in range(3)] == [{"star1"}, {"star2"}, {"star3"}]
+
+
 def test_merge_of_nothing_is_an_empty_last_page() -> None:
     assert model.merge_page([[], []], 20) == ([], False)
 
@@ -105,12 +147,15 @@ def test_the_admission_policy_refuses_full_matches_only() -> None:
     assert "admission policy" in (model.refused("root", "(admin|root)") or "")
 
 
-def test_request_rules() -> None:
-    assert check_request(feed_pb2.GetFeedRequest(user_id="u1", page_size=5)) == []
-    fields = {f for f, _ in check_request(feed_pb2.GetFeedRequest(user_id=" ", page_size=-1,
-                                                                   page_token="x" * 501))}
+def test_request_rules_are_the_contracts() -> None:
+    # GetFeedRequest's rules are its buf.validate annotations, checked by the interceptor every
+    # server runs (the servicer has no copy of them)
+    assert request_violations(feed_pb2.GetFeedRequest(user_id="u1", page_size=5)) == []
+    fields = {f for f, _ in request_violations(feed_pb2.GetFeedRequest(user_id="", page_size=-1,
+                                                                       page_token="x" * 1001))}
     assert fields == {"user_id", "page_size", "page_token"}
-    assert check_request(feed_pb2.GetFeedRequest(user_id="a\x00b")) != []
+    assert request_violations(feed_pb2.GetFeedRequest(user_id="a\x00b")) != []
+    assert request_violations(feed_pb2.GetFeedRequest(user_id="x" * 129)) != []
 
 
 def test_settings_have_no_endpoint_defaults_and_validate(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,3 +202,75 @@ async def test_a_store_outage_is_waited_out_and_other_errors_pass_through() -> N
     with pytest.raises(ValueError):
         await wait_out_store_outages(sleep=sleep)(broken)(Message(b""))
     assert cassandra_outage(NoHostAvailable("x", {})) and not cassandra_outage(TimeoutError())
+
+
+class _Cluster:
+    """A driver cluster whose connect() fails while `refusals` (shared by every cluster made) last; a
+    failed connect shuts it down, as the driver's does."""
+
+    def __init__(self, refusals: list[int]) -> None:
+        self.refusals, self.down = refusals, False
+
+    def connect(self) -> str:
+        from cassandra.cluster import NoHostAvailable
+
+        assert not self.down, "a shut-down cluster cannot connect"
+        if self.refusals[0] > 0:
+            self.refusals[0] -= 1
+            self.down = True
+            raise NoHostAvailable("Unable to connect to any servers", {"127.0.0.1:9042": OSError("refused")})
+        return "session"
+
+    def shutdown(self) -> None:
+        self.down = True
+
+
+def test_a_role_keeps_trying_to_reach_cassandra_at_start_until_its_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cassandra.cluster import NoHostAvailable
+
+    from culture_runtime import cassandra
+
+    slept: list[float] = []
+    monkeypatch.setattr(cassandra.time, "sleep", slept.append)
+    settings = FeedSettings(graph_read="x:1", start_timeout_seconds=60)
+    made: list[_Cluster] = []
+    refusals = [3]
+
+    def make() -> _Cluster:
+        made.append(_Cluster(refusals))
+        return made[-1]
+
+    cluster, session = cassandra.open_session(make, settings, "feed")
+    assert session == "session" and cluster is made[-1] and len(made) == 4  # a new cluster each try
+    assert slept == [0.5, 1.0, 2.0]  # backing off
+    with pytest.raises(NoHostAvailable):  # 0: one try, the error as it came
+        cassandra.open_session(lambda: _Cluster([1]), FeedSettings(start_timeout_seconds=0), "feed")
+
+
+def test_start_up_statements_contending_on_the_layout_row_are_tried_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Roles started together record the keyspace's layout with one lightweight transaction each;
+    Cassandra answers the losers "CAS operation timed out" (CI saw a role exit on it). Such a
+    statement is tried again, an unrelated refusal is not, and the deadline still holds."""
+    from cassandra import ConsistencyLevel, InvalidRequest, WriteTimeout
+
+    from culture_runtime import cassandra
+
+    monkeypatch.setattr(cassandra.time, "sleep", lambda _s: None)
+    answers: list[object] = [WriteTimeout("CAS operation timed out", consistency=ConsistencyLevel.SERIAL,
+                                          required_responses=1, received_responses=0, write_type=5),
+                             InvalidRequest("unconfigured table meta"), "row"]
+
+    def call() -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert cassandra.KeyspaceStore._when_created(call) == "row" and not answers
+    with pytest.raises(InvalidRequest):
+        cassandra.KeyspaceStore._when_created(lambda: (_ for _ in ()).throw(InvalidRequest("syntax error")))
+    with pytest.raises(WriteTimeout):
+        cassandra.KeyspaceStore._when_created(
+            lambda: (_ for _ in ()).throw(WriteTimeout("CAS operation timed out", write_type=5)), within=-1)

@@ -18,6 +18,7 @@ CLEANUP = [
     "MATCH (w:Work) WHERE w.work_id STARTS WITH $p DETACH DELETE w",
     "MATCH (g:Genre) WHERE g.slug STARTS WITH $p DETACH DELETE g",
     "MATCH (t:ReviewTombstone) WHERE t.review_id STARTS WITH $p DETACH DELETE t",
+    "MATCH (t:FollowTombstone) WHERE t.pair STARTS WITH $p DETACH DELETE t",
 ]
 
 

@@ -1,11 +1,14 @@
-"""The graph's pure rules: interest weights, similarity, scores, edge keys, cursors, validation."""
+"""The graph's pure rules: interest weights, similarity, scores, edge keys, cursors, the requests' rules."""
 
 from __future__ import annotations
 
 import pytest
 
+from culture.graph.v1 import graph_pb2
 from culture_graph import model
-from culture_graph import validation as v
+from culture_graph.service import GraphWriter
+from culture_grpc.errors import InvalidArgument
+from culture_grpc.validation import request_violations
 
 pytestmark = pytest.mark.unit
 
@@ -84,16 +87,38 @@ def test_timestamps_round_trip_in_microseconds() -> None:
     assert model.timestamp_us(ts) == 1_700_000_000_123_456
 
 
-def test_validation() -> None:
-    assert v.check_follow("a", "a") == [("followee_user_id", "a user cannot follow themselves")]
-    assert v.check_follow("", "b") == [("follower_user_id", "required")]
-    assert v.check_follow("a\x00", "b")[0][0] == "follower_user_id"
-    assert v.check_follow("a", "x" * 129)[0][0] == "followee_user_id"
-    assert v.check_min_rating("min_rating", 6) and not v.check_min_rating("min_rating", 0)
-    assert v.check_genres("genre_slugs", [], required=True) == [("genre_slugs", "at least one genre")]
-    assert v.check_genres("genre_slugs", ["Fiction"])[0][0] == "genre_slugs[0]"
-    assert not v.check_genres("genre_slugs", ["fiction/science-fiction"])
-    assert v.check_page(-1, "") == [("page_size", "must not be negative")]
+def fields(request: object) -> set[str]:
+    return {f for f, _ in request_violations(request)}  # type: ignore[arg-type]
+
+
+def test_the_requests_rules_are_the_contracts() -> None:
+    # the graph has no copy of them: culture_grpc's ValidationInterceptor checks the annotations
+    follow = graph_pb2.FollowRequest
+    assert fields(follow(follower_user_id="", followee_user_id="b")) == {"follower_user_id"}
+    assert fields(follow(follower_user_id="a\x00", followee_user_id="b")) == {"follower_user_id"}
+    assert fields(follow(follower_user_id="a", followee_user_id="x" * 129)) == {"followee_user_id"}
+    assert fields(graph_pb2.FriendsWhoLikedRequest(user_id="a", work_id="w", min_rating=6)) == {"min_rating"}
+    assert not fields(graph_pb2.FriendsWhoLikedRequest(user_id="a", work_id="w", min_rating=0))
+    interested = graph_pb2.FollowersInterestedInRequest
+    assert fields(interested(user_id="a")) == {"genre_slugs"}  # at least one genre
+    assert fields(interested(user_id="a", genre_slugs=["Fiction"])) == {"genre_slugs[0]"}
+    assert fields(interested(user_id="a", genre_slugs=["fiction/"])) == {"genre_slugs[0]"}
+    assert fields(interested(user_id="a", genre_slugs=[f"g{i}" for i in range(21)])) == {"genre_slugs"}
+    assert not fields(interested(user_id="a", genre_slugs=["fiction/science-fiction"]))
+    assert fields(graph_pb2.RecommendRequest(user_id="a", genre_slugs=["a//b"])) == {"genre_slugs[0]"}
+    assert not fields(graph_pb2.RecommendRequest(user_id="a"))  # empty: the user's own genres
+    assert fields(graph_pb2.ListFollowersRequest(user_id="a", page_size=-1,
+                                                 page_token="x" * 1001)) == {"page_size", "page_token"}
+
+
+async def test_a_user_cannot_follow_themselves() -> None:
+    writer = GraphWriter(None)  # type: ignore[arg-type] - refused before any store call
+    with pytest.raises(InvalidArgument) as err:
+        await writer.Follow(graph_pb2.FollowRequest(follower_user_id="a", followee_user_id="a"), None)
+    (violation,) = err.value.details[0].field_violations  # type: ignore[attr-defined]
+    assert (violation.field, violation.description) == ("followee_user_id", "a user cannot follow themselves")
+    with pytest.raises(InvalidArgument):
+        await writer.Unfollow(graph_pb2.UnfollowRequest(follower_user_id="a", followee_user_id="a"), None)
 
 
 def test_neo4j_away_is_unavailable_not_internal() -> None:

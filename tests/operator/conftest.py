@@ -14,11 +14,11 @@ import pytest
 
 from culture_events.testing import wait_until_sync
 from culture_stack import registry, stack
+from culture_stack.cluster import strimzi_crds
 from culture_stack.server import Context
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "cultureplatforms.yaml"
-STRIMZI_FIXTURE = Path(__file__).parent / "fixtures" / "strimzi-crds.yaml"
 KAFKA_BOOTSTRAP = "127.0.0.1:19092"
 
 
@@ -51,9 +51,10 @@ class Kubectl:
         return json.loads(proc.stdout)
 
     def apply(self, manifest: dict[str, Any] | str, *extra: str) -> subprocess.CompletedProcess[str]:
-        """`kubectl apply -f -` of a manifest (dict or YAML/JSON text)."""
+        """`kubectl apply --validate=strict -f -` of a manifest (dict or YAML/JSON text): the API server
+        refuses unknown or duplicate fields instead of dropping them."""
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-        return self.run("apply", "-f", "-", *extra, stdin=text)
+        return self.run("apply", "--validate=strict", "-f", "-", *extra, stdin=text)
 
     def helm_run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run helm with the same kubeconfig."""
@@ -74,21 +75,34 @@ def kube_settings() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def k(kube_settings: dict[str, Any]) -> Kubectl:
-    """kubectl with the CulturePlatform CRD and the Strimzi test CRDs installed and established."""
+def strimzi_crd_files() -> list[Path]:
+    """Strimzi 1.2.0's real CRD files, generated from its API model on Maven Central by its own CRD
+    generator (`culture cluster up --images`, the `e2e builds` phase, made them; cached, so instant)."""
+    return strimzi_crds.generate(Context.default())
+
+
+@pytest.fixture(scope="session")
+def k(kube_settings: dict[str, Any], strimzi_crd_files: list[Path]) -> Kubectl:
+    """kubectl with the CulturePlatform CRD and Strimzi's real CRDs installed and established."""
     kc = Kubectl(kube_settings)
+    install_crds(kc, strimzi_crd_files)
+    return kc
+
+
+def install_crds(kc: Kubectl, strimzi_crd_files: list[Path]) -> None:
+    """Apply this checkout's CulturePlatform CRD and Strimzi's real CRDs; wait until established.
+
+    The control plane is shared: another checkout's tests may have applied other versions since."""
     kc.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kc.run("apply", "--server-side", "--force-conflicts", "-f", str(STRIMZI_FIXTURE))
+    for path in strimzi_crd_files:
+        kc.run("apply", "--server-side", "--force-conflicts", "-f", str(path))
     kc.run(
         "wait",
         "--for=condition=Established",
         "--timeout=60s",
         "crd/cultureplatforms.platform.culture.dev",
-        "crd/kafkas.kafka.strimzi.io",
-        "crd/kafkanodepools.kafka.strimzi.io",
-        "crd/kafkatopics.kafka.strimzi.io",
+        *(f"crd/{name}" for name in strimzi_crds.CRD_NAMES),
     )
-    return kc
 
 
 @pytest.fixture

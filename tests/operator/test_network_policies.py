@@ -84,9 +84,15 @@ def test_every_pod_of_the_platform_is_denied_by_default() -> None:
     ("demo-mailer-worker", "demo-identity-api-read", GRPC, False),
     ("demo-identity-api-read", "demo-catalog-api-write", GRPC, False),
     ("demo-gateway-api", "demo-identity-relay", GRPC, False),  # not an upstream
+    # the feed worker calls the graph's api-read (spec.SERVICE_UPSTREAMS); the feed's api-read does not
+    ("demo-feed-worker", "demo-graph-api-read", GRPC, True),
+    ("demo-gateway-api", "demo-graph-api-read", GRPC, True),
+    ("demo-feed-api-read", "demo-graph-api-read", GRPC, False),
+    ("demo-feed-worker", "demo-graph-api-write", GRPC, False),
     # each database admits the services that use it, on its port only
     ("demo-identity-relay", "demo-postgres", 5432, True),
     ("demo-identity-api-write", "demo-postgres", 5432, True),
+    ("demo-chat-relay", "demo-cassandra", 9042, True),  # the chat relay reads the Cassandra outbox
     ("demo-catalog-worker", "demo-postgres", 5432, False),
     ("demo-gateway-api", "demo-postgres", 5432, False),
     ("demo-catalog-api-read", "demo-mongo", 27017, True),
@@ -108,6 +114,16 @@ def test_only_workers_and_relays_reach_the_kafka_listeners() -> None:
         (peer,) = listener["networkPolicyPeers"]
         may = {name for name, labels in PODS.items() if _selects(peer["podSelector"], labels)}
         assert may == {name for name in PODS if name.endswith(("-worker", "-relay"))}, listener["name"]
+        # chat publishes chat.message-sent through its own relay: its api-write needs no Kafka
+        assert "demo-chat-relay" in may and "demo-chat-api-write" not in may
+
+
+def test_a_called_role_admits_its_service_callers_without_the_gateway() -> None:
+    spec = parse_spec({"services": {"gateway": {"enabled": False}}})
+    policies = {c["metadata"]["name"]: c for c in b.build_network_policies(OWNER, spec)}
+    assert "demo-identity-api-write" not in policies  # only the gateway calls it
+    (rule,) = policies["demo-graph-api-read"]["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": b.selector_labels(OWNER, "feed", "worker")}}]
 
 
 def test_a_disabled_service_loses_its_rules() -> None:

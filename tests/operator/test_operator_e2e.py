@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 CHART = REPO / "charts" / "culture-operator"
 EXAMPLE = REPO / "examples" / "cultureplatform-external.yaml"
-ONLY = ("feed", "gateway")  # a small platform: fewer children, faster tests
+ONLY = ("feed", "graph", "gateway")  # small (the feed needs the graph): fewer children, faster
 
 
 def keep_if(value: Any, ok: Any) -> Any:
@@ -31,7 +31,7 @@ def keep_if(value: Any, ok: Any) -> Any:
 
 
 def small_spec(prefix: str, **over: Any) -> dict[str, Any]:
-    """External Kafka (the stack's), external databases, only feed and gateway enabled."""
+    """External Kafka (the stack's), external databases, only feed, graph and gateway enabled."""
     spec: dict[str, Any] = {
         "kafka": {
             "mode": "external",
@@ -43,6 +43,7 @@ def small_spec(prefix: str, **over: Any) -> dict[str, Any]:
         "databases": {
             "cassandra": {"mode": "external", "secretRef": {"name": "cassandra-conn"}},
             "redis": {"mode": "external", "secretRef": {"name": "redis-conn"}},
+            "neo4j": {"mode": "external", "secretRef": {"name": "neo4j-conn"}},
         },
         "services": {s: {"enabled": s in ONLY} for s in SERVICE_ROLES},
         # keep the pods off any real node (the local cluster may have one): these tests play the
@@ -188,7 +189,7 @@ def test_helm_chart_lints_renders_valid_and_installs(k: Kubectl, namespace: str,
         dep = k.json("deployment", f"{unique}-culture-operator", "-n", namespace)
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert f"--namespace={namespace}" in container["args"] and container["livenessProbe"]["httpGet"]
-        assert k.json("clusterkopfpeering", unique)
+        assert k.json("clusterkopfpeering", unique) is None  # only made when watching every namespace
         # kopf watching one namespace peers through a namespaced KopfPeering there
         assert k.json("kopfpeering", unique, "-n", namespace)
         assert (
@@ -227,6 +228,8 @@ def test_invalid_specs_are_rejected_naming_the_field(k: Kubectl, namespace: str)
         "spec.kafka.mode": {"kafka": {"mode": "zookeeper"}},
         "spec.kafka.bootstrapServers": {"kafka": {"mode": "external"}},
         "spec.databases.postgres.secretRef": {"databases": {"postgres": {"mode": "external"}}},
+        # the feed worker calls the graph's api-read: the graph cannot be disabled while the feed is on
+        "spec.services.graph.enabled": {"services": {"graph": {"enabled": False}}},
     }
     for field, spec in cases.items():
         proc = k.run("apply", "-f", "-", stdin=json.dumps(platform("bad", namespace, spec)), check=False)
@@ -336,6 +339,7 @@ def test_readiness_moves_conditions_and_observed_generation(
 ) -> None:
     secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
     secret(k, namespace, "redis-conn", "redis://db:6379/0")
+    secret(k, namespace, "neo4j-conn", "neo4j://db:7687")
     k.apply(platform("p3", namespace, small_spec(unique)))
     wait_children(k, namespace, "p3")
     cp = wait_until_sync(lambda: (c := k.json("cp", "p3", "-n", namespace)).get("status") and c, 30.0,
@@ -373,6 +377,29 @@ def test_readiness_moves_conditions_and_observed_generation(
                     "observedGeneration follows")
 
 
+def admission_policy(k: Kubectl, name: str, namespace: str, resource: tuple[str, str], expression: str,
+                     message: str) -> None:
+    """A ValidatingAdmissionPolicy (and its binding, both named `name`) that refuses creating or updating
+    `resource` ((API group, plural)) in `namespace` unless the CEL `expression` holds."""
+    group, plural = resource
+    k.apply({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {"resourceRules": [{
+                     "apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                     "resources": [plural]}]},
+                 "validations": [{"expression": expression, "message": message}]},
+    })
+    k.apply({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {
+                     "matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+    })
+
+
 def test_a_child_the_api_server_refuses_makes_ready_false_until_it_is_applied(
     k: Kubectl, namespace: str, operator: Operator, unique: str
 ) -> None:
@@ -381,25 +408,11 @@ def test_a_child_the_api_server_refuses_makes_ready_false_until_it_is_applied(
     is applied and observed."""
     secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
     secret(k, namespace, "redis-conn", "redis://db:6379/0")
+    secret(k, namespace, "neo4j-conn", "neo4j://db:7687")
     frozen = b.deployment_name(b.Owner("p6", namespace, ""), "gateway", "api")
     policy = f"freeze-{unique}"
-    k.apply({
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": policy},
-        "spec": {"failurePolicy": "Fail",
-                 "matchConstraints": {"resourceRules": [{
-                     "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                     "resources": ["deployments"]}]},
-                 "validations": [{"expression": f"object.metadata.name != '{frozen}'",
-                                  "message": "this Deployment is frozen by policy"}]},
-    })
-    k.apply({
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": policy},
-        "spec": {"policyName": policy, "validationActions": ["Deny"],
-                 "matchResources": {"namespaceSelector": {
-                     "matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
-    })
+    admission_policy(k, policy, namespace, ("apps", "deployments"), f"object.metadata.name != '{frozen}'",
+                     "this Deployment is frozen by policy")
     try:
         # the policy is in force once a server-side dry run of such a Deployment is refused
         wait_until_sync(lambda: "frozen by policy" in k.run(
@@ -428,6 +441,38 @@ def test_a_child_the_api_server_refuses_makes_ready_false_until_it_is_applied(
         and c, 60, "the generation applied and observed once the policy is gone")
     assert condition(cp, "Ready")["reason"] != "ApplyFailed"
     assert k.json("deployment", frozen, "-n", namespace)["metadata"]["name"] == frozen
+
+
+def test_events_the_api_server_refuses_never_stop_a_reconcile(
+    k: Kubectl, namespace: str, operator: Operator, unique: str
+) -> None:
+    """An admission policy refuses every Event in the namespace: the reconcile still creates every
+    child and writes its status (an Event is a courtesy; the failure is only logged)."""
+    secret(k, namespace, "cassandra-conn", "cassandra://db:9042")
+    secret(k, namespace, "redis-conn", "redis://db:6379/0")
+    secret(k, namespace, "neo4j-conn", "neo4j://db:7687")
+    policy = f"no-events-{unique}"
+    admission_policy(k, policy, namespace, ("", "events"), "false", "events are refused by policy")
+    try:
+        probe = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": f"probe-{unique}"},
+                 "involvedObject": {"kind": "ConfigMap", "name": "probe", "namespace": namespace},
+                 "reason": "Probe",
+                 "message": "probe"}
+        wait_until_sync(lambda: "refused by policy" in k.run(
+            "create", "-n", namespace, "--dry-run=server", "-f", "-", stdin=json.dumps(probe),
+            check=False).stderr, 30, "the admission policy to be in force")
+        k.apply(platform("p7", namespace, small_spec(unique)))
+        cp = wait_until_sync(
+            lambda: (c := k.json("cp", "p7", "-n", namespace)).get("status", {}).get("observedGeneration")
+            == c["metadata"]["generation"] and c, 60, "the generation applied and observed")
+        assert condition(cp, "Ready").get("reason") != "ApplyFailed"
+        assert children(k, namespace, "p7"), "no children were created"
+        refused = "could not post the Applied event"
+        wait_until_sync(lambda: refused in operator.log.read_text(errors="replace"), 30,
+                        "the operator to log the refused Event")
+        assert k.json("events", "-n", namespace, "--field-selector", "involvedObject.name=p7")["items"] == []
+    finally:
+        k.run("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
 
 
 def test_external_kafka_topics_grow_and_never_shrink(
@@ -486,9 +531,9 @@ def test_strimzi_children_validate_against_the_strimzi_schema(
         "topicName": "feed.feed-created",
         "partitions": 8,
         "replicas": 1,
-        "config": {"retention.ms": "1000"},
+        "config": {"min.insync.replicas": "1", "retention.ms": "1000"},
     }
-    # every object passes the fixture's schema again, strictly (unknown fields are errors)
+    # every object passes Strimzi's real schema again, strictly (unknown fields are errors)
     for obj in got.values():
         clean = {
             "apiVersion": obj["apiVersion"],

@@ -18,6 +18,7 @@ from culture_gateway.settings import GatewaySettings
 from culture_graph.settings import GraphSettings
 from culture_grpc.server import GrpcServerSettings
 from culture_identity.settings import IdentitySettings
+from culture_identity.tokens import TokenSigner, TokenVerifier
 from culture_mailer.settings import MailerSettings
 from culture_notifier.settings import NotifierSettings
 from culture_operator import builders as b
@@ -69,7 +70,7 @@ def env_names(cls: type[BaseSettings]) -> set[str]:
     return names
 
 
-def required(service: str) -> set[str]:
+def required(service: str, role: str) -> set[str]:
     """What a pod of `service` cannot run correctly in a cluster without (checked by hand, not derived)."""
     need = {"CULTURE_KAFKA_BOOTSTRAP", "CULTURE_TOPIC_NAMESPACE",
             "CULTURE_METRICS_HOST", "CULTURE_METRICS_PORT"}
@@ -81,8 +82,11 @@ def required(service: str) -> set[str]:
                  "CULTURE_GATEWAY_REQUIRED_UPSTREAMS"}
     else:
         need |= {"CULTURE_GRPC_HOST", "CULTURE_GRPC_PORT"}
-    if service == "identity":
+    if service == "identity" and role == "api-write":  # the only role that signs
         need |= {"CULTURE_IDENTITY_SIGNING_KEY", "CULTURE_IDENTITY_SIGNING_KEY_ID",
+                 "CULTURE_IDENTITY_VERIFICATION_KEYS", "CULTURE_IDENTITY_DEV_KEYS"}
+    if service == "identity" and role == "api-read":  # verifies with the public keys
+        need |= {"CULTURE_IDENTITY_PUBLIC_KEY", "CULTURE_IDENTITY_SIGNING_KEY_ID",
                  "CULTURE_IDENTITY_VERIFICATION_KEYS", "CULTURE_IDENTITY_DEV_KEYS"}
     if service in ("catalog", "feed", "graph", "notifier", "mailer"):
         need.add(f"CULTURE_{service.upper()}_CONSUMER_GROUP")
@@ -128,7 +132,7 @@ def test_every_variable_a_pod_gets_is_read_by_its_service(raw: dict[str, Any]) -
             culture = {n for n in names if n.startswith("CULTURE_")}
             assert culture <= every, f"{service} {role}: nobody reads {sorted(culture - every)}"
             assert culture <= reads, f"{service} {role}: {service} does not read {sorted(culture - reads)}"
-            missing = required(service) - culture - set(wiring)
+            missing = required(service, role) - culture - set(wiring)
             assert not missing, f"{service} {role} lacks {sorted(missing)}"
 
 
@@ -180,6 +184,15 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
     (gateway_platform,) = settings_of("demo-gateway-api", PlatformSettings)
     assert gateway_platform.client_address_key == plat.client_address_key  # gateway signs, identity checks
     assert ident.private_key().public_key() == ident.public_keys()[KEY.key_id]
+    # identity api-read: no private key, yet it verifies what api-write signs
+    (reader,) = settings_of("demo-identity-api-read", IdentitySettings)
+    assert reader.signing_key is None and reader.dev_keys is False
+    with pytest.raises(ValueError, match="verify tokens, not sign"):
+        reader.private_key()
+    token, _ = TokenSigner(KEY.key_id, ident.private_key(), ident.public_keys()).sign("u-1", "reader")
+    assert TokenVerifier(reader.public_keys()).verify(token).user_id == "u-1"
+    (relay,) = settings_of("demo-identity-relay", IdentitySettings)
+    assert relay.signing_key is None and relay.public_key is None
 
     plat, catalog = settings_of("demo-catalog-worker", PlatformSettings, CatalogSettings)
     assert plat.mongo_uri.startswith("mongodb://culture:pw@demo-mongo.ns1.svc:27017")
@@ -197,9 +210,10 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
     assert gateway.catalog_write == "demo-catalog-api-write.ns1.svc:50051"
     assert gateway.graph_read == "demo-graph-api-read.ns1.svc:50051"
     assert gateway.feed_read == "demo-feed-api-read.ns1.svc:50051"
+    assert gateway.chat_write == "demo-chat-api-write.ns1.svc:50051"
     assert sorted(gateway.required_upstreams) == [
-        "catalog-read", "catalog-write", "feed-read", "graph-read", "graph-write", "identity-read",
-        "identity-write", "notifier"]
+        "catalog-read", "catalog-write", "chat-read", "chat-write", "feed-read", "graph-read", "graph-write",
+        "identity-read", "identity-write", "notifier"]
 
     plat, graph = settings_of("demo-graph-worker", PlatformSettings, GraphSettings)
     assert plat.neo4j_uri.startswith("bolt://neo4j:pw@demo-neo4j.ns1.svc:7687")
@@ -213,7 +227,7 @@ def test_settings_parse_what_the_spec_asked_for(monkeypatch: pytest.MonkeyPatch)
 
 def test_gateway_requires_only_enabled_upstreams_and_is_probed_over_http() -> None:
     disabled = {"enabled": False}
-    off = {"notifier": disabled, "catalog": disabled, "graph": disabled, "feed": disabled}
+    off = {"notifier": disabled, "catalog": disabled, "graph": disabled, "feed": disabled, "chat": disabled}
     _, deployments, items = built({"services": off})
     c = container(deployments["demo-gateway-api"])
     env = {e["name"]: e.get("value") for e in c["env"]}
@@ -226,15 +240,38 @@ def test_gateway_requires_only_enabled_upstreams_and_is_probed_over_http() -> No
     assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]
 
 
-def test_signing_key_secret_and_pods_read_it() -> None:
+def signing_key_refs(dep: dict[str, Any]) -> dict[str, str]:
+    """env name -> key, of every variable a Deployment takes from the signing-key Secret (env and envFrom)."""
+    c = container(dep)
+    assert not [f for f in c.get("envFrom", []) if "secretRef" in f], "no Secret is passed whole"
+    volumes = dep["spec"]["template"]["spec"].get("volumes", [])
+    assert not [v for v in volumes if "secret" in v], "no Secret is mounted"
+    return {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in c["env"]
+            if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "demo-identity-signing-key"}
+
+
+def test_signing_key_secret_and_only_identity_api_write_reads_the_private_key() -> None:
     _, deployments, items = built({})
     secret = next(m for m in items if m["metadata"]["name"] == "demo-identity-signing-key")
     assert b.SigningKey.from_secret_data(secret["data"]) == KEY
-    for role in SERVICE_ROLES["identity"]:
-        env = container(deployments[f"demo-identity-{role}"])["env"]
-        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
-        assert refs["CULTURE_IDENTITY_SIGNING_KEY"] == {
-            "name": "demo-identity-signing-key", "key": "signing-key"}
+    assert base64.b64decode(secret["data"]["public-key"]).decode() == KEY.public
+    refs = {name: signing_key_refs(dep) for name, dep in deployments.items()}
+    assert refs.pop("demo-identity-api-write") == {
+        "CULTURE_IDENTITY_SIGNING_KEY": "signing-key", "CULTURE_IDENTITY_SIGNING_KEY_ID": "signing-key-id",
+        "CULTURE_IDENTITY_VERIFICATION_KEYS": "verification-keys"}
+    # api-read verifies tokens with the public key; the relay and every other role get nothing of it
+    assert refs.pop("demo-identity-api-read") == {
+        "CULTURE_IDENTITY_PUBLIC_KEY": "public-key", "CULTURE_IDENTITY_SIGNING_KEY_ID": "signing-key-id",
+        "CULTURE_IDENTITY_VERIFICATION_KEYS": "verification-keys"}
+    assert not any(refs.values()), "only identity's api roles read the signing-key Secret"
+
+
+def test_client_address_key_only_where_it_is_used() -> None:
+    _, deployments, _ = built({})
+    users = {name for name, dep in deployments.items()
+             if any(e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "demo-client-address-key"
+                    for e in container(dep)["env"])}
+    assert users == {"demo-gateway-api", "demo-identity-api-write"}
     # no identity, no key Secret; none given (a caller that leaves it alone), none built
     _, _, items = built({"services": {"identity": {"enabled": False}}})
     assert not [m for m in items if m["metadata"]["name"] == "demo-identity-signing-key"]

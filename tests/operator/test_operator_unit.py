@@ -12,7 +12,7 @@ from culture_operator import builders as b
 from culture_operator import crd
 from culture_operator import status as st
 from culture_operator.compare import contains, needs_apply
-from culture_operator.spec import EVENT_TOPICS, SERVICE_ROLES, parse_spec
+from culture_operator.spec import EVENT_TOPICS, SERVICE_ROLES, SERVICE_UPSTREAMS, parse_spec
 
 pytestmark = pytest.mark.unit
 
@@ -42,11 +42,35 @@ def test_spec_defaults_and_validation() -> None:
         parse_spec({"databases": {"postgres": {"mode": "external"}}})
 
 
+def test_a_service_another_enabled_one_calls_cannot_be_disabled_alone() -> None:
+    # the feed worker asks the graph's api-read for the followers a review fans out to
+    with pytest.raises(pydantic.ValidationError, match=r"services\.graph\.enabled must be true while "
+                       r"services\.feed is enabled.*FollowersInterestedIn"):
+        parse_spec({"services": {"graph": {"enabled": False}}})
+    parse_spec({"services": {"graph": {"enabled": False}, "feed": {"enabled": False}}})
+    parse_spec({"services": {"feed": {"enabled": False}}})
+    # the same rule as CEL, for the API server: one per caller and upstream, on the upstream's field
+    services = crd.spec_schema()["properties"]["services"]
+    rules = {r["fieldPath"]: r for r in services["x-kubernetes-validations"]}
+    for caller, upstreams in SERVICE_UPSTREAMS.items():
+        for up in upstreams:
+            rule = rules[f".{up.service}.enabled"]
+            assert f"self.{caller}.enabled" in rule["rule"] and f"self.{up.service}.enabled" in rule["rule"]
+            assert f"services.{up.service}.enabled must be true while services.{caller}" in rule["message"]
+    # the caller's pods get the address
+    feed = by_name(children(), "Deployment")["demo-feed-worker"]
+    env = {e["name"]: e.get("value") for e in feed["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CULTURE_FEED_GRAPH_READ"] == "demo-graph-api-read.ns1.svc:50051"
+
+
 def test_crd_files_are_current_and_structural() -> None:
     for path in crd.CRD_PATHS:
         assert path.read_text() == crd.render(), (
             f"{path} is stale: run python -m culture_operator.crd --write"
         )
+    assert crd.PLATFORM_VALUES_SCHEMA.read_text() == crd.render_values_schema(), (
+        f"{crd.PLATFORM_VALUES_SCHEMA} is stale: run python -m culture_operator.crd --write"
+    )
     schema = crd.build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
     def walk(node: dict, where: str) -> None:
@@ -134,7 +158,8 @@ def test_strimzi_children_and_topic_overrides() -> None:
     assert set(topics) == set(EVENT_TOPICS)
     assert topics["chat.message-sent"]["spec"]["partitions"] == 12
     assert topics["feed.feed-created"]["spec"]["partitions"] == 6
-    assert topics["feed.feed-created"]["spec"]["config"] == {"retention.ms": "1000"}
+    assert topics["feed.feed-created"]["spec"]["config"] == {"retention.ms": "1000",
+                                                             "min.insync.replicas": "1"}
     assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == "demo-kafka" for t in topics.values())
 
 
@@ -164,6 +189,21 @@ def test_external_modes() -> None:
     } in env
     with pytest.raises(pydantic.ValidationError, match="topicPrefix"):
         parse_spec({"kafka": {"topicPrefix": "no-dot"}})
+
+
+def test_topics_that_feed_read_models_keep_their_events() -> None:
+    """The sources of `culture replay` keep every event (infinite retention, not compaction: keyed by
+    aggregate, compaction would drop all but a follower's newest follow); others keep the defaults;
+    an explicit override still wins."""
+    override = {"catalog.review-created": {"config": {"retention.ms": "1"}}}
+    defaults = {"config": {"retention.ms": "604800000"}}
+    spec = parse_spec({"kafka": {"topics": defaults, "topicOverrides": override}})
+    topics = {t.event: t.config for t in b.wanted_topics(spec)}
+    for source in ("identity.user-registered", "graph.follow-created", "graph.follow-removed",
+                   "catalog.review-updated", "catalog.review-deleted"):
+        assert topics[source] == {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+    assert topics["catalog.review-created"]["retention.ms"] == "1"
+    assert topics["feed.feed-created"] == {"retention.ms": "604800000"}
 
 
 def test_plan_topics_never_shrinks() -> None:

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from culture.identity.v1 import identity_pb2, identity_pb2_grpc
 from culture_contracts import client_address
-from culture_identity.ratelimit import FixedWindow
+from culture_identity.ratelimit import FixedWindow, RegistrationLimiter
 
 from .conftest import (
     CLIENT_ADDRESS_KEY,
@@ -116,3 +116,50 @@ async def test_the_counter_lets_exactly_the_limit_through_a_concurrent_burst(sli
         await redis.delete(key)
     finally:
         await redis.aclose()
+
+
+async def test_platforms_sharing_a_redis_count_registrations_apart(slice_run: SliceRun) -> None:
+    """Two identity deployments on one Redis, each with its own limits prefix: one using up its
+    registrations from an address leaves the other's count for that address untouched."""
+    tag = uuid.uuid4().hex
+    first, second = (RegistrationLimiter(slice_run.platform.redis_url, per_address=2, total=100, window=60,
+                                         prefix=f"culture:test:{tag}:{name}:") for name in ("a", "b"))
+    try:
+        assert [await first.attempt("127.0.0.1") for _ in range(3)][:2] == [0, 0]
+        assert await first.attempt("127.0.0.1") > 0  # the first platform's address is used up
+        assert await second.attempt("127.0.0.1") == 0  # the second one's is not
+    finally:
+        await _drop_keys(slice_run, f"culture:test:{tag}:*")
+        for limiter in (first, second):
+            await limiter.close()
+
+
+async def _drop_keys(slice_run: SliceRun, pattern: str) -> None:
+    redis = aioredis.Redis.from_url(slice_run.platform.redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(pattern)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+async def test_attempts_the_user_store_could_not_check_do_not_count(slice_run: SliceRun) -> None:
+    """Logins tried while PostgreSQL is away are counted (first) and given back once they failed
+    undecided: an outage must not lock people out; wrong passwords still count."""
+    from culture_identity.ratelimit import LoginLimiter
+
+    tag = uuid.uuid4().hex
+    limiter = LoginLimiter(slice_run.platform.redis_url, max_failures=2, window=60,
+                           prefix=f"culture:test:{tag}:")
+    try:
+        for _ in range(5):  # five attempts the store could not check
+            assert await limiter.attempt("ada", "127.0.0.1") == 0
+            await limiter.undecided("ada", "127.0.0.1")
+        assert [await limiter.attempt("ada", "127.0.0.1") for _ in range(2)] == [0, 0]  # two wrong ones
+        assert await limiter.attempt("ada", "127.0.0.1") > 0  # the third is refused
+        await limiter.undecided("bob", "127.0.0.1")  # nothing counted: nothing to give back
+        assert await limiter.attempt("bob", "127.0.0.1") == 0
+    finally:
+        await _drop_keys(slice_run, f"culture:test:{tag}:*")
+        await limiter.close()

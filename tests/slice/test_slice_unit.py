@@ -156,6 +156,30 @@ def test_identity_settings_validate_keys(monkeypatch: pytest.MonkeyPatch) -> Non
         IdentitySettings()
 
 
+def test_verify_only_settings_hold_no_private_key_and_verify_what_the_signer_signs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """identity api-read gets the public key only (the operator passes no private key to it)."""
+    from culture_identity.roles import signer_of, verifier_of
+
+    key = Ed25519PrivateKey.generate()
+    monkeypatch.setenv("CULTURE_IDENTITY_SIGNING_KEY", encode_private_key(key))
+    monkeypatch.setenv("CULTURE_IDENTITY_SIGNING_KEY_ID", "k2")
+    monkeypatch.setenv("CULTURE_IDENTITY_DEV_KEYS", "false")
+    token, _ = signer_of(IdentitySettings()).sign("user-1", "reader")
+    monkeypatch.delenv("CULTURE_IDENTITY_SIGNING_KEY")
+    monkeypatch.setenv("CULTURE_IDENTITY_PUBLIC_KEY", encode_public_key(key.public_key()))
+    reader = IdentitySettings()
+    verifier = verifier_of(reader)
+    assert isinstance(verifier, tokens.TokenVerifier) and not hasattr(verifier, "private_key")
+    assert verifier.verify(token).user_id == "user-1"
+    with pytest.raises(ValueError, match="verify tokens, not sign"):
+        signer_of(reader)
+    # a public key that is not the signing key's is refused at start, not at the first token
+    monkeypatch.setenv("CULTURE_IDENTITY_SIGNING_KEY", encode_private_key(Ed25519PrivateKey.generate()))
+    with pytest.raises(ValidationError, match="not the public key"):
+        IdentitySettings()
+
+
 def test_gateway_settings_validate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CULTURE_GATEWAY_IDENTITY_WRITE", "nohost")
     with pytest.raises(ValidationError, match="host:port"):
@@ -211,6 +235,24 @@ def test_step_changes_report_new_and_changed_steps_only() -> None:
         ("profile", "succeeded"), ("welcome-mail", "succeeded")]
     assert jobs.is_terminal(second) and not jobs.is_terminal(first)
     assert jobs.step_changes(second, second) == []
+
+
+def test_the_changes_of_one_snapshot_come_in_the_order_they_happened() -> None:
+    done, pending_ = notifier_pb2.STEP_STATE_SUCCEEDED, notifier_pb2.STEP_STATE_PENDING
+    at = {"account": 417, "graph": 451, "feed": 446}
+
+    def step(name: str, state: int) -> notifier_pb2.JobStep:
+        out = notifier_pb2.JobStep(name=name, state=state)
+        if name in at:
+            out.update_time.FromMilliseconds(1_796_000_000_000 + at[name])
+        return out
+
+    first = jobs.job_json(notifier_pb2.Job(job_id="j1", steps=[step("account", done), step("graph", pending_),
+                                                                step("feed", pending_)]))
+    # graph done at .451 and feed at .446 reach the gateway in one snapshot (listed in step order)
+    second = jobs.job_json(notifier_pb2.Job(job_id="j1", steps=[step("account", done), step("graph", done),
+                                                                 step("feed", done)]))
+    assert [c["step"] for c in jobs.step_changes(first, second)] == ["feed", "graph"]
 
 
 # -- migrations ------------------------------------------------------------------------------------

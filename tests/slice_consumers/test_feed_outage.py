@@ -18,6 +18,7 @@ from culture.feed.v1 import feed_pb2, feed_pb2_grpc
 from culture.graph.v1 import graph_pb2, graph_pb2_grpc
 from culture_contracts.topics import topic_of
 from culture_events.testing import wait_until
+from culture_events.testing.tcp_proxy import TcpProxy
 from culture_runtime.settings import PlatformSettings
 from culture_stack import registry, stack
 from culture_stack.ports import HOST
@@ -28,47 +29,6 @@ pytestmark = pytest.mark.integration
 FEED_CONSUMES = [topic_of(c) for c in (identity_events_pb2.UserRegistered, catalog_events_pb2.ReviewCreated,
                                        catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDeleted,
                                        graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved)]
-
-
-class TcpProxy:
-    """127.0.0.1:<port> -> target; close() aborts every connection and stops listening, open() listens
-    again on the same port."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def open(self) -> None:
-        self.server = await asyncio.start_server(self._serve, HOST, self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for w in list(self.writers):
-            w.transport.abort()
-        self.writers.clear()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.writers -= {writer, up_writer}
 
 
 class StubGraph(graph_pb2_grpc.GraphServiceServicer):
@@ -146,6 +106,40 @@ async def test_a_fan_out_waits_out_cassandra_and_lands_after_it_is_back(
         await server.stop(None)
         with contextlib.suppress(Exception):
             await proxy.close()
+        await asyncio.to_thread(_drop_keyspace, keyspace)
+
+
+async def test_feed_roles_started_while_cassandra_is_away_wait_for_it_and_then_serve(
+        consumer_servers: Context, unique: str, roles: Callable[..., Role]) -> None:
+    """A role that starts before Cassandra answers (a node restarting, or too busy for a handshake)
+    keeps trying within CULTURE_FEED_START_TIMEOUT_SECONDS instead of exiting, then serves."""
+    stack.up(consumer_servers, registry.select(["cassandra"]))
+    plat = PlatformSettings()
+    proxy = TcpProxy((plat.cassandra_contact_points or "").split(",")[0], plat.cassandra_port)
+    await proxy.open()
+    await proxy.close()  # the port is known, nothing listens on it yet
+    group, keyspace = f"feed-{unique}", f"feed_{unique}"
+    env = {"CULTURE_FEED_CONSUMER_GROUP": group, "CULTURE_FEED_KEYSPACE": keyspace,
+           "CULTURE_FEED_GRAPH_READ": f"{HOST}:1", "CULTURE_CASSANDRA_PORT": str(proxy.port)}
+    worker = roles("feed", "worker", env)
+    reader = roles("feed", "api-read", env)
+    try:
+        for role in (worker, reader):
+            await wait_until(lambda r=role: "Cassandra not reachable yet" in r.output(), 60,
+                             f"feed {role.role} to wait for Cassandra", interval=0.2)
+            assert role.proc is not None and role.proc.poll() is None, role.output()[-3000:]
+        await proxy.open()
+        await worker.serving(within=120)
+        await reader.serving(within=120)
+        async with grpc.aio.insecure_channel(f"{HOST}:{reader.port}") as channel:
+            stub = feed_pb2_grpc.FeedServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # the keyspace exists and has no such feed
+                await stub.GetFeed(feed_pb2.GetFeedRequest(user_id=f"{unique}-nobody"), timeout=10)
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        worker.stop()
+        reader.stop()
+        await proxy.close()
         await asyncio.to_thread(_drop_keyspace, keyspace)
 
 

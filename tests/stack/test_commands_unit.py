@@ -35,6 +35,7 @@ DYNAMIC: dict[tuple[str, str], str] = {
     ("tools.py", "str(java)"): "java -version of each JDK found under /usr/lib/jvm",
     ("servers/kafka.py", "str(tools.java_home(min_version) / 'bin' / 'java')"): "java of tools.java_home",
     ("servers/neo4j.py", "str(java)"): "java of neo4j.java_home()",
+    ("cluster/strimzi_crds.py", "str(java)"): "java of tools.java_home(21): Strimzi's CRD generator",
     ("servers/neo4j.py", "str(javac)"): "javac of the JDK, installed by neo4j._javac() when missing",
     # the project's own Python (a README requirement) and what it installs from PyPI
     ("servers/mongo.py", "sys.executable"): "the project's Python: venv and pip for SecantusDB",

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from culture_contracts.signing_keys import encode_private_key
+from culture_contracts.signing_keys import encode_private_key, encode_public_key, load_private_key
 from culture_operator.builders.names import (
     Owner,
     _b64,
@@ -32,7 +32,7 @@ from culture_operator.builders.names import (
     wiring_name,
 )
 from culture_operator.builders.strimzi import KAFKA_PLAIN_PORT
-from culture_operator.spec import GROUP, SERVICE_DATABASES, CulturePlatformSpec
+from culture_operator.spec import GROUP, SERVICE_DATABASES, SERVICE_UPSTREAMS, CulturePlatformSpec
 
 # the services' own settings class: env names are derived from it, never spelled twice
 from culture_runtime.settings import PlatformSettings
@@ -99,21 +99,27 @@ GATEWAY_UPSTREAMS: dict[str, tuple[str, str]] = {
     "graph-write": ("graph", "api-write"),
     "graph-read": ("graph", "api-read"),
     "feed-read": ("feed", "api-read"),
+    "chat-write": ("chat", "api-write"),
+    "chat-read": ("chat", "api-read"),
 }
 
 
-#: setting of a service (not the gateway) -> the (service, role) it dials: the feed's worker asks the
-#: graph for the followers a review fans out to
-SERVICE_UPSTREAMS: dict[str, dict[str, tuple[str, str]]] = {
-    "feed": {"graph_read": ("graph", "api-read")},
-}
 
 
-#: the keys of the identity signing-key Secret
+#: the keys of the identity signing-key Secret -> the IdentitySettings field each is passed as
 SIGNING_KEY_KEYS = {
     "signing-key": "signing_key",
+    "public-key": "public_key",
     "signing-key-id": "signing_key_id",
     "verification-keys": "verification_keys",
+}
+
+#: identity role -> the keys of the signing-key Secret it gets: only api-write signs (the private key);
+#: api-read verifies with the public keys; the relay never touches tokens
+IDENTITY_ROLE_KEYS: dict[str, tuple[str, ...]] = {
+    "api-write": ("signing-key", "signing-key-id", "verification-keys"),
+    "api-read": ("public-key", "signing-key-id", "verification-keys"),
+    "relay": (),
 }
 
 
@@ -173,18 +179,22 @@ def service_address(owner: Owner, spec: CulturePlatformSpec, service: str, role:
     return f"{deployment_name(owner, service, role)}.{owner.namespace}.svc:{spec.grpcPort}"
 
 
-def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> list[dict[str, Any]]:
-    """The env of every pod of `service` beyond the shared wiring ConfigMap (same for all its roles)."""
+def service_env_vars(
+    owner: Owner, spec: CulturePlatformSpec, service: str, role: str
+) -> list[dict[str, Any]]:
+    """The env of the pods of one role of `service` beyond the shared wiring ConfigMap.
+
+    Secrets go only where they are used: identity's private signing key to its api-write role alone."""
     env: list[dict[str, Any]] = []
     if service == "gateway":
         # the gateway is HTTP only (uvicorn); it reaches its upstreams through their Services
         env += [_value(service_env("gateway", "host"), "0.0.0.0"),
                 _value(service_env("gateway", "port"), str(HTTP_PORT))]
         required = []
-        for upstream, (svc, role) in GATEWAY_UPSTREAMS.items():
+        for upstream, (svc, svc_role) in GATEWAY_UPSTREAMS.items():
             if spec.service_enabled(svc):
                 env.append(_value(service_env("gateway", upstream.replace("-", "_")),
-                                  service_address(owner, spec, svc, role)))
+                                  service_address(owner, spec, svc, svc_role)))
                 required.append(upstream)
         env.append(_value(service_env("gateway", "required_upstreams"), json.dumps(required)))
     else:
@@ -197,21 +207,18 @@ def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> l
     for db in SERVICE_DATABASES[service]:
         for key, field in DATABASE_ENV[db]:
             env.append(_secret_value(platform_env(field), database_secret_name(owner, spec, db), key))
-    if service in CLIENT_ADDRESS_SERVICES:
+    if (service, role) in CLIENT_ADDRESS_ROLES:
         # optional: without the Secret, identity ignores forwarded addresses (and says so in its log)
         env.append({"name": platform_env("client_address_key"), "valueFrom": {"secretKeyRef": {
             "name": client_address_secret_name(owner), "key": CLIENT_ADDRESS_KEY, "optional": True}}})
-    if service == "identity":
+    if service == "identity" and (keys := IDENTITY_ROLE_KEYS[role]):
         secret = signing_key_secret_name(owner)
-        env += [
-            _secret_value(service_env("identity", field), secret, key)
-            for key, field in SIGNING_KEY_KEYS.items()
-        ]
+        env += [_secret_value(service_env("identity", SIGNING_KEY_KEYS[key]), secret, key) for key in keys]
         # never a generated key on the pod's (read-only) disk: each replica would sign with its own
         env.append(_value(service_env("identity", "dev_keys"), "false"))
-    for field, (svc, role) in SERVICE_UPSTREAMS.get(service, {}).items():
-        if spec.service_enabled(svc):
-            env.append(_value(service_env(service, field), service_address(owner, spec, svc, role)))
+    for up in SERVICE_UPSTREAMS.get(service, ()):  # the spec refuses a disabled upstream of an enabled caller
+        address = service_address(owner, spec, up.service, up.role)
+        env.append(_value(service_env(service, up.setting), address))
     if service in WORKER_SETTINGS_SERVICES:
         env.append(_value(service_env(service, "consumer_group"), consumer_group(spec, service)))
     if service in TOPIC_PARTITIONS_SERVICES:
@@ -226,6 +233,8 @@ def service_env_vars(owner: Owner, spec: CulturePlatformSpec, service: str) -> l
 
 #: the services that share the client-address key: the gateway signs, identity verifies
 CLIENT_ADDRESS_SERVICES = ("gateway", "identity")
+#: the roles that get it: identity checks forwarded addresses only where it limits logins and registrations
+CLIENT_ADDRESS_ROLES = (("gateway", "api"), ("identity", "api-write"))
 #: the key of the client-address Secret's data
 CLIENT_ADDRESS_KEY = "key"
 
@@ -245,11 +254,16 @@ def build_client_address_secret(owner: Owner, key: str) -> dict[str, Any]:
 class SigningKey:
     """identity's JWT signing key as its Secret holds it (the forms CULTURE_IDENTITY_* accept)."""
 
-    #: base64url of the Ed25519 private key's 32-byte seed
+    #: base64url of the Ed25519 private key's 32-byte seed (or PEM, when put in the Secret by hand)
     private: str
     key_id: str
     #: JSON {kid: public key}: older keys still accepted after a rotation
     verification_keys: str = "{}"
+
+    @property
+    def public(self) -> str:
+        """base64url of the public key: what a verify-only role (identity api-read) gets."""
+        return encode_public_key(load_private_key(self.private).public_key())
 
     @classmethod
     def from_seed(cls, seed: bytes) -> SigningKey:
@@ -283,6 +297,8 @@ def build_signing_key_secret(owner: Owner, key: SigningKey) -> dict[str, Any]:
         "type": "Opaque",
         "data": {
             "signing-key": _b64(key.private),
+            # derived from signing-key on every reconcile: a key replaced by hand gets its public half
+            "public-key": _b64(key.public),
             "signing-key-id": _b64(key.key_id),
             "verification-keys": _b64(key.verification_keys),
         },

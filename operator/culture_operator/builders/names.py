@@ -126,6 +126,41 @@ def kafka_cluster_name(owner: Owner) -> str:
     return f"{owner.name}-kafka"
 
 
+def node_pool_name(owner: Owner) -> str:
+    """The dual-role KafkaNodePool (owner-prefixed: several platforms per namespace)."""
+    return f"{owner.name}-dual-role"
+
+
+#: Kubernetes' limit of a DNS label: a pod's name is its hostname, a label value has the same bound
+DNS_LABEL_MAX = 63
+#: digits kept for Strimzi's node ids in the broker pod names (a pool of at most 9 nodes uses ids 0-8;
+#: one more digit leaves room for ids Strimzi moves past while scaling)
+NODE_ID_DIGITS = 2
+
+
+def broker_pod_name(owner: Owner, node_id: int) -> str:
+    """The name (and hostname) Strimzi gives a broker pod: <cluster>-<pool>-<node id>."""
+    return f"{kafka_cluster_name(owner)}-{node_pool_name(owner)}-{node_id}"
+
+
+def strimzi_max_name_length() -> int:
+    """The longest CulturePlatform name whose broker pods' names stay within a DNS label."""
+    n = 1
+    while len(broker_pod_name(Owner("x" * (n + 1), "", ""), 10**NODE_ID_DIGITS - 1)) <= DNS_LABEL_MAX:
+        n += 1
+    return n
+
+
+def check_name(owner: Owner, spec: CulturePlatformSpec) -> None:
+    """Raise ValueError when the platform's name makes a derived name too long (the CRD's rule, again)."""
+    limit = strimzi_max_name_length()
+    if spec.kafka.mode == "strimzi" and len(owner.name) > limit:
+        raise ValueError(
+            f"metadata.name must be at most {limit} characters when spec.kafka.mode is strimzi: broker pod "
+            f"{broker_pod_name(owner, 0)} exceeds {DNS_LABEL_MAX} characters"
+        )
+
+
 def topic_name(spec: CulturePlatformSpec, topic: str) -> str:
     """The Kafka topic an event topic maps to (with the platform's prefix)."""
     return f"{spec.kafka.topicPrefix}{topic}"

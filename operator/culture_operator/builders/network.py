@@ -3,8 +3,9 @@
 - `<platform>-default-deny`: every pod the operator runs for this platform (services and managed
   databases) refuses all ingress, unless a policy below allows it.
 - `<platform>-gateway-api`: the gateway is the edge: its HTTP port is open to every source.
-- `<platform>-<service>-<role>` for each API role the gateway calls (GATEWAY_UPSTREAMS, the gRPC
-  service graph): its gRPC port from the gateway's pods only.
+- `<platform>-<service>-<role>` for each API role the gateway calls (GATEWAY_UPSTREAMS) or another
+  service calls (spec.SERVICE_UPSTREAMS: the feed worker calls the graph's api-read): its gRPC port
+  from the gateway's pods and those calling roles' pods only.
 - `<platform>-<db>`: a managed database's port from the pods of the services that use it
   (SERVICE_DATABASES) only.
 - `<platform>-metrics`: every service pod's metrics port from anywhere (Prometheus runs elsewhere).
@@ -33,7 +34,7 @@ from culture_operator.builders.names import (
     _meta,
     selector_labels,
 )
-from culture_operator.spec import SERVICE_DATABASES, CulturePlatformSpec
+from culture_operator.spec import SERVICE_DATABASES, SERVICE_UPSTREAMS, CulturePlatformSpec
 
 NETWORK_POLICY_API_VERSION = "networking.k8s.io/v1"
 
@@ -66,16 +67,25 @@ def build_network_policies(owner: Owner, spec: CulturePlatformSpec) -> list[dict
     """Default deny for the platform's pods, then each allowed connection of the service graph."""
     policies = [_policy(owner, f"{owner.name}-default-deny", _platform_pods(owner), [])]
     services = [s for s in SERVICE_DATABASES if spec.service_enabled(s)]
+    callers: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if spec.service_enabled("gateway"):
         policies.append(_policy(owner, f"{owner.name}-gateway-api",
                                 {"matchLabels": selector_labels(owner, "gateway", "api")},
                                 [{"ports": [_port(HTTP_PORT)]}]))
-        gateway = {"podSelector": {"matchLabels": selector_labels(owner, "gateway", "api")}}
-        for service, role in sorted(set(GATEWAY_UPSTREAMS.values())):
-            if spec.service_enabled(service):
-                policies.append(_policy(owner, f"{owner.name}-{service}-{role}",
-                                        {"matchLabels": selector_labels(owner, service, role)},
-                                        [{"from": [gateway], "ports": [_port(spec.grpcPort)]}]))
+        for target in GATEWAY_UPSTREAMS.values():
+            callers.setdefault(target, []).append(
+                {"podSelector": {"matchLabels": selector_labels(owner, "gateway", "api")}})
+    for caller, upstreams in SERVICE_UPSTREAMS.items():
+        if spec.service_enabled(caller):
+            for up in upstreams:
+                callers.setdefault((up.service, up.role), []).extend(
+                    {"podSelector": {"matchLabels": selector_labels(owner, caller, role)}}
+                    for role in up.callers)
+    for (service, role), peers in sorted(callers.items()):
+        if spec.service_enabled(service):
+            policies.append(_policy(owner, f"{owner.name}-{service}-{role}",
+                                    {"matchLabels": selector_labels(owner, service, role)},
+                                    [{"from": peers, "ports": [_port(spec.grpcPort)]}]))
     for db in spec.databases_in_use():
         if spec.database(db).mode != "managed":
             continue

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from culture_operator.builders.names import Owner, _meta, kafka_client_selector, kafka_cluster_name
+from culture_operator.builders.names import (
+    Owner,
+    _meta,
+    kafka_client_selector,
+    kafka_cluster_name,
+    node_pool_name,
+)
 from culture_operator.builders.pods import _resources
 from culture_operator.builders.topics import TopicWanted
-from culture_operator.spec import CulturePlatformSpec
+from culture_operator.spec import MIN_INSYNC, CulturePlatformSpec
 
 #: The one place the Strimzi API version lives (Strimzi 1.x serves kafka.strimzi.io/v1 only).
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1"
@@ -57,7 +63,7 @@ def build_kafka(owner: Owner, spec: CulturePlatformSpec) -> dict[str, Any]:
 def build_node_pool(owner: Owner, spec: CulturePlatformSpec) -> dict[str, Any]:
     """The dual-role (controller + broker) KafkaNodePool bound to the Kafka by strimzi.io/cluster."""
     st = spec.kafka.strimzi
-    meta = _meta(owner, f"{owner.name}-dual-role", "kafka", "kafka-node-pool")
+    meta = _meta(owner, node_pool_name(owner), "kafka", "kafka-node-pool")
     meta["labels"][STRIMZI_CLUSTER_LABEL] = kafka_cluster_name(owner)
     pool: dict[str, Any] = {
         "apiVersion": STRIMZI_API_VERSION,
@@ -100,6 +106,7 @@ def build_kafka_topic(owner: Owner, topic: TopicWanted) -> dict[str, Any]:
         "partitions": topic.partitions,
         "replicas": topic.replicas,
     }
-    if topic.config:
-        body["config"] = dict(topic.config)
+    # The brokers' default min.insync.replicas follows the cluster's size (build_kafka): a topic with
+    # fewer replicas than that would refuse every acks=all produce, so each topic says its own.
+    body["config"] = {MIN_INSYNC: str(max(1, topic.replicas - 1)), **topic.config}
     return {"apiVersion": STRIMZI_API_VERSION, "kind": "KafkaTopic", "metadata": meta, "spec": body}

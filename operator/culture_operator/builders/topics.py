@@ -8,6 +8,20 @@ from collections.abc import Mapping
 from culture_operator.builders.names import topic_name
 from culture_operator.spec import EVENT_TOPICS, CulturePlatformSpec
 
+#: The topics the read models are built from (feed: users, reviews, follows; graph: users, works,
+#: reviews; the catalog's profiles: users). A read model is rebuilt by replaying them from the start
+#: (`culture replay feed --from earliest`), so they keep every event: `retention.ms: -1` (and no size
+#: limit). Not compaction: compaction keeps only the newest record of a key, and these topics are keyed
+#: by aggregate (`graph.follow-created` by follower), so a follower's earlier follows would vanish.
+#: The events are small (a user, a review, a follow: well under 1 KiB each), so keeping them is cheap
+#: next to the read models themselves. A topicOverride's config still wins (an explicit choice).
+READ_MODEL_SOURCES: dict[str, dict[str, str]] = {
+    event: {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+    for event in ("identity.user-registered", "catalog.review-created", "catalog.review-updated",
+                  "catalog.review-deleted", "catalog.work-created", "catalog.work-updated",
+                  "graph.follow-created", "graph.follow-removed")
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class TopicWanted:
@@ -32,7 +46,7 @@ def wanted_topics(spec: CulturePlatformSpec) -> list[TopicWanted]:
                 name=topic_name(spec, event),
                 partitions=(o.partitions if o and o.partitions else defaults.partitions),
                 replicas=(o.replicas if o and o.replicas else defaults.replicas),
-                config={**defaults.config, **(o.config if o else {})},
+                config={**defaults.config, **READ_MODEL_SOURCES.get(event, {}), **(o.config if o else {})},
             )
         )
     return out

@@ -63,7 +63,7 @@ def build_deployment(
     env: list[dict[str, Any]] = [
         # uid 10001 has no passwd entry: HOME would be /, on the read-only root filesystem
         {"name": "HOME", "value": "/tmp"},
-        *service_env_vars(owner, spec, service),
+        *service_env_vars(owner, spec, service, role),
     ]
     container: dict[str, Any] = {
         "name": service,

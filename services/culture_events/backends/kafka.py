@@ -18,19 +18,32 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import ConsumerStoppedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    InvalidTopicError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+)
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from culture_events import correlation
 from culture_events.backends._signal import Signal
 from culture_events.backends.offsets import PartitionTracker
-from culture_events.errors import BackendError, ClosedError
+from culture_events.errors import BackendError, ClosedError, PublishRejected
 from culture_events.message import Message, Meta, Settlement
 
 log = logging.getLogger(__name__)
 
 EVENT_ID, PARTITION_KEY = Meta.EVENT_ID, Meta.PARTITION_KEY
 _TOPIC_ALREADY_EXISTS = 36
+#: the broker (or the producer, before sending) refuses the message itself: sending it again is useless
+_REFUSED = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError,
+            TopicAuthorizationFailedError)
 
 
 def to_headers(msg: Message) -> list[tuple[str, bytes]]:
@@ -68,6 +81,7 @@ class _Delivered(Message):
         # Message.__init__ without its copy of the metadata: the fetch loop made this dict for it
         self.id, self.metadata, self.payload = id, metadata, payload
         self._state, self._settled, self._callbacks = Settlement.PENDING, None, None
+        self.on_revoke = None
         self._subscription, self._tracker, self._offset = subscription, tracker, offset
 
     def ack(self) -> bool:
@@ -125,6 +139,7 @@ class KafkaPublisher:
         # made on first publish: a publisher used only to create topics never opens a producer
         self._producer: AIOKafkaProducer | None = None
         self._client_id = client_id
+        self._known_topics: set[str] = set()
         self._started = False
         self._closed = False
         self._lock = asyncio.Lock()
@@ -145,24 +160,56 @@ class KafkaPublisher:
                 self._started = True
 
     async def publish(self, topic: str, *messages: Message) -> None:
-        """Send the messages (batched) and return once the brokers acknowledged every one of them."""
+        """Send the messages (batched) and return once the brokers acknowledged every one of them.
+
+        PublishRejected when the broker refuses a message itself (too large, the topic does not
+        exist, not allowed): the messages before it were published; BackendError for other failures.
+        """
         if self._closed:
             raise ClosedError("KafkaPublisher is closed; create a new one")
         await self._start()
         assert self._producer is not None
+        if topic not in self._known_topics:
+            await self._check_topic(topic)
         send = self._producer.send
         futures = []
         try:
-            for msg in messages:
+            for i, msg in enumerate(messages):
                 correlation.stamp(msg)
                 key = msg.key
-                futures.append(await send(topic, msg.payload, key=key.encode() if key is not None else None,
-                                          headers=to_headers(msg)))
+                raw_key = key.encode() if key is not None else None
+                try:
+                    futures.append(await send(topic, msg.payload, key=raw_key, headers=to_headers(msg)))
+                except _REFUSED as exc:
+                    await asyncio.gather(*futures)  # the ones before it
+                    raise PublishRejected(f"Kafka refuses message {msg.id} for topic {topic!r}: "
+                                          f"{str(exc) or type(exc).__name__}", sent=i) from exc
             # send() itself fails too (no metadata for the topic in time, a closed producer): same error
-            await asyncio.gather(*futures)
+            results = await asyncio.gather(*futures, return_exceptions=True)
         except KafkaError as exc:
             reason = str(exc) or type(exc).__name__  # aiokafka's timeouts have no message
             raise BackendError(f"publishing to Kafka topic {topic!r} failed: {reason}") from exc
+        for i, result in enumerate(results):
+            if isinstance(result, _REFUSED):
+                raise PublishRejected(f"Kafka refuses message {messages[i].id} for topic {topic!r}: "
+                                      f"{str(result) or type(result).__name__}", sent=i) from result
+            if isinstance(result, BaseException):
+                reason = str(result) or type(result).__name__
+                raise BackendError(f"publishing to Kafka topic {topic!r} failed: {reason}") from result
+
+    async def _check_topic(self, topic: str) -> None:
+        """PublishRejected when the cluster answers and has no such topic (auto-creation is off, so
+        a send would wait `request_timeout_ms` for it, then fail). Unknown (no answer): go on."""
+        assert self._producer is not None
+        try:
+            cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 10)
+        except (KafkaError, TimeoutError):
+            return  # the send waits for the broker as usual
+        if topic in cluster.topics():
+            self._known_topics.add(topic)
+        elif cluster.brokers():
+            raise PublishRejected(f"Kafka topic {topic!r} does not exist (and topics are not created "
+                                  "on first use)", all_refused=True)
 
     async def create_topic(self, topic: str, partitions: int = 1, replication_factor: int = 1) -> None:
         """Create the topic through the admin client; a topic that already exists is fine."""
@@ -268,21 +315,47 @@ class _Subscription(ConsumerRebalanceListener):
         self._draining = 0
         self._closing_waiter: asyncio.Future[bool] | None = None
         #: the commit running in the background, if any (one at a time, so offsets only move forward)
-        self._committing: asyncio.Future[None] | None = None
+        self._committing: asyncio.Future[bool] | None = None
+        #: whether the partitions are paused (every slot busy; see _poll_paused)
+        self._paused = False
 
     # rebalance listener: called by aiokafka inside getmany()
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Let the in-flight messages of the lost partitions finish, commit them, forget them."""
+        """Before the lost partitions go to another member: take back their messages not handled
+        yet, let the running ones finish (up to `revoke_timeout`), cancel what still runs, commit,
+        forget them. So two members never handle one message at the same time (the group waits for
+        this member up to `rebalance_timeout_ms`, longer than all of this)."""
         leaving = [tp for tp in revoked if tp in self.trackers]
-        await self._drain(leaving, self.owner.close_timeout)
+        await self._take_back(leaving, self.owner.revoke_timeout)
         await self.commit_now()
         for tp in leaving:
             self.trackers.pop(tp, None)
 
+    async def _take_back(self, tps: list[TopicPartition], within: float) -> None:
+        """Nack the waiting messages of these partitions, wait `within` for the running ones, then
+        cancel those (and wait `cancel_grace` for the cancellations to settle them)."""
+        self._revoke(tps, running=False)
+        if await self._drain(tps, within):
+            return
+        if self._revoke(tps, running=True):
+            log.warning("kafka %s/%s: cancelling handlers still running after %.0fs (partitions %s "
+                        "taken away)", self.owner.group, self.topic, within, [tp.partition for tp in tps])
+            await self._drain(tps, self.owner.cancel_grace)
+
+    def _revoke(self, tps: list[TopicPartition], *, running: bool) -> int:
+        taken = 0
+        for tp in tps:
+            tracker = self.trackers.get(tp)
+            if tracker is not None:
+                for msg in list(tracker.in_flight.values()):
+                    if msg is not None and msg.revoke(running=running):
+                        taken += 1
+        return taken
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Nothing to do: a tracker starts at the first offset read (the committed one)."""
 
-    async def _drain(self, tps: list[TopicPartition], within: float) -> None:
+    async def _drain(self, tps: list[TopicPartition], within: float) -> bool:
+        """Wait up to `within` seconds for the in-flight messages of `tps`; whether they all settled."""
         deadline = time.monotonic() + within
         self._draining += 1
         try:
@@ -290,8 +363,9 @@ class _Subscription(ConsumerRebalanceListener):
                 if time.monotonic() >= deadline:
                     log.warning("kafka %s/%s: in-flight messages not settled within %.0fs",
                                 self.owner.group, self.topic, within)
-                    return
+                    return False
                 await self.signal.wait(0.5)
+            return True
         finally:
             self._draining -= 1
 
@@ -303,16 +377,21 @@ class _Subscription(ConsumerRebalanceListener):
         if any(t.committed != t.reported for t in self.trackers.values()):
             self._committing = asyncio.ensure_future(self.commit())
 
-    async def commit_now(self) -> None:
-        """Wait for a background commit, then commit what was acked since (revocation, close)."""
+    async def commit_now(self, attempts: int = 3) -> None:
+        """Wait for a background commit, then commit what was acked since (revocation, close); a
+        failed commit is tried again (`attempts` in all, 0.2 s apart)."""
         if self._committing is not None:
             with contextlib.suppress(Exception):
                 await self._committing
             self._committing = None
-        await self.commit()
+        for attempt in range(attempts):
+            if await self.commit() or attempt == attempts - 1:
+                return
+            await asyncio.sleep(0.2)
 
-    async def commit(self) -> None:
-        """Commit every partition whose contiguous acked run moved since the last commit."""
+    async def commit(self) -> bool:
+        """Commit every partition whose contiguous acked run moved since the last commit; False when
+        the commit failed (then the same offsets are offered again by the next commit)."""
         offsets = {}
         taken: list[tuple[PartitionTracker, int, int]] = []
         for tp, tracker in self.trackers.items():
@@ -331,6 +410,8 @@ class _Subscription(ConsumerRebalanceListener):
                     tracker.commit_failed(committed, previous)
                 log.warning("kafka %s/%s: commit failed (%s); retried with the next commit",
                             self.owner.group, self.topic, exc)
+                return False
+        return True
 
     def _apply_rewinds(self) -> None:
         for tp, tracker in self.trackers.items():
@@ -357,14 +438,29 @@ class _Subscription(ConsumerRebalanceListener):
         finally:
             self._wake_at = -1
 
-    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+    async def _poll_paused(self) -> None:
+        """Every handed-out slot is busy (slow handlers): poll with every partition paused, so the
+        member stays in its group (aiokafka leaves it after `max_poll_interval_ms` without a poll)
+        and takes part in rebalances, while nothing more is fetched."""
+        with contextlib.suppress(KafkaError):
+            assigned = self.consumer.assignment()
+            if assigned:
+                self.consumer.pause(*assigned)
+                self._paused = True
+        with contextlib.suppress(KafkaError):
+            batch = await self._fetch(timeout_ms=0)
+            for tp, records in batch.items():  # newly assigned partitions are not paused: read later
+                if records:
+                    self.consumer.seek(tp, records[0].offset)
+
+    async def _fetch(self, timeout_ms: int = 500) -> dict[TopicPartition, list[ConsumerRecord]]:
         """One getmany(), cut short by close()."""
         limit = max(1, self.owner.max_in_flight - self.in_flight)
         # always through a task: even getmany(timeout_ms=0) blocks while a rebalance is under way,
         # and close() must be able to cut that short; one task per batch, not per message
         if self._closing_waiter is None:
             self._closing_waiter = asyncio.ensure_future(self.owner._closing.wait())
-        fetch = asyncio.ensure_future(self.consumer.getmany(timeout_ms=500, max_records=limit))
+        fetch = asyncio.ensure_future(self.consumer.getmany(timeout_ms=timeout_ms, max_records=limit))
         await asyncio.wait({fetch, self._closing_waiter}, return_when=asyncio.FIRST_COMPLETED)
         if not fetch.done():
             fetch.cancel()
@@ -382,7 +478,8 @@ class _Subscription(ConsumerRebalanceListener):
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=owner.bootstrap_servers, group_id=owner.group, client_id=owner.client_id,
             enable_auto_commit=False, auto_offset_reset=owner.auto_offset_reset,
-            session_timeout_ms=owner.session_timeout_ms, heartbeat_interval_ms=owner.session_timeout_ms // 3)
+            session_timeout_ms=owner.session_timeout_ms, heartbeat_interval_ms=owner.session_timeout_ms // 3,
+            max_poll_interval_ms=owner.max_poll_interval_ms, rebalance_timeout_ms=owner.rebalance_timeout_ms)
         owner._subscriptions.append(self)
         try:
             await self.consumer.start()
@@ -396,7 +493,13 @@ class _Subscription(ConsumerRebalanceListener):
                 self._commit_soon()  # once per round (a batch), never for an offset not acked yet
                 if self.in_flight >= self.owner.max_in_flight:
                     await self._wait_for_room()
+                    if self.in_flight >= self.owner.max_in_flight:
+                        await self._poll_paused()
                     continue
+                if self._paused:
+                    self._paused = False
+                    with contextlib.suppress(KafkaError):
+                        self.consumer.resume(*self.consumer.paused())
                 try:
                     batch = await self._fetch()
                 except ConsumerStoppedError:
@@ -417,7 +520,9 @@ class _Subscription(ConsumerRebalanceListener):
                             if record.key is not None and PARTITION_KEY not in metadata:
                                 metadata[PARTITION_KEY] = record.key.decode("utf-8", "replace")
                             msg_id = metadata.get(EVENT_ID) or f"{tp.topic}-{tp.partition}-{offset}"
-                            yield _Delivered(record.value or b"", metadata, msg_id, self, tracker, offset)
+                            msg = tracker.in_flight[offset] = _Delivered(
+                                record.value or b"", metadata, msg_id, self, tracker, offset)
+                            yield msg
                             if self.trackers.get(tp) is not tracker:
                                 break
         finally:
@@ -431,7 +536,10 @@ class _Subscription(ConsumerRebalanceListener):
         if self.finished:
             return
         self.finished = True
-        await self._drain(list(self.trackers), self.owner.close_timeout)
+        # waiting messages were nacked by their router already; the running ones get close_timeout
+        if not await self._drain(list(self.trackers), self.owner.close_timeout) \
+                and self._revoke(list(self.trackers), running=True):
+            await self._drain(list(self.trackers), self.owner.cancel_grace)
         await self.commit_now()
         with contextlib.suppress(KafkaError):
             await self.consumer.stop()
@@ -443,7 +551,16 @@ class KafkaSubscriber:
     def __init__(self, bootstrap_servers: str, group: str = "culture", *,
                  client_id: str = "culture-events", auto_offset_reset: str = "earliest",
                  max_in_flight: int = 256, close_timeout: float = 30.0,
-                 session_timeout_ms: int = 10000) -> None:
+                 session_timeout_ms: int = 10000, max_poll_interval_ms: int = 300000,
+                 rebalance_timeout_ms: int = 60000, revoke_timeout: float = 30.0,
+                 cancel_grace: float = 5.0) -> None:
+        """`revoke_timeout`: how long the handlers of partitions taken away in a rebalance may go on
+        before they are cancelled; with `cancel_grace` it must stay below `rebalance_timeout_ms` (how
+        long the group waits for this member to let them go). Handlers may be slower than
+        `max_poll_interval_ms`: the subscription polls on its own while they run."""
+        if (revoke_timeout + cancel_grace) * 1000 >= rebalance_timeout_ms:
+            raise ValueError(f"revoke_timeout + cancel_grace ({revoke_timeout + cancel_grace}s) must be "
+                             f"less than rebalance_timeout_ms ({rebalance_timeout_ms} ms)")
         self.bootstrap_servers = bootstrap_servers
         self.group = group
         self.client_id = client_id
@@ -451,6 +568,10 @@ class KafkaSubscriber:
         self.max_in_flight = max_in_flight
         self.close_timeout = close_timeout
         self.session_timeout_ms = session_timeout_ms
+        self.max_poll_interval_ms = max_poll_interval_ms
+        self.rebalance_timeout_ms = rebalance_timeout_ms
+        self.revoke_timeout = revoke_timeout
+        self.cancel_grace = cancel_grace
         self._closing = asyncio.Event()
         self._subscriptions: list[_Subscription] = []
 

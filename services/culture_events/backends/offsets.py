@@ -9,6 +9,11 @@ was never acked) is delivered again.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from culture_events.message import Message
+
 
 class PartitionTracker:
     """Committed offset, in-flight and acked offsets, and the rewind position of one partition."""
@@ -20,7 +25,8 @@ class PartitionTracker:
         self.committed = committed
         #: the committed offset last handed to the broker
         self.reported = committed
-        self.in_flight: set[int] = set()
+        #: offset -> the message handed out (when the backend keeps it, for revoking it), else None
+        self.in_flight: dict[int, Message | None] = {}
         self.acked: set[int] = set()
         #: set by a nack: the reader must seek here before reading further
         self.rewind_to: int | None = None
@@ -31,12 +37,12 @@ class PartitionTracker:
         the Kafka fetch loop's hot path."""
         if offset < self.committed or offset in self.in_flight or offset in self.acked:
             return False
-        self.in_flight.add(offset)
+        self.in_flight[offset] = None
         return True
 
     def ack(self, offset: int) -> None:
         """Record an ack and move the committed offset over the contiguous acked run."""
-        self.in_flight.discard(offset)
+        self.in_flight.pop(offset, None)
         if offset == self.committed:  # the usual case, acks in order: no set round trip
             self.committed += 1
             acked = self.acked
@@ -48,7 +54,7 @@ class PartitionTracker:
 
     def nack(self, offset: int) -> None:
         """Record a nack: the offset must be read again, so the reader rewinds to it."""
-        self.in_flight.discard(offset)
+        self.in_flight.pop(offset, None)
         if offset >= self.committed:
             self.rewind_to = offset if self.rewind_to is None else min(self.rewind_to, offset)
 

@@ -7,6 +7,7 @@ import time
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from culture_events import handling
+from culture_events.errors import RetryLater
 from culture_events.handling import Handler
 from culture_events.message import Message
 
@@ -32,6 +33,9 @@ class Metrics:
                 outcome = "ok"
                 self.produced.labels(where.handler).inc(len(outputs or []))
                 return outputs
+            except RetryLater:
+                outcome = "deferred"  # not an outcome yet: the message comes back after its wait
+                raise
             finally:
                 self.latency.labels(where.handler, where.topic).observe(time.perf_counter() - start)
                 self.handled.labels(where.handler, where.topic, outcome).inc()

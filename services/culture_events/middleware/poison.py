@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 
 from culture_events import handling
-from culture_events.errors import attempts
+from culture_events.errors import RetryLater, attempts
 from culture_events.handling import Handler
 from culture_events.message import Message
 from culture_events.ports import Publisher
@@ -88,7 +88,7 @@ class PoisonQueue:
         async def handle(msg: Message) -> list[Message]:
             try:
                 return await next_handler(msg)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, RetryLater):
                 raise
             except Exception as exc:
                 if not self.should_poison(exc):

@@ -52,13 +52,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  culture events relay --store mongo --database catalog --collection catalog_outbox\n"
         "  culture events relay --store neo4j --label GraphOutbox\n"
         "defaults: CULTURE_POSTGRES_DSN, CULTURE_MONGO_URI, CULTURE_NEO4J_URI, CULTURE_KAFKA_BOOTSTRAP")
+    env = os.environ.get
+    r.add_argument("--brokers", default=env("CULTURE_KAFKA_BOOTSTRAP"),
+                   help="Kafka bootstrap servers (default: $CULTURE_KAFKA_BOOTSTRAP)")
+    _store_arguments(r)
+    tune = r.add_argument_group("tuning")
+    tune.add_argument("--batch-size", type=int, default=500, help="entries per claim (default: 500)")
+    tune.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
+                      help="fallback polling when no wake-up arrives (LISTEN/NOTIFY, change stream) "
+                      "(default: 1.0)")
+    tune.add_argument("--stall-warning", type=float, default=5.0, metavar="SECONDS",
+                      help="say so when a publish waits longer than this for Kafka; the relay keeps "
+                      "waiting (the idempotent producer retries without duplicates) (default: 5)")
+    tune.add_argument("--no-create-schema", action="store_true",
+                      help="do not create the outbox table/indexes (when migrations own them)")
+    tune.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS",
+                      help="progress line interval while publishing (default: 10)")
+    tune.add_argument("--max-attempts", type=int, default=8, metavar="N",
+                      help="publishes of one entry Kafka may refuse (too large, no such "
+                      "topic) before the entry is dead; a dead entry holds back only the later entries of "
+                      "its key (default: 8)")
+    r.set_defaults(func=_relay)
+
+    o = verbs.add_parser(
+        "outbox", help="inspect an outbox (pending, retrying and dead entries)",
+        description="Inspect a service's outbox: how many entries wait, how many Kafka refused "
+        "and are retried, and the dead ones (refused --max-attempts times: never published; the "
+        "later entries of their key wait behind them).",
+        epilog="example:\n  culture events outbox status --store postgres --table identity.identity_outbox",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ov = o.add_subparsers(dest="outbox_verb", required=True, metavar="VERB")
+    st = ov.add_parser("status", help="counts of pending, retrying, leased and dead entries; the dead ones")
+    _store_arguments(st)
+    st.add_argument("--limit", type=int, default=50, help="dead entries to list (default: 50)")
+    st.add_argument("--no-create-schema", action="store_true", help=argparse.SUPPRESS)
+    st.set_defaults(func=_status, no_create_schema=True)
+
+
+def _store_arguments(r: argparse.ArgumentParser) -> None:
     # the same CULTURE_* variables the services read (culture_runtime.settings.PlatformSettings; this
     # library sits below it, so it reads them itself)
     env = os.environ.get
     r.add_argument("--store", choices=["postgres", "mongo", "neo4j"], required=True,
                    help="where the outbox lives")
-    r.add_argument("--brokers", default=env("CULTURE_KAFKA_BOOTSTRAP"),
-                   help="Kafka bootstrap servers (default: $CULTURE_KAFKA_BOOTSTRAP)")
     pg = r.add_argument_group("postgres")
     pg.add_argument("--dsn", default=env("CULTURE_POSTGRES_DSN"),
                     help="PostgreSQL DSN (default: $CULTURE_POSTGRES_DSN)")
@@ -79,19 +115,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     n4.add_argument("--label", default="CultureOutbox", help="node label of the outbox entries "
                     "(default: %(default)s)")
     n4.add_argument("--neo4j-database", default="neo4j", help="Neo4j database (default: %(default)s)")
-    tune = r.add_argument_group("tuning")
-    tune.add_argument("--batch-size", type=int, default=500, help="entries per claim (default: 500)")
-    tune.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
-                      help="fallback polling when no wake-up arrives (LISTEN/NOTIFY, change stream) "
-                      "(default: 1.0)")
-    tune.add_argument("--stall-warning", type=float, default=5.0, metavar="SECONDS",
-                      help="say so when a publish waits longer than this for Kafka; the relay keeps "
-                      "waiting (the idempotent producer retries without duplicates) (default: 5)")
-    tune.add_argument("--no-create-schema", action="store_true",
-                      help="do not create the outbox table/indexes (when migrations own them)")
-    tune.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS",
-                      help="progress line interval while publishing (default: 10)")
-    r.set_defaults(func=_relay)
 
 
 def _store(args: argparse.Namespace) -> object:
@@ -102,19 +125,21 @@ def _store(args: argparse.Namespace) -> object:
             outbox = PostgresOutbox(args.table)
         except ValueError as exc:
             raise SystemExit(f"error: {exc}") from exc
-        return PostgresStore(args.dsn, outbox, create_schema=not args.no_create_schema)
+        return PostgresStore(args.dsn, outbox, create_schema=not args.no_create_schema,
+                             max_attempts=getattr(args, "max_attempts", 8))
     if args.store == "neo4j":
         from culture_events.outbox.neo4j import Neo4jStore
 
         try:
             return Neo4jStore(args.neo4j_uri, args.label, database=args.neo4j_database, lease=args.lease,
-                              create_schema=not args.no_create_schema)
+                              create_schema=not args.no_create_schema,
+                              max_attempts=getattr(args, "max_attempts", 8))
         except ValueError as exc:
             raise SystemExit(f"error: {exc}") from exc
     from culture_events.outbox.mongo import MongoStore
 
     return MongoStore(args.uri, args.database, args.collection, lease=args.lease,
-                      create_schema=not args.no_create_schema)
+                      create_schema=not args.no_create_schema, max_attempts=getattr(args, "max_attempts", 8))
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -153,3 +178,42 @@ def _relay(args: argparse.Namespace) -> int:
     # while Kafka is away aiokafka logs every reconnect attempt; the relay reports the stall itself
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     return asyncio.run(_run(args))
+
+
+async def _show_status(args: argparse.Namespace) -> int:
+    from culture_events.errors import EventsError
+
+    store = _store(args)
+    try:
+        await store.open()  # type: ignore[attr-defined]
+        counts = getattr(store, "counts", None)
+        if counts is None:
+            say(f"error: `outbox status` does not support {args.store} outboxes")
+            return 2
+        found = await counts()
+        print(f"{store.describe}")  # type: ignore[attr-defined]
+        print(f"pending {found['pending']}  retrying {found['retrying']}  leased {found['leased']}  "
+              f"dead {found['dead']}")
+        dead = await store.dead(args.limit)  # type: ignore[attr-defined]
+        if dead:
+            print("dead entries (never published; the later entries of their key wait behind them):")
+            for d in dead:
+                print(f"  {d['ref']}  topic={d['topic']}  key={d['key']}  message_id={d['message_id']}  "
+                      f"attempts={d['attempts']}  dead_at={d['dead_at']}\n    {d['last_error']}")
+        return 0
+    except EventsError as exc:
+        say(f"error: {exc}")
+        return 1
+    finally:
+        await store.close()  # type: ignore[attr-defined]
+
+
+def _status(args: argparse.Namespace) -> int:
+    needed = {"postgres": ("dsn", "--dsn", "CULTURE_POSTGRES_DSN"),
+              "mongo": ("uri", "--uri", "CULTURE_MONGO_URI"),
+              "neo4j": ("neo4j_uri", "--neo4j-uri", "CULTURE_NEO4J_URI")}[args.store]
+    if not getattr(args, needed[0]):
+        say(f"error: missing settings: {needed[1]} (or ${needed[2]})")
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(_show_status(args))

@@ -66,6 +66,7 @@ class MongoOutbox:
         """Create the collections' indexes (idempotent)."""
         await self.collection.create_index([("lease_until", ASCENDING), ("_id", ASCENDING)])
         await self.collection.create_index([("key", ASCENDING), ("seq", ASCENDING)])
+        await self.collection.create_index([("failing", ASCENDING)], sparse=True)
 
     def publisher(self, session: AsyncIOMotorClientSession) -> MongoOutboxPublisher:
         """A publisher writing into `session`'s open transaction."""
@@ -114,10 +115,17 @@ class MongoOutboxPublisher:
         """Nothing to close: the session is the caller's."""
 
 
+#: lease_until of a dead entry: never free again
+_NEVER = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
+
+
 class _MongoClaim:
-    def __init__(self, outbox: MongoOutbox, lease: float) -> None:
+    def __init__(self, outbox: MongoOutbox, lease: float, max_attempts: int = 8,
+                 max_backoff: float = 60.0) -> None:
         self.outbox = outbox
         self.lease = lease
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
         self.token = uuid.uuid4().hex
         self.entries: list[Entry] = []
         self.held = 0
@@ -127,7 +135,12 @@ class _MongoClaim:
         now = _now()
         free = {"lease_until": {"$lt": now}}
         fields = {"_id": 1, "key": 1, "seq": 1}
-        candidates = await coll.find(free, fields).sort("_id", ASCENDING).limit(limit).to_list(None)
+        # a refused entry backs off (lease_until in the future, no lease) or is dead (lease_until
+        # never passes); the later entries of its key would fill every batch: only its own
+        # entry is a candidate until it goes out
+        failing = [k for k in await coll.distinct("key", {"failing": True}) if k is not None]
+        wanted = {**free, "$or": [{"key": {"$nin": failing}}, {"failing": True}]} if failing else free
+        candidates = await coll.find(wanted, fields).sort("_id", ASCENDING).limit(limit).to_list(None)
         if not candidates:
             return
         top: dict[str, int] = {}
@@ -153,9 +166,30 @@ class _MongoClaim:
         ok = set(publishable([(e.ref, e.key) for e in entries], [(r, k) for r, k, _ in pending]))
         self.entries = [e for e in entries if e.ref in ok]
 
-    async def done(self) -> None:
-        await self.outbox.collection.delete_many(
-            {"_id": {"$in": [e.ref for e in self.entries]}, "lease": self.token})
+    async def done(self, entries: list[Entry] | None = None) -> None:
+        """Delete the published entries (all of the batch by default)."""
+        entries = self.entries if entries is None else entries
+        if entries:
+            await self.outbox.collection.delete_many({"_id": {"$in": [e.ref for e in entries]},
+                                                      "lease": self.token})
+
+    async def failed(self, entry: Entry, error: str) -> tuple[bool, int]:
+        """Count a refused publish of `entry`: it backs off (1 s doubling up to max_backoff), or is
+        dead after max_attempts. (dead now?, attempts)"""
+        coll = self.outbox.collection
+        doc = await coll.find_one_and_update(
+            {"_id": entry.ref, "lease": self.token},
+            {"$inc": {"attempts": 1}, "$set": {"last_error": error[:2000], "failing": True, "lease": None}},
+            return_document=ReturnDocument.AFTER)
+        if doc is None:
+            return False, 0
+        attempts = int(doc.get("attempts", 1))
+        dead = attempts >= self.max_attempts
+        until = _NEVER if dead else _now() + datetime.timedelta(
+            seconds=min(self.max_backoff, 2.0 ** (attempts - 1)))
+        await coll.update_one({"_id": entry.ref}, {"$set": {"lease_until": until,
+                                                            "dead_at": _now() if dead else None}})
+        return dead, attempts
 
     async def keep_alive(self) -> None:
         """Push the lease's expiry forward while a publish waits (so no other relay takes over)."""
@@ -172,7 +206,10 @@ class MongoStore:
     """The relay's view of a MongoDB outbox: lease claims, change-stream wake-ups, polling fallback."""
 
     def __init__(self, uri: str, database: str, collection: str = "culture_outbox", *,
-                 lease: float = 60.0, create_schema: bool = True) -> None:
+                 lease: float = 60.0, create_schema: bool = True, max_attempts: int = 8,
+                 max_backoff: float = 60.0) -> None:
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
         self.uri = uri
         self.database = database
         self.collection_name = collection
@@ -229,7 +266,7 @@ class MongoStore:
     async def claim(self, limit: int) -> AsyncIterator[_MongoClaim]:
         """Lease up to `limit` documents; the unpublished rest is released at exit."""
         assert self.outbox is not None, "MongoStore.open() first"
-        claim = _MongoClaim(self.outbox, self.lease)
+        claim = _MongoClaim(self.outbox, self.lease, self.max_attempts, self.max_backoff)
         try:
             await claim.load(limit)
             yield claim
@@ -245,5 +282,24 @@ class MongoStore:
         self._woken.clear()
 
     async def pending(self) -> int:
+        """Entries waiting to be published (dead ones not included)."""
+        return (await self.counts())["pending"]
+
+    async def counts(self) -> dict[str, int]:
+        """pending (not dead), dead, retrying (not dead, failed before), leased (claimed now)."""
         assert self.outbox is not None
-        return int(await self.outbox.collection.count_documents({}))
+        coll = self.outbox.collection
+        total = await coll.count_documents({})
+        dead = await coll.count_documents({"dead_at": {"$ne": None}})
+        failing = await coll.count_documents({"failing": True})
+        leased = await coll.count_documents({"lease": {"$ne": None}})
+        return {"pending": total - dead, "dead": dead, "retrying": failing - dead, "leased": leased}
+
+    async def dead(self, limit: int = 100) -> list[dict[str, object]]:
+        """The dead entries, oldest first: ref, topic, key, message_id, attempts, last_error, dead_at."""
+        assert self.outbox is not None
+        docs = await self.outbox.collection.find({"dead_at": {"$ne": None}}).sort("_id", ASCENDING) \
+            .limit(limit).to_list(None)
+        return [{"ref": str(d["_id"]), "topic": d["topic"], "key": d.get("key"),
+                 "message_id": d["message_id"], "attempts": d.get("attempts", 0),
+                 "last_error": d.get("last_error"), "dead_at": d.get("dead_at")} for d in docs]

@@ -148,6 +148,7 @@ class Neo4jOutbox:
             f"CREATE INDEX {n}_at IF NOT EXISTS FOR (e:`{e}`) ON (e.at)",
             f"CREATE INDEX {n}_lease IF NOT EXISTS FOR (e:`{e}`) ON (e.lease)",
             f"CREATE INDEX {n}_key_seq IF NOT EXISTS FOR (e:`{e}`) ON (e.key, e.seq)",
+            f"CREATE INDEX {n}_failing IF NOT EXISTS FOR (e:`{e}`) ON (e.failing)",
             f"CREATE CONSTRAINT {n}_seq_key IF NOT EXISTS FOR (c:`{s}`) REQUIRE c.key IS UNIQUE",
             f"CREATE CONSTRAINT {n}_lock_name IF NOT EXISTS FOR (l:`{lk}`) REQUIRE l.name IS UNIQUE",
         ]
@@ -156,7 +157,7 @@ class Neo4jOutbox:
         """Names of the constraints and indexes `schema_cypher` creates (to drop them in tests)."""
         n = self.label.lower()
         return [f"{n}_id", f"{n}_lease_until", f"{n}_at", f"{n}_lease", f"{n}_key_seq", f"{n}_seq_key",
-                f"{n}_lock_name"]
+                f"{n}_lock_name", f"{n}_failing"]
 
     async def ensure_schema(self, driver: AsyncDriver) -> None:
         """Create the constraints and indexes if missing; safe from many processes at once."""
@@ -224,10 +225,17 @@ class Neo4jOutboxPublisher:
         """Nothing to close: the transaction is the caller's."""
 
 
+#: lease_until (epoch ms) of a dead entry: never free again
+_NEVER_MS = 253_402_300_799_000  # 9999-12-31
+
+
 class _Neo4jClaim:
-    def __init__(self, driver: AsyncDriver, outbox: Neo4jOutbox, lease: float) -> None:
+    def __init__(self, driver: AsyncDriver, outbox: Neo4jOutbox, lease: float, max_attempts: int = 8,
+                 max_backoff: float = 60.0) -> None:
         self.driver = driver
         self.outbox = outbox
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
         self.lease_ms = int(lease * 1000)
         self.token = uuid.uuid4().hex
         self.entries: list[Entry] = []
@@ -238,12 +246,18 @@ class _Neo4jClaim:
         # 1. the claim lock: every later statement of this transaction sees other claims committed
         await (await tx.run(f"MERGE (l:{lk} {{name: 'claim'}}) SET l.at = timestamp()")).consume()
         now = _now_ms()
+        # keys with a refused entry (backing off: no lease, lease_until ahead; or dead): their later
+        # entries would fill every batch, so only the refused entry itself is a candidate
+        result = await tx.run(f"MATCH (e:{e}) WHERE e.failing = true AND e.key IS NOT NULL "
+                              "RETURN DISTINCT e.key AS key")
+        failing = [r["key"] async for r in result]
         # the oldest free entries: the `at` index in order, stopping after $limit (no sort of a backlog;
         # entries of one write share `at`, and their order within a key is `seq` anyway)
         result = await tx.run(
             f"MATCH (e:{e}) USING INDEX e:{e}(at) WHERE e.at >= 0 AND e.lease_until < $now "
+            "AND (e.key IS NULL OR e.failing = true OR NOT e.key IN $failing) "
             "RETURN e.id AS id, e.key AS key, e.seq AS seq ORDER BY e.at LIMIT $limit",
-            now=now, limit=limit)
+            now=now, limit=limit, failing=failing)
         candidates = [dict(r) async for r in result]
         if not candidates:
             return [], []
@@ -283,10 +297,29 @@ class _Neo4jClaim:
     async def _run(self, cypher: str, **params: Any) -> None:
         await self.driver.execute_query(cypher, params, database_=self.outbox.database)
 
-    async def done(self) -> None:
+    async def done(self, entries: list[Entry] | None = None) -> None:
+        entries = self.entries if entries is None else entries
         await self._run(f"UNWIND $ids AS id MATCH (e:`{self.outbox.label}` {{id: id}}) "
                         "WHERE e.lease = $token DETACH DELETE e",
-                        ids=[x.ref for x in self.entries], token=self.token)
+                        ids=[x.ref for x in entries], token=self.token)
+
+    async def failed(self, entry: Entry, error: str) -> tuple[bool, int]:
+        """Count a refused publish of `entry`: it backs off (1 s doubling up to max_backoff), or is
+        dead after max_attempts. (dead now?, attempts)"""
+        records, _, _ = await self.driver.execute_query(
+            f"MATCH (e:`{self.outbox.label}` {{id: $id}}) WHERE e.lease = $token "
+            "SET e.attempts = coalesce(e.attempts, 0) + 1, e.last_error = $error, e.failing = true, "
+            "e.lease = null RETURN e.attempts AS attempts",
+            {"id": entry.ref, "token": self.token, "error": error[:2000]}, database_=self.outbox.database)
+        if not records:
+            return False, 0
+        attempts = int(records[0]["attempts"])
+        dead = attempts >= self.max_attempts
+        now = _now_ms()
+        until = _NEVER_MS if dead else now + int(1000 * min(self.max_backoff, 2.0 ** (attempts - 1)))
+        await self._run(f"MATCH (e:`{self.outbox.label}` {{id: $id}}) SET e.lease_until = $until, "
+                        "e.dead_at = $dead_at", id=entry.ref, until=until, dead_at=now if dead else None)
+        return dead, attempts
 
     async def keep_alive(self) -> None:
         """Push the lease's expiry forward while a publish waits (so no other relay takes over)."""
@@ -303,7 +336,10 @@ class Neo4jStore:
     """The relay's view of a Neo4j outbox: serialised lease claims, polling for new entries."""
 
     def __init__(self, uri: str, label: str = "CultureOutbox", *, database: str = "neo4j",
-                 lease: float = 60.0, create_schema: bool = True) -> None:
+                 lease: float = 60.0, create_schema: bool = True, max_attempts: int = 8,
+                 max_backoff: float = 60.0) -> None:
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
         self.uri = uri
         self.outbox = Neo4jOutbox(label, database)
         self.lease = lease
@@ -334,7 +370,7 @@ class Neo4jStore:
     async def claim(self, limit: int) -> AsyncIterator[_Neo4jClaim]:
         """Lease up to `limit` entries; the unpublished rest is released at exit."""
         assert self.driver is not None, "Neo4jStore.open() first"
-        claim = _Neo4jClaim(self.driver, self.outbox, self.lease)
+        claim = _Neo4jClaim(self.driver, self.outbox, self.lease, self.max_attempts, self.max_backoff)
         try:
             await claim.load(limit)
             yield claim
@@ -348,8 +384,30 @@ class Neo4jStore:
         await asyncio.sleep(at_most)
 
     async def pending(self) -> int:
+        """Entries waiting to be published (dead ones not included)."""
+        return (await self.counts())["pending"]
+
+    async def counts(self) -> dict[str, int]:
+        """pending (not dead), dead, retrying (not dead, failed before), leased (claimed now)."""
+        assert self.driver is not None
+        e = f"`{self.outbox.label}`"
+        records, _, _ = await self.driver.execute_query(
+            f"MATCH (e:{e}) WITH count(e) AS total "
+            f"OPTIONAL MATCH (f:{e}) WHERE f.failing = true "
+            "RETURN total, count(f) AS failing, count(f.dead_at) AS dead", database_=self.outbox.database)
+        total, failing, dead = (int(records[0][k]) for k in ("total", "failing", "dead"))
+        records, _, _ = await self.driver.execute_query(
+            f"MATCH (e:{e}) WHERE e.lease IS NOT NULL RETURN count(e) AS n", database_=self.outbox.database)
+        leased = int(records[0]["n"])
+        return {"pending": total - dead, "dead": dead, "retrying": failing - dead, "leased": leased}
+
+    async def dead(self, limit: int = 100) -> list[dict[str, object]]:
+        """The dead entries, oldest first: ref, topic, key, message_id, attempts, last_error, dead_at."""
         assert self.driver is not None
         records, _, _ = await self.driver.execute_query(
-            f"MATCH (e:`{self.outbox.label}`) RETURN count(e) AS n", database_=self.outbox.database)
-        return int(records[0]["n"])
+            f"MATCH (e:`{self.outbox.label}`) WHERE e.failing = true AND e.dead_at IS NOT NULL "
+            "RETURN e.id AS ref, e.topic AS topic, e.key AS key, e.message_id AS message_id, "
+            "e.attempts AS attempts, e.last_error AS last_error, e.dead_at AS dead_at "
+            "ORDER BY e.at, e.ord LIMIT $limit", {"limit": limit}, database_=self.outbox.database)
+        return [dict(r) for r in records]
 

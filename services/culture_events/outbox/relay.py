@@ -4,7 +4,10 @@ A store (PostgresStore, MongoStore) knows how to claim a batch so that concurren
 the same entry, which claimed entries may go out without overtaking an older entry of the same key
 (records.publishable), how to delete what was published and how to wait for new entries (LISTEN/NOTIFY,
 a change stream, or polling). The relay only loops: claim, publish, confirm; on a publish failure
-it rolls the claim back (the entries stay in the store), backs off, and starts a fresh publisher.
+it releases the claim (the entries stay in the store), backs off, and starts a fresh publisher. An
+entry the broker refuses itself (PublishRejected: too large, no such topic) is counted in the store
+(`failed`): retried after a backoff, dead after the store's max_attempts, holding back only the
+later entries of its key; the rest of the batch goes on.
 
 Delivery is at-least-once: a relay that dies after the broker accepted a batch but before the delete
 committed leaves the batch to be published again. Consumers deduplicate on the event id.
@@ -20,10 +23,30 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from culture_events.outbox.records import Entry, by_topic
+from prometheus_client import Counter, Gauge
+
+from culture_events.errors import PublishRejected
+from culture_events.outbox.records import Entry
 from culture_events.ports import Publisher
 
 log = logging.getLogger(__name__)
+
+#: in the default registry, which a role's GET /metrics serves (culture_runtime.metrics)
+PENDING = Gauge("culture_outbox_pending_entries", "Outbox entries waiting to be published (dead ones not "
+                "included)", ["outbox"])
+DEAD = Gauge("culture_outbox_dead_entries", "Outbox entries the broker refused max_attempts times: never "
+             "published, they hold back the later entries of their key", ["outbox"])
+REFUSED = Counter("culture_outbox_refused_publishes", "Publishes of single entries the broker refused "
+                  "(too large, no such topic)", ["outbox"])
+PUBLISHED = Counter("culture_outbox_published_entries", "Entries published by the relay", ["outbox"])
+
+
+def by_topic_entries(entries: list[Entry]) -> dict[str, list[Entry]]:
+    """Entries per topic, in store order inside each topic (hence per key)."""
+    out: dict[str, list[Entry]] = {}
+    for entry in entries:
+        out.setdefault(entry.topic, []).append(entry)
+    return out
 
 
 class Claim(Protocol):
@@ -34,11 +57,20 @@ class Claim(Protocol):
     #: how many entries were claimed in all (the rest wait behind an older entry of their key)
     held: int
 
-    async def done(self) -> None:
-        """Delete (or mark) the published entries; called once, after every entry was published."""
+    async def done(self, entries: list[Entry] | None = None) -> None:
+        """Delete the published entries (None: all of `entries`)."""
 
     async def keep_alive(self) -> None:
         """Extend the claim while a publish is pending (a lease that must not expire meanwhile)."""
+
+
+class FailingClaim(Claim, Protocol):
+    """A claim of a store that counts refused publishes per entry (dead entries)."""
+
+    async def failed(self, entry: Entry, error: str) -> tuple[bool, int]:
+        """One more refused publish of `entry` (the broker refuses it itself: too large, no such
+        topic); it is tried again after a backoff, and after the store's `max_attempts` it is dead:
+        never published, it holds back the later entries of its key only. (dead now?, attempts)"""
 
 
 class OutboxStore(Protocol):
@@ -68,6 +100,10 @@ class RelayStats:
     batches: int = 0
     failures: int = 0
     blocked_rounds: int = 0
+    #: publishes of single entries the broker refused (counted per entry in the store)
+    refused: int = 0
+    #: entries that became dead in this relay's rounds
+    dead: int = 0
     #: publishes that waited longer than `stall_warning` (a broker that went away, then came back)
     stalls: int = 0
     last_error: str | None = None
@@ -134,7 +170,9 @@ class Relay:
     async def relay_once(self) -> int:
         """Claim one batch, publish what may go out, confirm it. Returns how many were published.
 
-        Raises what the publisher raised; the claim is then rolled back and nothing is lost.
+        An entry the broker refuses (PublishRejected: too large, no such topic) is counted as failed
+        in the store (dead after its attempts) while the rest of the batch goes on. Other publish
+        failures raise; the entries not published are released and nothing is lost.
         """
         async with self.store.claim(self.batch_size) as claim:
             self._held, self._blocked = claim.held, claim.held - len(claim.entries)
@@ -145,14 +183,63 @@ class Relay:
             publisher = self._current_publisher()
             # topics are independent partitions: publish them concurrently; inside a topic the
             # publisher keeps the given order per key
-            sends = [publisher.publish(topic, *msgs) for topic, msgs in by_topic(claim.entries).items()]
-            await self._await_publish(claim, asyncio.ensure_future(asyncio.gather(*sends)))
-            await claim.done()
-        self.stats.published += len(claim.entries)
+            groups = by_topic_entries(claim.entries)
+            sends = [publisher.publish(topic, *(e.message for e in entries))
+                     for topic, entries in groups.items()]
+            results = await self._await_publish(
+                claim, asyncio.ensure_future(asyncio.gather(*sends, return_exceptions=True)))
+            published: list[Entry] = []
+            refused: list[tuple[Entry, PublishRejected]] = []
+            error: BaseException | None = None
+            for entries, result in zip(groups.values(), results, strict=True):
+                if result is None:
+                    published += entries
+                elif isinstance(result, PublishRejected) and hasattr(claim, "failed"):
+                    # those before the refused one went out; those after it are released (tried
+                    # again next round, unless they share its key: then they wait behind it)
+                    published += entries[:result.sent]
+                    end = len(entries) if result.all_refused else result.sent + 1
+                    refused += [(e, result) for e in entries[result.sent:end]]
+                elif isinstance(result, BaseException):
+                    error = error or result
+            if published:
+                await claim.done(published)
+            for entry, exc in refused:
+                await self._refused(claim, entry, exc)  # type: ignore[arg-type]
+        self.stats.published += len(published)
         self.stats.batches += 1
-        return len(claim.entries)
+        PUBLISHED.labels(self.store.describe).inc(len(published))
+        if refused:
+            await self._update_gauges()
+        if error is not None:
+            raise error
+        return len(published)
 
-    async def _await_publish(self, claim: Claim, publishing: asyncio.Future[object]) -> None:
+    async def _update_gauges(self) -> None:
+        """Pending and dead entries into the metrics (stores that count them)."""
+        counts = getattr(self.store, "counts", None)
+        if counts is None:
+            return
+        with contextlib.suppress(Exception):
+            found = await counts()
+            PENDING.labels(self.store.describe).set(found["pending"])
+            DEAD.labels(self.store.describe).set(found["dead"])
+
+    async def _refused(self, claim: FailingClaim, entry: Entry, exc: PublishRejected) -> None:
+        dead, attempts = await claim.failed(entry, str(exc))
+        self.stats.refused += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        REFUSED.labels(self.store.describe).inc()
+        if dead:
+            self.stats.dead += 1
+            self._report(f"relay: entry {entry.ref} (topic {entry.topic}, key {entry.key}) is dead after "
+                         f"{attempts} refused publishes: {exc}; later entries of its key wait "
+                         "(see `culture events outbox status`)")
+        else:
+            self._report(f"relay: Kafka refused entry {entry.ref} (attempt {attempts}): {exc}; "
+                         "retried after a backoff")
+
+    async def _await_publish(self, claim: Claim, publishing: asyncio.Future[list[object]]) -> list[object]:
         """Wait for a publish, however long the broker is away, keeping the claim alive."""
         started = last_keep = time.monotonic()
         stopper = asyncio.ensure_future(self._stop.wait())
@@ -162,11 +249,11 @@ class Relay:
                 done, _ = await asyncio.wait({publishing, stopper}, timeout=1.0,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if publishing in done:
-                    publishing.result()  # raises what the publisher raised
+                    results = publishing.result()
                     if stalled:
                         self._report(f"relay: publishing works again ({len(claim.entries)} entries went out "
                                      f"after {time.monotonic() - started:.0f}s)")
-                    return
+                    return results
                 if stopper in done:
                     done, _ = await asyncio.wait({publishing}, timeout=self.stop_grace)
                     if not done:
@@ -239,8 +326,12 @@ class Relay:
         await self.store.open()
         self._report(f"relay: watching {self.store.describe} ({await self.store.pending()} pending)")
         last_report, reported = time.monotonic(), 0
+        last_gauges = 0.0
         try:
             async for n in self._rounds(stop):
+                if time.monotonic() - last_gauges >= self._report_every:
+                    await self._update_gauges()
+                    last_gauges = time.monotonic()
                 if time.monotonic() - last_report >= self._report_every and self.stats.published > reported:
                     pending = await self.store.pending()
                     self._report(f"relay: {self.stats.published} published "

@@ -14,8 +14,9 @@ connections); open() listens again on the same port.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
+
+from culture_events.testing.tcp_proxy import TcpProxy
 
 METADATA = 3
 _LAST_NON_FLEXIBLE_METADATA = 8
@@ -43,45 +44,17 @@ def rewrite_metadata(body: bytes, version: int, host: str, port: int) -> bytes:
     return bytes(out)
 
 
-class KafkaProxy:
+class KafkaProxy(TcpProxy):
     """Listens on 127.0.0.1:<port>, forwards to Kafka, advertises itself as the broker."""
-
-    def __init__(self, upstream_host: str, upstream_port: int, port: int = 0) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.port = port
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.connections = 0
 
     @property
     def bootstrap(self) -> str:
         """What to give a client as bootstrap servers."""
-        return f"127.0.0.1:{self.port}"
+        return self.address
 
-    async def open(self) -> None:
-        """Start listening (on the same port as before, after a close)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        """Stop listening and cut every connection: the client now sees Kafka as down."""
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()
-            self._writers.clear()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            self._server = None
-
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            kafka_r, kafka_w = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            client_w.transport.abort()
-            return
-        self.connections += 1
-        self._writers.update((client_w, kafka_w))
+    async def _forward(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
+                       kafka_r: asyncio.StreamReader, kafka_w: asyncio.StreamWriter) -> None:
+        """Frame by frame, rewriting the brokers of each Metadata response to this proxy."""
         pending: dict[int, tuple[int, int]] = {}
 
         async def requests() -> None:
@@ -113,5 +86,4 @@ class KafkaProxy:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for writer in (client_w, kafka_w):
-                self._writers.discard(writer)
                 writer.transport.abort()

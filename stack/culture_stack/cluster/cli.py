@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser("up", help="start the control plane (if needed) and the node; wait until Ready")
     up.add_argument("--images", action="store_true",
-                    help="also build and push the project's images (operator, services)")
+                    help="also build and push the project's images (operator, services) and generate "
+                    "Strimzi's CRDs for the e2e tests (everything the e2e layer needs built)")
     up.set_defaults(func=_up)
     down = verbs.add_parser("down", help="stop the node, remove pods, interfaces and iptables rules")
     down.add_argument("--clean", action="store_true", help="also wipe the node's data (kubelet, containerd)")
@@ -39,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one.add_argument("--no-push", action="store_true",
                      help="only build (default: push unless $PUSH_IMAGE=false)")
     one.set_defaults(func=_build_image)
+    crds = verbs.add_parser("strimzi-crds", help="generate Strimzi's real CRDs (from its API model on Maven "
+                            "Central, cached) and print their files")
+    crds.set_defaults(func=_strimzi_crds)
     sk = verbs.add_parser("skaffold", help="run skaffold (built on first use) against this cluster, from the "
                           "repository root, e.g. `culture cluster skaffold run -p local`",
                           description="Everything after `skaffold` goes to skaffold itself; KUBECONFIG, "
@@ -54,6 +58,19 @@ def _up(args: argparse.Namespace) -> int:
     lifecycle.up(ctx)
     if args.images:
         _build_images(ctx, force=False)
+        _generate_strimzi_crds(ctx)
+    return 0
+
+
+def _generate_strimzi_crds(ctx: Context) -> None:
+    from culture_stack.cluster import strimzi_crds
+
+    for path in strimzi_crds.generate(ctx):
+        print(path)
+
+
+def _strimzi_crds(args: argparse.Namespace) -> int:
+    _generate_strimzi_crds(Context.default())
     return 0
 
 

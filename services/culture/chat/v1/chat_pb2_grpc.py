@@ -62,6 +62,26 @@ class ChatServiceStub:
                 request_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetPresenceRequest.SerializeToString,
                 response_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetPresenceResponse.FromString,
                 _registered_method=True)
+        self.CreateConversation = channel.unary_unary(
+                '/culture.chat.v1.ChatService/CreateConversation',
+                request_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.CreateConversationRequest.SerializeToString,
+                response_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.CreateConversationResponse.FromString,
+                _registered_method=True)
+        self.GetConversation = channel.unary_unary(
+                '/culture.chat.v1.ChatService/GetConversation',
+                request_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetConversationRequest.SerializeToString,
+                response_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetConversationResponse.FromString,
+                _registered_method=True)
+        self.ListConversations = channel.unary_unary(
+                '/culture.chat.v1.ChatService/ListConversations',
+                request_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
+                response_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
+                _registered_method=True)
+        self.MarkRead = channel.unary_unary(
+                '/culture.chat.v1.ChatService/MarkRead',
+                request_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.MarkReadRequest.SerializeToString,
+                response_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.MarkReadResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -108,6 +128,37 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConversation(self, request, context):
+        """CreateConversation opens a one-to-one conversation (the same one for the same two users) or a
+        group of up to 50 members. Idempotent for a one-to-one pair and per client_request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConversation(self, request, context):
+        """GetConversation returns one conversation of the user (PERMISSION_DENIED for a non-member,
+        whether or not the conversation exists).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConversations(self, request, context):
+        """ListConversations returns the user's conversations, most recently active first, each with its
+        last message and the user's unread count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkRead(self, request, context):
+        """MarkRead records that the user has read a conversation up to a message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +186,26 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.GetPresence,
                     request_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetPresenceRequest.FromString,
                     response_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetPresenceResponse.SerializeToString,
+            ),
+            'CreateConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConversation,
+                    request_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.CreateConversationRequest.FromString,
+                    response_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.CreateConversationResponse.SerializeToString,
+            ),
+            'GetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConversation,
+                    request_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetConversationRequest.FromString,
+                    response_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.GetConversationResponse.SerializeToString,
+            ),
+            'ListConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConversations,
+                    request_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.ListConversationsRequest.FromString,
+                    response_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'MarkRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkRead,
+                    request_deserializer=culture_dot_chat_dot_v1_dot_chat__pb2.MarkReadRequest.FromString,
+                    response_serializer=culture_dot_chat_dot_v1_dot_chat__pb2.MarkReadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -275,6 +346,114 @@ class ChatService:
             '/culture.chat.v1.ChatService/GetPresence',
             culture_dot_chat_dot_v1_dot_chat__pb2.GetPresenceRequest.SerializeToString,
             culture_dot_chat_dot_v1_dot_chat__pb2.GetPresenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.chat.v1.ChatService/CreateConversation',
+            culture_dot_chat_dot_v1_dot_chat__pb2.CreateConversationRequest.SerializeToString,
+            culture_dot_chat_dot_v1_dot_chat__pb2.CreateConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.chat.v1.ChatService/GetConversation',
+            culture_dot_chat_dot_v1_dot_chat__pb2.GetConversationRequest.SerializeToString,
+            culture_dot_chat_dot_v1_dot_chat__pb2.GetConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.chat.v1.ChatService/ListConversations',
+            culture_dot_chat_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
+            culture_dot_chat_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.chat.v1.ChatService/MarkRead',
+            culture_dot_chat_dot_v1_dot_chat__pb2.MarkReadRequest.SerializeToString,
+            culture_dot_chat_dot_v1_dot_chat__pb2.MarkReadResponse.FromString,
             options,
             channel_credentials,
             insecure,

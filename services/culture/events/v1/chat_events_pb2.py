@@ -26,7 +26,7 @@ from culture.events.v1 import options_pb2 as culture_dot_events_dot_v1_dot_optio
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#culture/events/v1/chat_events.proto\x12\x11\x63ulture.events.v1\x1a\x1f\x63ulture/events/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x0bMessageSent\x12\x1d\n\nmessage_id\x18\x01 \x01(\tR\tmessageId\x12\'\n\x0f\x63onversation_id\x18\x02 \x01(\tR\x0e\x63onversationId\x12$\n\x0esender_user_id\x18\x03 \x01(\tR\x0csenderUserId\x12*\n\x11recipient_user_id\x18\x04 \x01(\tR\x0frecipientUserId\x12\x12\n\x04\x62ody\x18\x05 \x01(\tR\x04\x62ody\x12\x37\n\tsend_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sendTime:(\xe2\xe0\x18$\n\x11\x63hat.message-sent\x12\x0f\x63onversation_idB\x8e\x01\n\x15\x63om.culture.events.v1B\x0f\x43hatEventsProtoP\x01\xa2\x02\x03\x43\x45X\xaa\x02\x11\x43ulture.Events.V1\xca\x02\x11\x43ulture\\Events\\V1\xe2\x02\x1d\x43ulture\\Events\\V1\\GPBMetadata\xea\x02\x13\x43ulture::Events::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#culture/events/v1/chat_events.proto\x12\x11\x63ulture.events.v1\x1a\x1f\x63ulture/events/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x02\n\x0bMessageSent\x12\x1d\n\nmessage_id\x18\x01 \x01(\tR\tmessageId\x12\'\n\x0f\x63onversation_id\x18\x02 \x01(\tR\x0e\x63onversationId\x12$\n\x0esender_user_id\x18\x03 \x01(\tR\x0csenderUserId\x12*\n\x11recipient_user_id\x18\x04 \x01(\tR\x0frecipientUserId\x12\x12\n\x04\x62ody\x18\x05 \x01(\tR\x04\x62ody\x12\x37\n\tsend_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sendTime\x12,\n\x12recipient_user_ids\x18\x07 \x03(\tR\x10recipientUserIds:(\xe2\xe0\x18$\n\x11\x63hat.message-sent\x12\x0f\x63onversation_idB\x8e\x01\n\x15\x63om.culture.events.v1B\x0f\x43hatEventsProtoP\x01\xa2\x02\x03\x43\x45X\xaa\x02\x11\x43ulture.Events.V1\xca\x02\x11\x43ulture\\Events\\V1\xe2\x02\x1d\x43ulture\\Events\\V1\\GPBMetadata\xea\x02\x13\x43ulture::Events::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,5 +37,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGESENT']._loaded_options = None
   _globals['_MESSAGESENT']._serialized_options = b'\342\340\030$\n\021chat.message-sent\022\017conversation_id'
   _globals['_MESSAGESENT']._serialized_start=125
-  _globals['_MESSAGESENT']._serialized_end=411
+  _globals['_MESSAGESENT']._serialized_end=457
 # @@protoc_insertion_point(module_scope)

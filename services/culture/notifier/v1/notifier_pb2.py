@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from culture.validate.v1 import rules_pb2 as culture_dot_validate_dot_v1_dot_rules__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"culture/notifier/v1/notifier.proto\x12\x13\x63ulture.notifier.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\x07JobStep\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x34\n\x05state\x18\x02 \x01(\x0e\x32\x1e.culture.notifier.v1.StepStateR\x05state\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xff\x01\n\x03Job\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32\x1d.culture.notifier.v1.JobStateR\x05state\x12\x32\n\x05steps\x18\x03 \x03(\x0b\x32\x1c.culture.notifier.v1.JobStepR\x05steps\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"J\n\x13GetJobStatusRequest\x12\x33\n\x06job_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Za-z0-9_-]{8,64}$R\x05jobId\"B\n\x14GetJobStatusResponse\x12*\n\x03job\x18\x01 \x01(\x0b\x32\x18.culture.notifier.v1.JobR\x03job\"F\n\x0fWatchJobRequest\x12\x33\n\x06job_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Za-z0-9_-]{8,64}$R\x05jobId\">\n\x10WatchJobResponse\x12*\n\x03job\x18\x01 \x01(\x0b\x32\x18.culture.notifier.v1.JobR\x03job*k\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x02\x12\x14\n\x10JOB_STATE_FAILED\x10\x03*\x8c\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_PENDING\x10\x01\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x02\x12\x15\n\x11STEP_STATE_FAILED\x10\x03\x12\x1a\n\x16STEP_STATE_COMPENSATED\x10\x04\x32\xd1\x01\n\x0fNotifierService\x12\x63\n\x0cGetJobStatus\x12(.culture.notifier.v1.GetJobStatusRequest\x1a).culture.notifier.v1.GetJobStatusResponse\x12Y\n\x08WatchJob\x12$.culture.notifier.v1.WatchJobRequest\x1a%.culture.notifier.v1.WatchJobResponse0\x01\x42\x96\x01\n\x17\x63om.culture.notifier.v1B\rNotifierProtoP\x01\xa2\x02\x03\x43NX\xaa\x02\x13\x43ulture.Notifier.V1\xca\x02\x13\x43ulture\\Notifier\\V1\xe2\x02\x1f\x43ulture\\Notifier\\V1\\GPBMetadata\xea\x02\x15\x43ulture::Notifier::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"culture/notifier/v1/notifier.proto\x12\x13\x63ulture.notifier.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1f\x63ulture/validate/v1/rules.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x13GetChatBadgeRequest\x12&\n\x07user_id\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01\x18\x80\x01\xa8Q\x01R\x06userId\x12\x14\n\x05reset\x18\x02 \x01(\x08R\x05reset\"d\n\x14GetChatBadgeResponse\x12!\n\x0cunread_count\x18\x01 \x01(\x05R\x0bunreadCount\x12)\n\x10\x63onversation_ids\x18\x02 \x03(\tR\x0f\x63onversationIds\"\xaa\x01\n\x07JobStep\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x34\n\x05state\x18\x02 \x01(\x0e\x32\x1e.culture.notifier.v1.StepStateR\x05state\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xff\x01\n\x03Job\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32\x1d.culture.notifier.v1.JobStateR\x05state\x12\x32\n\x05steps\x18\x03 \x03(\x0b\x32\x1c.culture.notifier.v1.JobStepR\x05steps\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"J\n\x13GetJobStatusRequest\x12\x33\n\x06job_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Za-z0-9_-]{8,64}$R\x05jobId\"B\n\x14GetJobStatusResponse\x12*\n\x03job\x18\x01 \x01(\x0b\x32\x18.culture.notifier.v1.JobR\x03job\"F\n\x0fWatchJobRequest\x12\x33\n\x06job_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Za-z0-9_-]{8,64}$R\x05jobId\">\n\x10WatchJobResponse\x12*\n\x03job\x18\x01 \x01(\x0b\x32\x18.culture.notifier.v1.JobR\x03job*k\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_RUNNING\x10\x01\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x02\x12\x14\n\x10JOB_STATE_FAILED\x10\x03*\x8c\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_PENDING\x10\x01\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x02\x12\x15\n\x11STEP_STATE_FAILED\x10\x03\x12\x1a\n\x16STEP_STATE_COMPENSATED\x10\x04\x32\xb6\x02\n\x0fNotifierService\x12\x63\n\x0cGetJobStatus\x12(.culture.notifier.v1.GetJobStatusRequest\x1a).culture.notifier.v1.GetJobStatusResponse\x12Y\n\x08WatchJob\x12$.culture.notifier.v1.WatchJobRequest\x1a%.culture.notifier.v1.WatchJobResponse0\x01\x12\x63\n\x0cGetChatBadge\x12(.culture.notifier.v1.GetChatBadgeRequest\x1a).culture.notifier.v1.GetChatBadgeResponseB\x96\x01\n\x17\x63om.culture.notifier.v1B\rNotifierProtoP\x01\xa2\x02\x03\x43NX\xaa\x02\x13\x43ulture.Notifier.V1\xca\x02\x13\x43ulture\\Notifier\\V1\xe2\x02\x1f\x43ulture\\Notifier\\V1\\GPBMetadata\xea\x02\x15\x43ulture::Notifier::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +35,32 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'culture.notifier.v1.notifie
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027com.culture.notifier.v1B\rNotifierProtoP\001\242\002\003CNX\252\002\023Culture.Notifier.V1\312\002\023Culture\\Notifier\\V1\342\002\037Culture\\Notifier\\V1\\GPBMetadata\352\002\025Culture::Notifier::V1'
+  _globals['_GETCHATBADGEREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETCHATBADGEREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\nr\010\020\001\030\200\001\250Q\001'
   _globals['_GETJOBSTATUSREQUEST'].fields_by_name['job_id']._loaded_options = None
   _globals['_GETJOBSTATUSREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\031r\0272\025^[A-Za-z0-9_-]{8,64}$'
   _globals['_WATCHJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
   _globals['_WATCHJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\031r\0272\025^[A-Za-z0-9_-]{8,64}$'
-  _globals['_JOBSTATE']._serialized_start=832
-  _globals['_JOBSTATE']._serialized_end=939
-  _globals['_STEPSTATE']._serialized_start=942
-  _globals['_STEPSTATE']._serialized_end=1082
-  _globals['_JOBSTEP']._serialized_start=122
-  _globals['_JOBSTEP']._serialized_end=292
-  _globals['_JOB']._serialized_start=295
-  _globals['_JOB']._serialized_end=550
-  _globals['_GETJOBSTATUSREQUEST']._serialized_start=552
-  _globals['_GETJOBSTATUSREQUEST']._serialized_end=626
-  _globals['_GETJOBSTATUSRESPONSE']._serialized_start=628
-  _globals['_GETJOBSTATUSRESPONSE']._serialized_end=694
-  _globals['_WATCHJOBREQUEST']._serialized_start=696
-  _globals['_WATCHJOBREQUEST']._serialized_end=766
-  _globals['_WATCHJOBRESPONSE']._serialized_start=768
-  _globals['_WATCHJOBRESPONSE']._serialized_end=830
-  _globals['_NOTIFIERSERVICE']._serialized_start=1085
-  _globals['_NOTIFIERSERVICE']._serialized_end=1294
+  _globals['_JOBSTATE']._serialized_start=1052
+  _globals['_JOBSTATE']._serialized_end=1159
+  _globals['_STEPSTATE']._serialized_start=1162
+  _globals['_STEPSTATE']._serialized_end=1302
+  _globals['_GETCHATBADGEREQUEST']._serialized_start=154
+  _globals['_GETCHATBADGEREQUEST']._serialized_end=237
+  _globals['_GETCHATBADGERESPONSE']._serialized_start=239
+  _globals['_GETCHATBADGERESPONSE']._serialized_end=339
+  _globals['_JOBSTEP']._serialized_start=342
+  _globals['_JOBSTEP']._serialized_end=512
+  _globals['_JOB']._serialized_start=515
+  _globals['_JOB']._serialized_end=770
+  _globals['_GETJOBSTATUSREQUEST']._serialized_start=772
+  _globals['_GETJOBSTATUSREQUEST']._serialized_end=846
+  _globals['_GETJOBSTATUSRESPONSE']._serialized_start=848
+  _globals['_GETJOBSTATUSRESPONSE']._serialized_end=914
+  _globals['_WATCHJOBREQUEST']._serialized_start=916
+  _globals['_WATCHJOBREQUEST']._serialized_end=986
+  _globals['_WATCHJOBRESPONSE']._serialized_start=988
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1050
+  _globals['_NOTIFIERSERVICE']._serialized_start=1305
+  _globals['_NOTIFIERSERVICE']._serialized_end=1615
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from buf.validate import validate_pb2 as _validate_pb2
+from culture.validate.v1 import rules_pb2 as _rules_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -34,6 +35,22 @@ STEP_STATE_PENDING: StepState
 STEP_STATE_SUCCEEDED: StepState
 STEP_STATE_FAILED: StepState
 STEP_STATE_COMPENSATED: StepState
+
+class GetChatBadgeRequest(_message.Message):
+    __slots__ = ("user_id", "reset")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    reset: bool
+    def __init__(self, user_id: _Optional[str] = ..., reset: _Optional[bool] = ...) -> None: ...
+
+class GetChatBadgeResponse(_message.Message):
+    __slots__ = ("unread_count", "conversation_ids")
+    UNREAD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    unread_count: int
+    conversation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, unread_count: _Optional[int] = ..., conversation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobStep(_message.Message):
     __slots__ = ("name", "state", "message", "update_time")

@@ -47,6 +47,11 @@ class NotifierServiceStub:
                 request_serializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
+        self.GetChatBadge = channel.unary_unary(
+                '/culture.notifier.v1.NotifierService/GetChatBadge',
+                request_serializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.GetChatBadgeRequest.SerializeToString,
+                response_deserializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.GetChatBadgeResponse.FromString,
+                _registered_method=True)
 
 
 class NotifierServiceServicer:
@@ -71,6 +76,15 @@ class NotifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetChatBadge(self, request, context):
+        """GetChatBadge returns how many chat messages reached the user since the badge was last reset
+        (counted from culture.events.v1.MessageSent; no mail is sent per message), and resets it when
+        asked (the gateway does when the user connects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -83,6 +97,11 @@ def add_NotifierServiceServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.WatchJobRequest.FromString,
                     response_serializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.WatchJobResponse.SerializeToString,
+            ),
+            'GetChatBadge': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChatBadge,
+                    request_deserializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.GetChatBadgeRequest.FromString,
+                    response_serializer=culture_dot_notifier_dot_v1_dot_notifier__pb2.GetChatBadgeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,6 +161,33 @@ class NotifierService:
             '/culture.notifier.v1.NotifierService/WatchJob',
             culture_dot_notifier_dot_v1_dot_notifier__pb2.WatchJobRequest.SerializeToString,
             culture_dot_notifier_dot_v1_dot_notifier__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChatBadge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/culture.notifier.v1.NotifierService/GetChatBadge',
+            culture_dot_notifier_dot_v1_dot_notifier__pb2.GetChatBadgeRequest.SerializeToString,
+            culture_dot_notifier_dot_v1_dot_notifier__pb2.GetChatBadgeResponse.FromString,
             options,
             channel_credentials,
             insecure,
