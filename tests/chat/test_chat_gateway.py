@@ -443,3 +443,55 @@ async def test_a_stream_ends_when_the_server_stops_and_fails_unavailable_when_re
     finally:
         await publisher.close()
         await proxy.close()
+
+
+async def test_every_chat_frame_both_ways_follows_the_served_openapi_schemas(chat_run: ChatRun) -> None:
+    """The frames a chat exchange produces (ready, sent, message, delivered, presence, caught-up, error)
+    and the frames the client sent, against the PushMessage and ChatClientFrame schemas of the
+    gateway's own /openapi.json."""
+    import jsonschema
+
+    gw1, gw2 = chat_run.gateways
+    async with httpx.AsyncClient(base_url=gw1, timeout=30) as http:
+        spec = (await http.get("/openapi.json")).json()
+
+    def valid(schema: str, frame: dict) -> list[str]:
+        validator = jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{schema}",
+                                                     "components": spec["components"]})
+        return [e.message for e in validator.iter_errors(frame)]
+
+    x, y = await new_user(gw1, "x"), await new_user(gw2, "y")
+    conv = await _direct(gw1, x, y)
+    sent_frames: list[dict] = []
+    async with Socket(gw1, x) as sx:
+        async with Socket(gw2, y) as sy:
+            await sx.wait_for(lambda f: f["type"] == "chat.presence" and f["user_id"] == y.user_id,
+                              "y online for x")
+            frames = [{"type": "chat.send", "conversation_id": conv, "body": "hello",
+                       "client_message_id": uuid.uuid4().hex}, {"type": "chat.heartbeat"}]
+            for frame in frames:
+                await sx.send(frame)
+            sent_frames += frames
+            await sx.send({"type": "chat.send", "conversation_id": conv, "body": ""})  # refused: chat.error
+            await sx.wait_for(lambda f: f["type"] == "chat.sent", "the sent frame")
+            await sx.wait_for(lambda f: f["type"] == "chat.error", "the error frame")
+            message = (await sy.wait_for(lambda f: f["type"] == "chat.message", "the message"))["message"]
+            ack = {"type": "chat.ack", "message_id": message["message_id"], "conversation_id": conv}
+            resume = {"type": "chat.resume", "last_message_id": message["message_id"]}
+            for frame in (ack, resume):
+                await sy.send(frame)
+            sent_frames += [ack, resume]
+            await sx.wait_for(lambda f: f["type"] == "chat.delivered", "the delivery acknowledgement")
+            await sy.wait_for(lambda f: f["type"] == "chat.caught-up", "the catch-up")
+        await sx.wait_for(lambda f: f["type"] == "chat.presence" and f["status"] == "offline",
+                          "y offline for x")
+        received = sx.frames + sy.frames
+    types = {f["type"] for f in received}
+    assert types >= {"ready", "chat.sent", "chat.error", "chat.message", "chat.delivered", "chat.presence",
+                     "chat.caught-up"}, types
+    for frame in received:
+        assert not (errors := valid("PushMessage", frame)), (frame, errors)
+    for frame in sent_frames:
+        assert not (errors := valid("ChatClientFrame", frame)), (frame, errors)
+    # and the schema does refuse what the server refuses
+    assert valid("ChatClientFrame", {"type": "chat.send", "conversation_id": conv, "body": ""})

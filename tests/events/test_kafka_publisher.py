@@ -58,3 +58,41 @@ async def test_close_with_timeout_flushes_when_kafka_is_up(kafka_bootstrap: str,
     await pub.close(timeout=30)
     await asyncio.wait_for(sending, 30)  # delivered, not given up
     await pub.close(timeout=1)  # idempotent
+
+
+async def test_a_topic_created_by_another_client_a_moment_ago_is_published_to(
+        kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publisher that asked the brokers for the topic before it existed looks again for a moment
+    (a topic another client just created reaches the metadata shortly after its CreateTopics
+    returned); a topic that stays missing is refused, with nothing sent."""
+    from aiokafka.client import AIOKafkaClient
+
+    from culture_events.errors import PublishRejected
+    from culture_events.testing import wait_until
+
+    asked: list[bool] = []
+    fetch = AIOKafkaClient.fetch_all_metadata
+
+    async def counted(self: AIOKafkaClient) -> object:
+        cluster = await fetch(self)
+        asked.append(unique in cluster.topics())
+        return cluster
+
+    monkeypatch.setattr(AIOKafkaClient, "fetch_all_metadata", counted)
+    publisher = KafkaPublisher(kafka_bootstrap)
+    creator = KafkaPublisher(kafka_bootstrap)
+    try:
+        publisher.topic_grace_seconds = 10.0
+        late = asyncio.ensure_future(publisher.publish(unique, Message(b"first", id="m1")))
+        await wait_until(lambda: asked and not asked[0], 10, "the publisher to find no such topic")
+        assert not late.done()
+        await creator.create_topic(unique)
+        await asyncio.wait_for(late, 15)
+        publisher.topic_grace_seconds = 0.5
+        started = time.monotonic()
+        with pytest.raises(PublishRejected, match="does not exist") as refused:
+            await publisher.publish(f"{unique}-never", Message(b"x", id="m2"))
+        assert refused.value.all_refused and time.monotonic() - started >= 0.5
+    finally:
+        await publisher.close(timeout=5)
+        await creator.close(timeout=5)

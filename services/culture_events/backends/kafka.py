@@ -197,19 +197,31 @@ class KafkaPublisher:
                 reason = str(result) or type(result).__name__
                 raise BackendError(f"publishing to Kafka topic {topic!r} failed: {reason}") from result
 
+    #: how long a topic the brokers do not list yet is looked for again before a publish is refused: a
+    #: topic created a moment ago (by the operator, another client) reaches every broker's metadata
+    #: shortly after CreateTopics returns (CI saw a publish right after a create refused)
+    topic_grace_seconds = 1.0
+
     async def _check_topic(self, topic: str) -> None:
         """PublishRejected when the cluster answers and has no such topic (auto-creation is off, so
-        a send would wait `request_timeout_ms` for it, then fail). Unknown (no answer): go on."""
+        a send would wait `request_timeout_ms` for it, then fail), also after `topic_grace_seconds`.
+        Unknown (no answer): go on."""
         assert self._producer is not None
-        try:
-            cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 10)
-        except (KafkaError, TimeoutError):
-            return  # the send waits for the broker as usual
-        if topic in cluster.topics():
-            self._known_topics.add(topic)
-        elif cluster.brokers():
-            raise PublishRejected(f"Kafka topic {topic!r} does not exist (and topics are not created "
-                                  "on first use)", all_refused=True)
+        deadline = asyncio.get_running_loop().time() + self.topic_grace_seconds
+        while True:
+            try:
+                cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 10)
+            except (KafkaError, TimeoutError):
+                return  # the send waits for the broker as usual
+            if topic in cluster.topics():
+                self._known_topics.add(topic)
+                return
+            if not cluster.brokers():
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                raise PublishRejected(f"Kafka topic {topic!r} does not exist (and topics are not created "
+                                      "on first use)", all_refused=True)
+            await asyncio.sleep(0.2)
 
     async def create_topic(self, topic: str, partitions: int = 1, replication_factor: int = 1) -> None:
         """Create the topic through the admin client; a topic that already exists is fine."""
