@@ -288,6 +288,17 @@ def platform_values_schema() -> dict[str, Any]:
                     "spec": {**spec, "description": "the CulturePlatform's spec (kubectl explain cp.spec)"},
                 },
             },
+            "secrets": {
+                "type": "object", "description": "Secrets created with the platform: name -> keys (e.g. a "
+                "database in mode external, named by its secretRef)",
+                "propertyNames": {"maxLength": 253, "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+                "additionalProperties": {"type": "object", "minProperties": 1,
+                                         "propertyNames": {"pattern": r"^[-._a-zA-Z0-9]+$"},
+                                         "additionalProperties": {"type": ["string", "integer"]}},
+            },
+            "gatewayNodePort": {"type": ["integer", "null"], "minimum": 30000, "maximum": 32767,
+                                "description": "a NodePort Service in front of the gateway on this node "
+                                               "port (kind-config.yaml maps 30080); null: none"},
             "culture-operator": {"type": "object", "description": "values of the culture-operator chart"},
             "global": {"type": "object"},
         },

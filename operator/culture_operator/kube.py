@@ -190,6 +190,12 @@ class Kube:
             },
         )
 
+    def delete_platform(self, namespace: str, name: str) -> bool:
+        """Delete a CulturePlatform (its children follow: owner references); False if it was gone."""
+        return self._request("DELETE", f"{PLATFORM_KIND.collection(namespace)}/{quote(name)}",
+                             body={"kind": "DeleteOptions", "apiVersion": "v1",
+                                   "propagationPolicy": "Background"}) is not None
+
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's base64 data, or None when it does not exist."""
         obj = self._request("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}")

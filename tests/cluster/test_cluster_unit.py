@@ -1,37 +1,60 @@
-"""Pure parts of the local cluster: DNS answers, the node's configuration files."""
+"""Pure parts of the local cluster: the node's configuration files, cluster DNS's manifests."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from culture_stack.cluster import config
 from culture_stack.cluster.cni_stack_ports import pod_commands
-from culture_stack.cluster.dns import ServiceRecord, answer_addresses
 
 pytestmark = pytest.mark.unit
 
-RECORDS = {
-    ("default", "kubernetes"): ServiceRecord("10.96.0.1"),
-    ("shop", "web"): ServiceRecord("10.96.3.4", ("10.244.0.7",)),
-    ("shop", "db"): ServiceRecord(None, ("10.244.0.8", "10.244.0.9")),
-}
+
+def test_cluster_dns_is_coredns_behind_kube_dns_as_kind_deploys_it() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in config.coredns_manifests("img:1")}
+    assert set(docs) == {("ServiceAccount", "coredns"), ("ClusterRole", "system:coredns"),
+                         ("ClusterRoleBinding", "system:coredns"), ("ConfigMap", "coredns"),
+                         ("Deployment", "coredns"), ("Service", "kube-dns")}
+    assert all(d["metadata"].get("namespace", "kube-system") == "kube-system" for d in docs.values())
+    svc = docs[("Service", "kube-dns")]["spec"]
+    assert svc["clusterIP"] == config.CLUSTER_DNS
+    assert ipaddress.ip_address(config.CLUSTER_DNS) in ipaddress.ip_network(config.SERVICE_CIDR)
+    assert {(p["port"], p["protocol"]) for p in svc["ports"]} >= {(53, "UDP"), (53, "TCP")}
+    pod = docs[("Deployment", "coredns")]["spec"]["template"]
+    assert svc["selector"] == pod["metadata"]["labels"] == {"k8s-app": "kube-dns"}
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "img:1" and container["args"] == ["-conf", "/etc/coredns/Corefile"]
+    # its upstream is the node's resolver (dnsPolicy ClusterFirst would make it ask itself: a loop)
+    assert pod["spec"]["dnsPolicy"] == "Default"
+    corefile = docs[("ConfigMap", "coredns")]["data"]["Corefile"]
+    assert f"kubernetes {config.CLUSTER_DOMAIN} in-addr.arpa ip6.arpa" in corefile
+    assert "forward . /etc/resolv.conf" in corefile and "\n    ready\n" in corefile
+    rules = docs[("ClusterRole", "system:coredns")]["rules"]
+    assert {r for rule in rules for r in rule["resources"]} >= {"services", "endpointslices"}
+    assert all(set(rule["verbs"]) == {"list", "watch"} for rule in rules)  # reads only
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("kubernetes.default.svc.cluster.local.", ["10.96.0.1"]),
-    ("WEB.shop.svc.cluster.local", ["10.96.3.4"]),  # names are case-insensitive
-    ("db.shop.svc.cluster.local.", ["10.244.0.8", "10.244.0.9"]),  # headless: the ready endpoints
-    ("10-244-0-7.shop.pod.cluster.local.", ["10.244.0.7"]),
-    ("nope.shop.svc.cluster.local.", None),
-    ("web.other.svc.cluster.local.", None),
-    ("pypi.org.", None),  # not ours: the server forwards it
-])
-def test_answer_addresses(name: str, expected: list[str] | None) -> None:
-    assert answer_addresses(name, RECORDS) == expected
+def test_storage_is_local_path_provisioner_serving_the_default_class_as_on_kind() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d
+            for d in config.local_path_manifests("lpp:1", "base:1", "/var/x/local-path")}
+    (cls,) = [d for (kind, _), d in docs.items() if kind == "StorageClass"]
+    assert cls["metadata"]["name"] == config.STORAGE_CLASS == "standard"
+    assert cls["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert (cls["provisioner"], cls["volumeBindingMode"], cls["reclaimPolicy"]) == \
+        ("rancher.io/local-path", "WaitForFirstConsumer", "Delete")
+    dep = docs[("Deployment", "local-path-provisioner")]["spec"]["template"]["spec"]
+    assert dep["containers"][0]["image"] == "lpp:1"
+    data = docs[("ConfigMap", "local-path-config")]["data"]
+    assert json.loads(data["config.json"])["nodePathMap"][0]["paths"] == ["/var/x/local-path"]
+    helper = yaml.safe_load(data["helperPod.yaml"])
+    assert helper["spec"]["containers"][0]["image"] == "base:1"
+    assert 'mkdir -m 0777 -p "$VOL_DIR"' in data["setup"] and 'rm -rf "$VOL_DIR"' in data["teardown"]
 
 
 def test_addresses_are_host_local() -> None:

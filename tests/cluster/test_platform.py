@@ -163,8 +163,12 @@ def test_helm_install_of_the_platform_chart_reconciles_into_ready_pods(
             after = {p["metadata"]["uid"] for p in _role_pods(cluster, namespace, name, *sr)}
             assert after == before[sr], f"{sr} pods changed when only {SCALED} was scaled"
 
-        # deleting the platform removes its pods
-        cluster.run("delete", "cp", name, "-n", namespace, "--wait=false")
+        # `helm uninstall` removes the platform (its pre-delete hook deletes it while the operator still
+        # runs, so the operator's finalizer goes), then the operator; the platform's pods go with it
+        removed = cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait",
+                                   "--timeout", "5m")
+        assert "uninstalled" in removed.stdout, removed.stdout
+        assert cluster.get("cp", name, "-n", namespace) is None  # gone, not stuck on a finalizer
         wait_until_sync(lambda: not cluster.pods(namespace, f"{INSTANCE}={name}"), 180,
                         "the platform's pods to go", diagnose=lambda: describe(cluster, namespace),
                         interval=1.0)

@@ -4,13 +4,15 @@ another pod reaches by DNS name, and is restarted after its process is killed.""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster_kube import Kube, describe, ready
 
 from culture_events.testing import wait_until_sync
-from culture_stack.cluster import components, config
+from culture_stack.cluster import components, config, storage
+from culture_stack.server import Context
 
 pytestmark = pytest.mark.e2e
 
@@ -101,3 +103,47 @@ def test_pod_serves_a_service_by_dns_name_and_restarts(cluster: Kube, namespace:
     # and the API server reaches the kubelet: `kubectl logs` shows what the client printed
     logs = cluster.run("logs", "-n", namespace, "job/client").stdout
     assert f"web.{namespace}.svc" in logs
+
+
+def test_a_claim_without_a_class_gets_a_local_volume_that_outlives_its_pod(
+        cluster: Kube, namespace: str, base_image: str, cluster_ctx: Context) -> None:
+    """The default StorageClass (local-path-provisioner, as on kind): a claim that names no class is
+    bound once a pod uses it, the pod's writes land in a directory on the node and are there for the
+    next pod, and deleting the claim removes the volume and its directory."""
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "data", "namespace": namespace},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}}
+
+    def writer(name: str, script: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+                "spec": {"restartPolicy": "Never", "securityContext": POD_SECURITY,
+                         "containers": [{"name": name, "image": base_image,
+                                         "command": ["python3", "-c", script],
+                                         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                         "securityContext": CONTAINER_SECURITY, "resources": LIMITS}],
+                         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}}
+
+    def succeeded(name: str) -> bool:
+        pod = cluster.get("pod", name, "-n", namespace)
+        assert pod["status"].get("phase") != "Failed", cluster.run("logs", "-n", namespace, name).stdout
+        return pod["status"].get("phase") == "Succeeded"
+
+    cluster.apply(claim, writer("first", "open('/data/kept', 'w').write('written by first')"))
+    wait_until_sync(lambda: succeeded("first"), 180, "pod first to write",
+                    diagnose=lambda: describe(cluster, namespace), interval=1.0)
+    pvc = cluster.get("pvc", "data", "-n", namespace)
+    assert pvc["status"]["phase"] == "Bound" and pvc["spec"]["storageClassName"] == config.STORAGE_CLASS
+    pv = cluster.get("pv", pvc["spec"]["volumeName"])
+    host_dir = Path(pv["spec"]["hostPath"]["path"])
+    assert host_dir.is_relative_to(storage.volumes_dir(cluster_ctx))
+    assert (host_dir / "kept").read_text() == "written by first"
+
+    cluster.apply(writer("second", "print(open('/data/kept').read())"))
+    wait_until_sync(lambda: succeeded("second"), 180, "pod second to read",
+                    diagnose=lambda: describe(cluster, namespace), interval=1.0)
+    assert cluster.run("logs", "-n", namespace, "second").stdout.strip() == "written by first"
+
+    cluster.run("delete", "pod", "first", "second", "-n", namespace, "--wait=true")
+    cluster.run("delete", "pvc", "data", "-n", namespace, "--wait=true")
+    wait_until_sync(lambda: cluster.get("pv", pv["metadata"]["name"]) is None and not host_dir.exists(),
+                    180, "the volume and its directory to be removed", interval=1.0)

@@ -87,3 +87,41 @@ def test_the_notes_name_the_next_commands(k: Kubectl, chart: Path, namespace: st
     proc = k.helm_run("install", "rel", str(chart), "-n", namespace, "--dry-run=client")
     assert f"kubectl wait cp/rel -n {namespace} --for=condition=Ready" in proc.stdout
     assert f"kubectl port-forward -n {namespace} svc/rel-gateway-api 8080:8080" in proc.stdout
+
+
+def test_the_local_profile_values_create_the_database_secrets_the_spec_names(
+        k: Kubectl, chart: Path, namespace: str) -> None:
+    """values-local.yaml (skaffold's `local` profile): the stack's servers as external databases, each
+    Secret the spec's secretRef names created with the keys the operator's builders read."""
+    from culture_operator.builders.environment import DATABASE_ENV
+
+    docs = render(k, chart, namespace, "-f", str(chart / "values-local.yaml"))
+    (cp,) = of_kind(docs, "CulturePlatform")
+    secrets = {d["metadata"]["name"]: d for d in of_kind(docs, "Secret")}
+    for db, conf in cp["spec"]["databases"].items():
+        assert conf["mode"] == "external"
+        secret = secrets[conf["secretRef"]["name"]]
+        assert sorted(secret["stringData"]) == sorted(key for key, _ in DATABASE_ENV[db]), db
+        assert all(isinstance(v, str) and v for v in secret["stringData"].values()), secret
+    assert all(cp["spec"]["services"][s]["enabled"] for s in cp["spec"]["services"])
+    assert_all_valid(k, docs)
+
+
+def test_the_kind_profile_values_put_the_gateway_on_the_port_kind_maps(
+        k: Kubectl, chart: Path, namespace: str) -> None:
+    """values-kind.yaml: a NodePort Service on the node port kind-config.yaml maps to the laptop, picking
+    exactly the pods the operator labels as the platform's gateway."""
+    from culture_operator.builders.names import Owner, selector_labels
+
+    kind_config = yaml.safe_load((REPO / "kind-config.yaml").read_text())
+    (mapping,) = kind_config["nodes"][0]["extraPortMappings"]
+    docs = render(k, chart, namespace, "-f", str(chart / "values-kind.yaml"))
+    (cp,) = of_kind(docs, "CulturePlatform")
+    (svc,) = [d for d in of_kind(docs, "Service") if d["spec"].get("type") == "NodePort"]
+    (port,) = svc["spec"]["ports"]
+    assert port["nodePort"] == mapping["containerPort"] and port["targetPort"] == "http"
+    owner = Owner(cp["metadata"]["name"], namespace, "uid")
+    assert svc["spec"]["selector"] == selector_labels(owner, "gateway", "api")
+    assert_all_valid(k, docs)
+    refused = k.helm_run("template", "rel", str(chart), "--set", "gatewayNodePort=80", check=False)
+    assert refused.returncode != 0 and "gatewayNodePort" in refused.stderr, refused.stderr

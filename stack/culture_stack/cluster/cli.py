@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run a real single-node Kubernetes cluster here (containerd, kubelet, scheduler, "
         "kube-proxy, cluster DNS, a local image registry) on the stack's control plane",
         description="Manage the local single-node cluster. Needs root. Logs: `culture stack logs NAME` "
-        "(containerd, kubelet, kube-scheduler, kube-proxy, cluster-dns, pod-gateway, registry).",
+        "(containerd, kubelet, kube-scheduler, kube-proxy, pod-gateway, registry); cluster DNS is "
+        "CoreDNS in kube-system (kubectl logs -n kube-system deploy/coredns).",
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser("up", help="start the control plane (if needed) and the node; wait until Ready")

@@ -1,6 +1,6 @@
 """The node's processes, as stack servers (so they share the stack's pid files, logs and health
-waits): the local registry, containerd, the pod gateway, cluster DNS, kubelet, kube-scheduler and
-kube-proxy.
+waits): the local registry, containerd, the pod gateway, kubelet, kube-scheduler and kube-proxy.
+Cluster DNS runs on the node as a pod (`culture_stack.cluster.coredns`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import yaml
 
 from culture_stack import debian, process, tools
 from culture_stack.cluster import config
-from culture_stack.pki import SERVICE_IP, build_kubeconfig, cert_fresh, make_cert, write_private
+from culture_stack.pki import build_kubeconfig, cert_fresh, make_cert, write_private
 from culture_stack.ports import HOST
 from culture_stack.server import Context, Launch, Server, StackError
 from culture_stack.servers import kube
@@ -69,7 +69,6 @@ NODE_CERTS: dict[str, dict[str, Any]] = {
     "scheduler-serving": {"common_name": "kube-scheduler", "server": True, "dns_names": ("localhost",),
                           "ips": (HOST,)},
     "kube-proxy": {"common_name": "system:kube-proxy", "client": True},
-    "cluster-dns": {"common_name": "culture:cluster-dns", "client": True},
 }
 
 
@@ -96,8 +95,7 @@ def ensure_credentials(ctx: Context) -> None:
             crt.write_bytes(cert_pem)
     for who, stem, user in (("kubelet", "kubelet-client", f"system:node:{config.NODE_NAME}"),
                             ("scheduler", "scheduler", "system:kube-scheduler"),
-                            ("kube-proxy", "kube-proxy", "system:kube-proxy"),
-                            ("cluster-dns", "cluster-dns", "culture:cluster-dns")):
+                            ("kube-proxy", "kube-proxy", "system:kube-proxy")):
         cfg = build_kubeconfig(server=kube.SERVER_URL, ca_pem=ca,
                                cert_pem=(pki / f"{stem}.crt").read_bytes(),
                                key_pem=(pki / f"{stem}.key").read_bytes(), user=user)
@@ -248,38 +246,6 @@ class PodGateway(Server):
         return {"address": config.GATEWAY, "ports": list(GATEWAY_PORTS)}
 
 
-class ClusterDns(Server):
-    """Cluster DNS (`culture_stack.cluster.dns`) on the gateway address, port 53."""
-
-    name = "cluster-dns"
-    port = 0
-
-    def init_data(self, ctx: Context) -> None:
-        ensure_credentials(ctx)
-
-    def launch(self, ctx: Context) -> Launch:
-        return Launch([sys.executable, "-m", "culture_stack.cluster.dns", "--listen", config.CLUSTER_DNS,
-                       "--kubeconfig", str(kubeconfig_for(ctx, "cluster-dns")),
-                       "--domain", config.CLUSTER_DOMAIN])
-
-    def _lookup(self) -> list[str]:
-        import dns.message
-        import dns.query
-
-        q = dns.message.make_query(f"kubernetes.default.svc.{config.CLUSTER_DOMAIN}", "A")
-        resp = dns.query.udp(q, config.CLUSTER_DNS, timeout=1.0)
-        return [r.to_text() for rrset in resp.answer for r in rrset]
-
-    def healthy(self, ctx: Context) -> bool:
-        return SERVICE_IP in self._lookup()
-
-    def version(self, ctx: Context) -> str:
-        return f"culture cluster DNS: kubernetes.default -> {', '.join(self._lookup())}"
-
-    def settings(self) -> dict[str, Any]:
-        return {"address": config.CLUSTER_DNS, "domain": config.CLUSTER_DOMAIN}
-
-
 class _NodeComponent(Server):
     """A node binary built from the API server's Kubernetes module, configured by one YAML file."""
 
@@ -300,7 +266,7 @@ class Kubelet(_NodeComponent):
 
     name = "kubelet"
     port = config.KUBELET_HEALTHZ
-    depends_on = ("containerd", "registry", "cluster-dns", "pod-gateway")
+    depends_on = ("containerd", "registry", "pod-gateway")
     start_timeout = 180.0
     # its canary chains, and mount/umount (base system) for volumes
     commands = ("iptables", "ip6tables", "iptables-save", "iptables-restore")
@@ -410,7 +376,7 @@ class KubeProxy(_NodeComponent):
 
 def node_components() -> list[Server]:
     """The cluster's own servers, in start order."""
-    return [Registry(), Containerd(), PodGateway(), KubeScheduler(), KubeProxy(), ClusterDns(), Kubelet()]
+    return [Registry(), Containerd(), PodGateway(), KubeScheduler(), KubeProxy(), Kubelet()]
 
 
 # -- small API helpers -----------------------------------------------------------------------------

@@ -94,10 +94,16 @@ def build_pause(ctx: Context, *, force: bool = False) -> str:
                 what="go build pause", log=ctx.tool("cluster", "images.log"))
     (out.parent / "Dockerfile").write_text(
         'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n')
-    _buildah(ctx, "bud", "--isolation", "chroot", "--layers=false", "-t", ref, str(out.parent),
+    build_context(ctx, out.parent, ref)
+    return ref
+
+
+def build_context(ctx: Context, context: Path, ref: str) -> None:
+    """buildah-build the Dockerfile of a small context directory (a static binary `FROM scratch`) and
+    push it to the local registry as ref."""
+    _buildah(ctx, "bud", "--isolation", "chroot", "--layers=false", "-t", ref, str(context),
              what=f"buildah bud {ref}")
     push(ctx, ref)
-    return ref
 
 
 # -- the Python base image ----------------------------------------------------------------------------------

@@ -13,26 +13,11 @@ from pathlib import Path
 import yaml
 
 from culture_stack import debian, process, registry, stack
-from culture_stack.cluster import components, config, network
+from culture_stack.cluster import components, config, coredns, network, storage
 from culture_stack.server import Context, StackError, Status, say
 from culture_stack.servers import kube
 
 CONTROL_PLANE = ["kube-controller-manager"]  # and what it depends on: etcd, kube-apiserver
-
-#: what cluster DNS may read (bound to its own user, not the admin)
-DNS_RBAC = [
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-     "metadata": {"name": "culture:cluster-dns"},
-     "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch"]},
-               {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-                "verbs": ["list", "watch"]}]},
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-     "metadata": {"name": "culture:cluster-dns"},
-     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                 "name": "culture:cluster-dns"},
-     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "culture:cluster-dns"}]},
-]
-
 
 def _require_root() -> None:
     if os.geteuid() != 0:
@@ -60,10 +45,13 @@ def up(ctx: Context) -> float:
         network.up(ctx)
     # the API server runs with the endpoint reconciler off (it advertises 127.0.0.1); pods reach it
     # through the gateway forwarder, so the `kubernetes` Service points there
-    _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice(), *DNS_RBAC])
+    _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice()])
+    _stop_retired(ctx)
     stack.up(ctx, components.node_components())
+    coredns.up(ctx)  # cluster DNS: a pod, once the node runs pods
+    storage.up(ctx)  # the default StorageClass
     elapsed = time.monotonic() - t0
-    say(f"cluster: node {config.NODE_NAME} Ready ({elapsed:.0f}s); "
+    say(f"cluster: node {config.NODE_NAME} Ready, cluster DNS answering, storage served ({elapsed:.0f}s); "
         f"kubectl --kubeconfig {kube.kubeconfig_path(ctx)} get nodes")
     return elapsed
 
@@ -82,6 +70,7 @@ def _down(ctx: Context, *, clean: bool = False) -> None:
     stack.down(ctx, kubelet)
     _remove_containers(ctx)
     stack.down(ctx, [c for c in comps if c.name != "kubelet"])
+    _stop_retired(ctx)
     _kill_leftover_shims(ctx)
     _unmount_under([ctx.data("kubelet"), ctx.data("containerd"), components.CONTAINERD_SOCKET.parent])
     proxy = kube.bin_dir(ctx) / "kube-proxy"
@@ -93,14 +82,29 @@ def _down(ctx: Context, *, clean: bool = False) -> None:
     if kube.KubeApiServer().pid(ctx) is not None:
         components.kubectl(ctx, "delete", "node", config.NODE_NAME, "--ignore-not-found", check=False)
     if clean:
-        for name in ("kubelet", "containerd", "cluster"):
+        for name in ("kubelet", "containerd", "cluster", "local-path"):
             shutil.rmtree(ctx.data(name), ignore_errors=True)
     say("cluster: down")
 
 
+#: node processes earlier versions ran that this one does not (cluster DNS is a CoreDNS pod now)
+RETIRED = ("cluster-dns",)
+
+
+def _stop_retired(ctx: Context) -> None:
+    """Stop what an earlier version of `cluster up` started and this one no longer knows."""
+    for name in RETIRED:
+        pidfile = ctx.pidfile(name)
+        pid = process.read_pid(pidfile)
+        if pid is not None and process.pid_alive(pid):
+            say(f"  cluster: stopping {name} (pid {pid}), which this version no longer runs")
+            process.stop(pid, timeout=10)
+        pidfile.unlink(missing_ok=True)
+
+
 def status(ctx: Context) -> list[Status]:
-    """The node components' status rows (as `culture stack status` prints them)."""
-    return stack.status(ctx, components.node_components())
+    """The node components' status rows (as `culture stack status` prints them), and cluster DNS's."""
+    return [*stack.status(ctx, components.node_components()), coredns.status(ctx), storage.status(ctx)]
 
 
 def _remove_containers(ctx: Context) -> None:

@@ -1,0 +1,114 @@
+"""Cluster DNS: CoreDNS, built from its Go module (`github.com/coredns/coredns`, build module
+`stack/culture_stack/kube_build/coredns`), in an image made `FROM scratch` by buildah and pushed to the
+local registry, deployed as kind deploys it (`config.coredns_manifests`: Deployment + `kube-dns`
+Service at `config.CLUSTER_DNS` in kube-system). The kubelet gives every pod that address."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from culture_stack import phases, tools
+from culture_stack.cluster import config, images
+from culture_stack.pki import SERVICE_IP
+from culture_stack.server import Context, StackError, Status, say
+from culture_stack.servers import kube
+
+BUILD_DIR = kube.BUILD_DIR / "coredns"
+PACKAGE = "github.com/coredns/coredns"
+NAME = "coredns"
+#: what `status` reports for it (a pod of the cluster, not a process of the stack)
+STATUS_NAME = "cluster-dns"
+
+
+def binary(ctx: Context) -> Path:
+    """Build CoreDNS into `<cache>/coredns/bin` once (minutes on 2 cores the first time; then cached)."""
+    versioned = f"{NAME}-{config.COREDNS_VERSION}"  # a new version is built anew
+    with kube._build_lock(ctx):
+        return tools.go_build(ctx, NAME, BUILD_DIR, {versioned: PACKAGE},
+                              env={"GOFLAGS": "-mod=mod '-ldflags=-s -w'"}) / versioned
+
+
+def build_image(ctx: Context, *, force: bool = False) -> str:
+    """The CoreDNS image in the local registry: its static binary `FROM scratch`, as upstream's."""
+    ref = config.COREDNS_IMAGE
+    if not force and images.image_exists(ref):
+        return ref
+    built = binary(ctx)
+    context = ctx.tool(NAME, "image")
+    context.mkdir(parents=True, exist_ok=True)
+    (context / NAME).write_bytes(built.read_bytes())
+    (context / NAME).chmod(0o755)
+    (context / "Dockerfile").write_text(
+        'FROM scratch\nCOPY coredns /coredns\nEXPOSE 53 53/udp\nENTRYPOINT ["/coredns"]\n')
+    say(f"  cluster: building the CoreDNS {config.COREDNS_VERSION} image")
+    with phases.step(f"image culture/coredns:{config.COREDNS_VERSION}"):
+        images.build_context(ctx, context, ref)
+    return ref
+
+
+def _kubectl(ctx: Context, *args: str, input_text: str | None = None, check: bool = True) -> str:
+    from culture_stack.cluster import components
+
+    return components.kubectl(ctx, *args, input_text=input_text, check=check).stdout
+
+
+def _available(ctx: Context) -> bool:
+    out = _kubectl(ctx, "get", "deployment", NAME, "-n", "kube-system", "-o", "json", check=False)
+    if not out:
+        return False
+    status = json.loads(out).get("status", {})
+    return status.get("availableReplicas", 0) >= 1 and status.get("updatedReplicas", 0) >= 1
+
+
+def _answer(name: str = f"kubernetes.default.svc.{config.CLUSTER_DOMAIN}") -> list[str]:
+    """The A records CoreDNS gives `name`, asked at the kube-dns Service address (kube-proxy's rules
+    send the host's own packets for a Service address to the pod too)."""
+    import dns.message
+    import dns.query
+
+    resp = dns.query.udp(dns.message.make_query(name, "A"), config.CLUSTER_DNS, timeout=1.0)
+    return [r.to_text() for rrset in resp.answer for r in rrset]
+
+
+def up(ctx: Context, timeout: float = 300.0) -> None:
+    """Build and push the image if missing, apply the manifests, wait until the Service answers."""
+    from culture_stack.cluster import components
+
+    image = build_image(ctx)
+    components.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "--field-manager=culture-cluster",
+                       "-f", "-", input_text=yaml.safe_dump_all(config.coredns_manifests(image)))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            if _available(ctx) and SERVICE_IP in _answer():
+                say(f"  cluster: CoreDNS answers at {config.CLUSTER_DNS} (kube-dns)")
+                return
+        except Exception as exc:  # noqa: BLE001 - DNS timeouts, a pod not scheduled yet: try again
+            last = f" (last: {exc})"
+        time.sleep(1.0)
+    pods = _kubectl(ctx, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", "wide",
+                    check=False)
+    raise StackError(f"CoreDNS did not answer at {config.CLUSTER_DNS} within {timeout:.0f}s{last}\n{pods}")
+
+
+def status(ctx: Context) -> Status:
+    """One status row: the Deployment's pod and whether kube-dns answers, with CoreDNS's version."""
+    healthy, version, detail = False, "", ""
+    try:
+        out = _kubectl(ctx, "get", "deployment", NAME, "-n", "kube-system", "-o", "json", check=False)
+        if out:
+            image = json.loads(out)["spec"]["template"]["spec"]["containers"][0]["image"]
+            version = f"CoreDNS {image.rpartition(':')[2]}"
+            answers = _answer() if _available(ctx) else []
+            healthy = SERVICE_IP in answers
+            detail = f"kube-dns {config.CLUSTER_DNS}: kubernetes.default -> {', '.join(answers) or '-'}"
+    except Exception as exc:  # noqa: BLE001 - status reports, it never fails
+        detail = str(exc)
+    return Status(name=STATUS_NAME, port=config.DNS_PORT, pid=None, running=bool(version), healthy=healthy,
+                  version=version, detail=detail)
+
