@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import yaml
 
-from culture_stack import phases, tools
 from culture_stack.cluster import config, images
 from culture_stack.pki import SERVICE_IP
 from culture_stack.server import Context, StackError, Status, say
@@ -24,30 +22,10 @@ NAME = "coredns"
 STATUS_NAME = "cluster-dns"
 
 
-def binary(ctx: Context) -> Path:
-    """Build CoreDNS into `<cache>/coredns/bin` once (minutes on 2 cores the first time; then cached)."""
-    versioned = f"{NAME}-{config.COREDNS_VERSION}"  # a new version is built anew
-    with kube._build_lock(ctx):
-        return tools.go_build(ctx, NAME, BUILD_DIR, {versioned: PACKAGE},
-                              env={"GOFLAGS": "-mod=mod '-ldflags=-s -w'"}) / versioned
-
-
 def build_image(ctx: Context, *, force: bool = False) -> str:
     """The CoreDNS image in the local registry: its static binary `FROM scratch`, as upstream's."""
-    ref = config.COREDNS_IMAGE
-    if not force and images.image_exists(ref):
-        return ref
-    built = binary(ctx)
-    context = ctx.tool(NAME, "image")
-    context.mkdir(parents=True, exist_ok=True)
-    (context / NAME).write_bytes(built.read_bytes())
-    (context / NAME).chmod(0o755)
-    (context / "Dockerfile").write_text(
-        'FROM scratch\nCOPY coredns /coredns\nEXPOSE 53 53/udp\nENTRYPOINT ["/coredns"]\n')
-    say(f"  cluster: building the CoreDNS {config.COREDNS_VERSION} image")
-    with phases.step(f"image culture/coredns:{config.COREDNS_VERSION}"):
-        images.build_context(ctx, context, ref)
-    return ref
+    return images.build_go_image(ctx, NAME, BUILD_DIR, PACKAGE, config.COREDNS_VERSION, config.COREDNS_IMAGE,
+                                 force=force)
 
 
 def _kubectl(ctx: Context, *args: str, input_text: str | None = None, check: bool = True) -> str:

@@ -98,6 +98,31 @@ def build_pause(ctx: Context, *, force: bool = False) -> str:
     return ref
 
 
+def build_go_image(ctx: Context, name: str, module_dir: Path, package: str, version: str, ref: str, *,
+                   force: bool = False) -> str:
+    """A static Go program of the Go module proxy as an image `FROM scratch` (its binary at /NAME, the
+    entrypoint), pushed to the local registry as ref: built once into `<cache>/NAME/bin/NAME-VERSION`
+    by the build module `module_dir` (a new version is built anew); kept while the registry has ref."""
+    from culture_stack import tools
+    from culture_stack.servers import kube
+
+    if not force and image_exists(ref):
+        return ref
+    versioned = f"{name}-{version}"
+    with kube._build_lock(ctx):
+        built = tools.go_build(ctx, name, module_dir, {versioned: package},
+                               env={"GOFLAGS": "-mod=mod '-ldflags=-s -w'"}) / versioned
+    context = ctx.tool(name, "image")
+    context.mkdir(parents=True, exist_ok=True)
+    (context / name).write_bytes(built.read_bytes())
+    (context / name).chmod(0o755)
+    (context / "Dockerfile").write_text(f'FROM scratch\nCOPY {name} /{name}\nENTRYPOINT ["/{name}"]\n')
+    say(f"  cluster: building the {name} {version} image")
+    with phases.step(f"image {ref.removeprefix(config.REGISTRY + '/')}"):
+        build_context(ctx, context, ref)
+    return ref
+
+
 def build_context(ctx: Context, context: Path, ref: str) -> None:
     """buildah-build the Dockerfile of a small context directory (a static binary `FROM scratch`) and
     push it to the local registry as ref."""

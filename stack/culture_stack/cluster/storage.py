@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 
-from culture_stack import phases, tools
 from culture_stack.cluster import config, images
 from culture_stack.server import Context, StackError, Status, say
 from culture_stack.servers import kube
@@ -29,29 +28,10 @@ def volumes_dir(ctx: Context) -> Path:
     return ctx.data("local-path")
 
 
-def binary(ctx: Context) -> Path:
-    """Build local-path-provisioner into `<cache>/local-path-provisioner/bin` once."""
-    versioned = f"{NAME}-{config.LOCAL_PATH_VERSION}"
-    with kube._build_lock(ctx):
-        return tools.go_build(ctx, NAME, BUILD_DIR, {versioned: PACKAGE},
-                              env={"GOFLAGS": "-mod=mod '-ldflags=-s -w'"}) / versioned
-
-
 def build_image(ctx: Context, *, force: bool = False) -> str:
     """The provisioner's image in the local registry: its static binary `FROM scratch`."""
-    ref = config.LOCAL_PATH_IMAGE
-    if not force and images.image_exists(ref):
-        return ref
-    built = binary(ctx)
-    context = ctx.tool(NAME, "image")
-    context.mkdir(parents=True, exist_ok=True)
-    (context / NAME).write_bytes(built.read_bytes())
-    (context / NAME).chmod(0o755)
-    (context / "Dockerfile").write_text(f'FROM scratch\nCOPY {NAME} /{NAME}\nENTRYPOINT ["/{NAME}"]\n')
-    say(f"  cluster: building the local-path-provisioner v{config.LOCAL_PATH_VERSION} image")
-    with phases.step(f"image culture/{NAME}:v{config.LOCAL_PATH_VERSION}"):
-        images.build_context(ctx, context, ref)
-    return ref
+    return images.build_go_image(ctx, NAME, BUILD_DIR, PACKAGE, f"v{config.LOCAL_PATH_VERSION}",
+                                 config.LOCAL_PATH_IMAGE, force=force)
 
 
 def _deployment(ctx: Context) -> dict | None:
