@@ -465,8 +465,6 @@ async def test_every_chat_frame_both_ways_follows_the_served_openapi_schemas(cha
     sent_frames: list[dict] = []
     async with Socket(gw1, x) as sx:
         async with Socket(gw2, y) as sy:
-            await sx.wait_for(lambda f: f["type"] == "chat.presence" and f["user_id"] == y.user_id,
-                              "y online for x")
             frames = [{"type": "chat.send", "conversation_id": conv, "body": "hello",
                        "client_message_id": uuid.uuid4().hex}, {"type": "chat.heartbeat"}]
             for frame in frames:
@@ -483,6 +481,7 @@ async def test_every_chat_frame_both_ways_follows_the_served_openapi_schemas(cha
             sent_frames += [ack, resume]
             await sx.wait_for(lambda f: f["type"] == "chat.delivered", "the delivery acknowledgement")
             await sy.wait_for(lambda f: f["type"] == "chat.caught-up", "the catch-up")
+        # (y's "online" may reach x's gateway before it has subscribed x's channel; by now it has)
         await sx.wait_for(lambda f: f["type"] == "chat.presence" and f["status"] == "offline",
                           "y offline for x")
         received = sx.frames + sy.frames
