@@ -95,7 +95,9 @@ def test_the_local_profile_values_create_the_database_secrets_the_spec_names(
     Secret the spec's secretRef names created with the keys the operator's builders read."""
     from culture_operator.builders.environment import DATABASE_ENV
 
-    docs = render(k, chart, namespace, "-f", str(chart / "values-local.yaml"))
+    # the profile watches culture-system; here the test's own namespace (the Roles are made there)
+    docs = render(k, chart, namespace, "-f", str(chart / "values-local.yaml"),
+                  "--set", f"culture-operator.watchNamespaces[0]={namespace}")
     (cp,) = of_kind(docs, "CulturePlatform")
     secrets = {d["metadata"]["name"]: d for d in of_kind(docs, "Secret")}
     for db, conf in cp["spec"]["databases"].items():
