@@ -227,3 +227,26 @@ async def test_restart_migrates_idempotently_and_refuses_another_bucket_span(fee
     assert str(exc.value) == (f"feed: keyspace {feed_store.ks} was created with bucket_seconds="
                               f"{feed_store.settings.bucket_seconds}, CULTURE_FEED_BUCKET_SECONDS says "
                               f"{other.bucket_seconds}; they must agree")
+
+
+async def test_a_new_keyspace_takes_its_replication_from_the_settings(feed_store: FeedStore) -> None:
+    """CULTURE_FEED_REPLICATION_CLASS / _REPLICATION_FACTOR / _LOCAL_DC shape the keyspace a first start
+    creates (here NetworkTopologyStrategy in the node's datacenter, one replica: the one node)."""
+    import uuid
+
+    dc = feed_store.session.execute("SELECT data_center FROM system.local").one().data_center
+    keyspace = f"feed_r{uuid.uuid4().hex[:10]}"
+    settings = feed_store.settings.model_copy(update={
+        "keyspace": keyspace, "replication_class": "NetworkTopologyStrategy", "replication_factor": 1,
+        "local_dc": dc})
+    store = FeedStore(",".join(feed_store.contact_points), feed_store.port, settings)
+    try:
+        await store.connect()
+        row = store.session.execute(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)).one()
+        assert row.replication["class"].endswith("NetworkTopologyStrategy"), row.replication
+        assert row.replication[dc] == "1", row.replication
+    finally:
+        if store.session is not None:
+            store.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+        await store.close()
