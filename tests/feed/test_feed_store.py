@@ -203,6 +203,13 @@ async def test_a_follow_backfills_recent_reviews_and_an_unfollow_stops_the_merge
     reader = Reader(feed_store)
     assert [i.review.review_id for i in await reader.all(ann, 10)] == [f"{unique}-r{i}" for i in (2, 1, 0)]
     assert await feed_store.following(ann) == {author}
+    # the backfill copies the last CULTURE_FEED_BACKFILL_ITEMS of the followed user, no more
+    (bob,) = ids(unique, "bob")
+    two = feed_store.settings.model_copy(update={"backfill_items": 2})
+    bob_follows = graph_events_pb2.FollowCreated(follower_user_id=bob, followee_user_id=author,
+                                                 create_time=ts(T0))
+    await FollowMirror(feed_store, two, graph_events_pb2.FollowCreated)(encode(bob_follows, key="k"))
+    assert [i.review.review_id for i in await reader.all(bob, 10)] == [f"{unique}-r{i}" for i in (2, 1)]
     removed = FollowMirror(feed_store, feed_store.settings, graph_events_pb2.FollowRemoved)
     gone = graph_events_pb2.FollowRemoved(follower_user_id=ann, followee_user_id=author,
                                           remove_time=ts(T0 + dt.timedelta(seconds=1)))
