@@ -113,3 +113,21 @@ def test_the_example_for_this_cluster_runs_exactly_the_roles_this_build_has() ->
             lacking = {r for r in roles if r not in built}
             zero = {r for r, v in services[service].items() if isinstance(v, dict) and v.get("replicas") == 0}
             assert zero == lacking, (service, zero, lacking)
+
+
+def test_the_cni_plugin_is_a_copy_that_outlives_the_checkout(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    """The node runs on after the clone that started it is gone: our CNI plugin is installed as a
+    self-contained copy (standard library only), not a wrapper naming a file of this checkout."""
+    from culture_stack.cluster import cni_stack_ports, components
+    from culture_stack.server import Context
+
+    system = tmp_path / "usr-lib-cni"
+    system.mkdir()
+    (system / "bridge").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(components.debian, "need", lambda name: str(system / name))
+    out = components.Containerd().cni_bin_dir(Context(state=tmp_path / "state", cache=tmp_path / "cache"))
+    plugin = out / "culture-stack-ports"
+    assert plugin.read_bytes() == Path(cni_stack_ports.__file__).read_bytes()
+    assert plugin.stat().st_mode & 0o111 and plugin.read_text().startswith("#!/usr/bin/python3 -I")
+    assert (out / "bridge").resolve() == system / "bridge"

@@ -264,13 +264,16 @@ def test_cluster_up_installs_the_node_packages_before_running_anything(monkeypat
     monkeypatch.setattr(lifecycle.stack, "up", lambda ctx, servers: events.append("stack up"))
     monkeypatch.setattr(lifecycle.network, "up", lambda ctx: events.append("network up"))
     monkeypatch.setattr(lifecycle, "_apply", lambda ctx, docs: events.append("apply"))
+    monkeypatch.setattr(lifecycle.components.Containerd, "cni_bin_dir",
+                        lambda self, ctx: events.append("cni plugins"))
     monkeypatch.setattr(lifecycle.coredns, "up", lambda ctx: events.append("coredns up"))
     monkeypatch.setattr(lifecycle.storage, "up", lambda ctx: events.append("storage up"))
     lifecycle.up(Context(state=tmp_path / "state", cache=tmp_path / "cache"))
     assert events[0].startswith("install ")
     first = set(events[0].split()[1:])
     assert {"ip", "iptables", "iptables-save", "containerd", "runc", "conntrack", "docker-registry"} <= first
-    assert events[1:] == ["stack up", "network up", "apply", "stack up", "coredns up", "storage up"]
+    assert events[1:] == ["stack up", "network up", "apply", "cni plugins", "stack up", "coredns up",
+                          "storage up"]
 
 
 if __name__ == "__main__":  # `python tests/stack/test_commands_unit.py`: the table this test checks

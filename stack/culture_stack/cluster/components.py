@@ -186,9 +186,12 @@ class Containerd(Server):
             if not link.is_symlink():
                 link.unlink(missing_ok=True)
                 link.symlink_to(plugin)
+        # a copy, not a pointer into this checkout: the node outlives the clone that started it (a CI
+        # clone deleted while its node ran made every new pod's sandbox fail with "can't open file")
         ours = out / "culture-stack-ports"
         script = Path(__file__).resolve().parent / "cni_stack_ports.py"
-        ours.write_text(f'#!/bin/sh\nexec /usr/bin/python3 -I {script} "$@"\n')
+        ours.unlink(missing_ok=True)
+        ours.write_bytes(script.read_bytes())  # `#!/usr/bin/python3 -I`, standard library only
         ours.chmod(0o755)
         return out
 

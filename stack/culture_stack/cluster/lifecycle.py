@@ -47,6 +47,7 @@ def up(ctx: Context) -> float:
     # through the gateway forwarder, so the `kubernetes` Service points there
     _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice()])
     _stop_retired(ctx)
+    components.Containerd().cni_bin_dir(ctx)  # this version's CNI plugin, also under a running node
     stack.up(ctx, components.node_components())
     coredns.up(ctx)  # cluster DNS: a pod, once the node runs pods
     storage.up(ctx)  # the default StorageClass
