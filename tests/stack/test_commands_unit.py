@@ -263,7 +263,7 @@ def test_cluster_up_installs_the_node_packages_before_running_anything(monkeypat
     monkeypatch.setattr(lifecycle.debian, "need_all", lambda cmds: events.append("install " + " ".join(cmds)))
     monkeypatch.setattr(lifecycle.stack, "up", lambda ctx, servers: events.append("stack up"))
     monkeypatch.setattr(lifecycle.network, "up", lambda ctx: events.append("network up"))
-    monkeypatch.setattr(lifecycle, "_apply", lambda ctx, docs: events.append("apply"))
+    monkeypatch.setattr(lifecycle.components, "apply", lambda ctx, docs: events.append("apply"))
     monkeypatch.setattr(lifecycle.components.Containerd, "cni_bin_dir",
                         lambda self, ctx: events.append("cni plugins"))
     monkeypatch.setattr(lifecycle.coredns, "up", lambda ctx: events.append("coredns up"))

@@ -395,6 +395,18 @@ def kubectl(ctx: Context, *args: str, input_text: str | None = None, check: bool
     return result
 
 
+def apply(ctx: Context, docs: list[dict[str, Any]]) -> None:
+    """Server-side apply of the cluster's own objects (field manager culture-cluster)."""
+    kubectl(ctx, "apply", "--server-side", "--force-conflicts", "--field-manager=culture-cluster",
+            "-f", "-", input_text=yaml.safe_dump_all(docs))
+
+
+def deployment(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """A Deployment of the cluster's own (kube-system, local-path-storage), or None."""
+    out = kubectl(ctx, "get", "deployment", name, "-n", namespace, "-o", "json", check=False).stdout
+    return json.loads(out) if out else None
+
+
 def _kubectl_json(ctx: Context, *args: str) -> dict[str, Any]:
     return json.loads(kubectl(ctx, *args, "-o", "json", timeout=10).stdout)
 

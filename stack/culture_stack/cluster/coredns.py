@@ -5,12 +5,9 @@ Service at `config.CLUSTER_DNS` in kube-system). The kubelet gives every pod tha
 
 from __future__ import annotations
 
-import json
 import time
 
-import yaml
-
-from culture_stack.cluster import config, images
+from culture_stack.cluster import components, config, images
 from culture_stack.pki import SERVICE_IP
 from culture_stack.server import Context, StackError, Status, say
 from culture_stack.servers import kube
@@ -18,6 +15,7 @@ from culture_stack.servers import kube
 BUILD_DIR = kube.BUILD_DIR / "coredns"
 PACKAGE = "github.com/coredns/coredns"
 NAME = "coredns"
+NAMESPACE = "kube-system"
 #: what `status` reports for it (a pod of the cluster, not a process of the stack)
 STATUS_NAME = "cluster-dns"
 
@@ -28,17 +26,8 @@ def build_image(ctx: Context, *, force: bool = False) -> str:
                                  force=force)
 
 
-def _kubectl(ctx: Context, *args: str, input_text: str | None = None, check: bool = True) -> str:
-    from culture_stack.cluster import components
-
-    return components.kubectl(ctx, *args, input_text=input_text, check=check).stdout
-
-
-def _available(ctx: Context) -> bool:
-    out = _kubectl(ctx, "get", "deployment", NAME, "-n", "kube-system", "-o", "json", check=False)
-    if not out:
-        return False
-    status = json.loads(out).get("status", {})
+def _available(dep: dict | None) -> bool:
+    status = (dep or {}).get("status", {})
     return status.get("availableReplicas", 0) >= 1 and status.get("updatedReplicas", 0) >= 1
 
 
@@ -54,23 +43,19 @@ def _answer(name: str = f"kubernetes.default.svc.{config.CLUSTER_DOMAIN}") -> li
 
 def up(ctx: Context, timeout: float = 300.0) -> None:
     """Build and push the image if missing, apply the manifests, wait until the Service answers."""
-    from culture_stack.cluster import components
-
-    image = build_image(ctx)
-    components.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "--field-manager=culture-cluster",
-                       "-f", "-", input_text=yaml.safe_dump_all(config.coredns_manifests(image)))
+    components.apply(ctx, config.coredns_manifests(build_image(ctx)))
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         try:
-            if _available(ctx) and SERVICE_IP in _answer():
+            if _available(components.deployment(ctx, NAMESPACE, NAME)) and SERVICE_IP in _answer():
                 say(f"  cluster: CoreDNS answers at {config.CLUSTER_DNS} (kube-dns)")
                 return
         except Exception as exc:  # noqa: BLE001 - DNS timeouts, a pod not scheduled yet: try again
             last = f" (last: {exc})"
         time.sleep(1.0)
-    pods = _kubectl(ctx, "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", "wide",
-                    check=False)
+    pods = components.kubectl(ctx, "get", "pods", "-n", NAMESPACE, "-l", "k8s-app=kube-dns", "-o", "wide",
+                              check=False).stdout
     raise StackError(f"CoreDNS did not answer at {config.CLUSTER_DNS} within {timeout:.0f}s{last}\n{pods}")
 
 
@@ -78,11 +63,11 @@ def status(ctx: Context) -> Status:
     """One status row: the Deployment's pod and whether kube-dns answers, with CoreDNS's version."""
     healthy, version, detail = False, "", ""
     try:
-        out = _kubectl(ctx, "get", "deployment", NAME, "-n", "kube-system", "-o", "json", check=False)
-        if out:
-            image = json.loads(out)["spec"]["template"]["spec"]["containers"][0]["image"]
+        dep = components.deployment(ctx, NAMESPACE, NAME)
+        if dep:
+            image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
             version = f"CoreDNS {image.rpartition(':')[2]}"
-            answers = _answer() if _available(ctx) else []
+            answers = _answer() if _available(dep) else []
             healthy = SERVICE_IP in answers
             detail = f"kube-dns {config.CLUSTER_DNS}: kubernetes.default -> {', '.join(answers) or '-'}"
     except Exception as exc:  # noqa: BLE001 - status reports, it never fails

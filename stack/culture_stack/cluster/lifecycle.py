@@ -10,8 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import yaml
-
 from culture_stack import debian, process, registry, stack
 from culture_stack.cluster import components, config, coredns, network, storage
 from culture_stack.server import Context, StackError, Status, say
@@ -22,11 +20,6 @@ CONTROL_PLANE = ["kube-controller-manager"]  # and what it depends on: etcd, kub
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise StackError("the cluster needs root (bridges, iptables, containerd); run it as root")
-
-
-def _apply(ctx: Context, docs: list[dict]) -> None:
-    components.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "--field-manager=culture-cluster",
-                       "-f", "-", input_text=yaml.safe_dump_all(docs))
 
 
 def commands() -> list[str]:
@@ -45,7 +38,7 @@ def up(ctx: Context) -> float:
         network.up(ctx)
     # the API server runs with the endpoint reconciler off (it advertises 127.0.0.1); pods reach it
     # through the gateway forwarder, so the `kubernetes` Service points there
-    _apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice()])
+    components.apply(ctx, [config.apiserver_endpoints(), config.apiserver_endpoint_slice()])
     _stop_retired(ctx)
     components.Containerd().cni_bin_dir(ctx)  # this version's CNI plugin, also under a running node
     stack.up(ctx, components.node_components())

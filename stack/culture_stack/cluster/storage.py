@@ -7,13 +7,10 @@ it has sh, mkdir and rm) and removed with its PersistentVolume."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import yaml
-
-from culture_stack.cluster import config, images
+from culture_stack.cluster import components, config, images
 from culture_stack.server import Context, StackError, Status, say
 from culture_stack.servers import kube
 
@@ -34,32 +31,19 @@ def build_image(ctx: Context, *, force: bool = False) -> str:
                                  config.LOCAL_PATH_IMAGE, force=force)
 
 
-def _deployment(ctx: Context) -> dict | None:
-    from culture_stack.cluster import components
-
-    out = components.kubectl(ctx, "get", "deployment", NAME, "-n", NAMESPACE, "-o", "json",
-                             check=False).stdout
-    return json.loads(out) if out else None
-
-
-def _available(ctx: Context) -> bool:
-    dep = _deployment(ctx)
-    return bool(dep) and dep.get("status", {}).get("availableReplicas", 0) >= 1
+def _available(dep: dict | None) -> bool:
+    return (dep or {}).get("status", {}).get("availableReplicas", 0) >= 1
 
 
 def up(ctx: Context, timeout: float = 300.0) -> None:
     """Build and push the images if missing, apply the manifests, wait until the provisioner runs."""
-    from culture_stack.cluster import components
-
     image, helper = build_image(ctx), images.build_base(ctx)
     path = volumes_dir(ctx)
     path.mkdir(parents=True, exist_ok=True)
-    components.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "--field-manager=culture-cluster",
-                       "-f", "-", input_text=yaml.safe_dump_all(
-                           config.local_path_manifests(image, helper, str(path))))
+    components.apply(ctx, config.local_path_manifests(image, helper, str(path)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _available(ctx):
+        if _available(components.deployment(ctx, NAMESPACE, NAME)):
             say(f"  cluster: StorageClass {config.STORAGE_CLASS} (default) served by local-path-provisioner, "
                 f"volumes in {path}")
             return
@@ -71,13 +55,13 @@ def up(ctx: Context, timeout: float = 300.0) -> None:
 def status(ctx: Context) -> Status:
     """One status row: the provisioner's Deployment, its version and the default StorageClass."""
     try:
-        dep = _deployment(ctx)
+        dep = components.deployment(ctx, NAMESPACE, NAME)
     except Exception as exc:  # noqa: BLE001 - status reports, it never fails
         return Status(name="storage", port=0, pid=None, running=False, healthy=False, detail=str(exc))
     if not dep:
         return Status(name="storage", port=0, pid=None, running=False, healthy=False, detail="not deployed")
     image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
-    healthy = dep.get("status", {}).get("availableReplicas", 0) >= 1
+    healthy = _available(dep)
     return Status(name="storage", port=0, pid=None, running=True, healthy=healthy,
                   version=f"local-path-provisioner {image.rpartition(':')[2]}",
                   detail=f"default StorageClass {config.STORAGE_CLASS}, volumes in {volumes_dir(ctx)}")
