@@ -145,7 +145,8 @@ def feed_topics(platform: PlatformSettings) -> list[str]:
 
     classes = (identity_events_pb2.UserRegistered, catalog_events_pb2.ReviewCreated,
                catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDeleted,
-               graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved)
+               graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved,
+               graph_events_pb2.InterestsGained)
     return [platform.topic(topic_of(c)) for c in classes]
 
 

@@ -23,6 +23,7 @@ from culture_feed.worker import (
     FeedCreator,
     FollowersSource,
     FollowMirror,
+    InterestBackfill,
     ReviewChanges,
     ReviewFanOut,
     feed_chain,
@@ -56,8 +57,9 @@ def _store(platform: PlatformSettings, settings: FeedSettings) -> FeedStore:
 
 
 async def worker() -> None:
-    """Consume identity.user-registered (feeds), catalog review events (fan-out, updates) and graph
-    follow events (mirror, backfill); publish "new items" notices to Redis (push.py)."""
+    """Consume identity.user-registered (feeds), catalog review events (fan-out, updates), graph
+    follow events (mirror, backfill) and interest gains (backfill in the new genres); publish "new
+    items" notices to Redis (push.py)."""
     platform = PlatformSettings().require("cassandra_contact_points", "kafka_bootstrap", "redis_url")
     settings = await _active(platform, FeedSettings().require("graph_read"))
     store = _store(platform, settings)
@@ -86,6 +88,9 @@ async def worker() -> None:
         for cls in FOLLOW_EVENTS:
             router.add_consumer_handler(f"feed.{cls.__name__}", platform.topic(topic_of(cls)), sub,
                                         FollowMirror(store, settings, cls, on_copied=notify))
+        router.add_consumer_handler("feed.InterestsGained",
+                                    platform.topic(topic_of(graph_events_pb2.InterestsGained)), sub,
+                                    InterestBackfill(store, settings, on_copied=notify))
 
     async def start() -> None:
         channel["channel"] = grpc.aio.insecure_channel(settings.graph_read or "")

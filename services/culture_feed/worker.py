@@ -247,10 +247,54 @@ class FollowMirror:
             await self.store.unfollow(follower, followee, _micros(_when(event.remove_time, msg)))
             return []
         await self.store.follow(follower, followee, _micros(_when(event.create_time, msg)))
-        k = self.settings.backfill_items
-        if k and not await self.store.is_celebrity(followee):
-            recent = await self.store.authored_items(followee, model.bound_id((1 << 60) - 1), k)
-            await self.store.copy_many([(a, [follower]) for a in recent], 1)
-            if recent and self.on_copied is not None:
-                await self.on_copied(recent[0], [follower])
+        if not await self.store.is_celebrity(followee):
+            await backfill(self.store, self.settings, follower, [followee], on_copied=self.on_copied)
+        return []
+
+
+async def backfill(store: FeedStore, settings: FeedSettings, reader: str, authors: list[str], *,
+                   genres: set[str] | None = None,
+                   on_copied: Callable[[Authored, list[str]], Awaitable[None]] | None = None) -> int:
+    """Copy into `reader`'s timeline each author's last `settings.backfill_items` reviews (only those in
+    one of `genres`, when given); how many copies. Idempotent: a copy's id is that of the fan-out's."""
+    k = settings.backfill_items
+    if not k:
+        return 0
+    newest = model.bound_id((1 << 60) - 1)
+    copies = []
+    for author in authors:
+        recent = await store.authored_items(author, newest, k)
+        copies += [a for a in recent if genres is None or genres.intersection(a.item.genre_slugs)]
+    if copies:
+        await store.copy_many([(a, [reader]) for a in copies], 1)
+        if on_copied is not None:
+            await on_copied(copies[0], [reader])
+    return len(copies)
+
+
+class InterestBackfill:
+    """graph.interests-gained -> copies, in the user's timeline, of the recent reviews in the newly
+    gained genres by the people the user follows (the `following` mirror; celebrities are merged at
+    read time). A review's fan-out asks the graph who is interested at that moment: a rating that
+    reached the graph later (its event delayed, e.g. through a Kafka outage, or handled after the
+    review's by the other consumer group) would otherwise never bring that review in. Reviews older
+    than each author's last `backfill_items` are not copied (as for a new follow)."""
+
+    def __init__(self, store: FeedStore, settings: FeedSettings,
+                 on_copied: Callable[[Authored, list[str]], Awaitable[None]] | None = None) -> None:
+        self.store, self.settings, self.on_copied = store, settings, on_copied
+
+    async def __call__(self, msg: Message) -> list[Message]:
+        event = decode(msg, graph_events_pb2.InterestsGained)
+        if not event.user_id:
+            raise PermanentError(f"InterestsGained {msg.id} has no user_id")
+        if not event.genre_slugs:
+            return []
+        authors = await self.store.following(event.user_id)
+        if authors:
+            authors -= await self.store.celebrities()
+        n = await backfill(self.store, self.settings, event.user_id, sorted(authors),
+                           genres=set(event.genre_slugs), on_copied=self.on_copied)
+        log.info("interests of %s grew (%s): %d copies from %d followed authors", event.user_id,
+                 ", ".join(event.genre_slugs), n, len(authors))
         return []

@@ -23,9 +23,9 @@ from culture_runtime.worker import Wiring, run_worker, try_ensure_topics
 
 log = logging.getLogger("culture_graph")
 
-#: the topics the graph publishes through its outbox (created by the relay at start)
 FOLLOW_EVENTS = (graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved)
-TOPICS = tuple(topic_of(cls) for cls in FOLLOW_EVENTS)
+#: the topics the graph publishes through its outbox (created by the relay at start)
+TOPICS = tuple(topic_of(cls) for cls in (*FOLLOW_EVENTS, graph_events_pb2.InterestsGained))
 WORK_EVENTS = (catalog_events_pb2.WorkCreated, catalog_events_pb2.WorkUpdated)
 REVIEW_EVENTS = (catalog_events_pb2.ReviewCreated, catalog_events_pb2.ReviewUpdated,
                  catalog_events_pb2.ReviewDeleted)
@@ -80,7 +80,7 @@ async def worker() -> None:
 
 
 async def relay() -> None:
-    """Publish the committed outbox entries (FollowCreated, FollowRemoved) to Kafka."""
+    """Publish the committed outbox entries (FollowCreated, FollowRemoved, InterestsGained) to Kafka."""
     platform, settings = PlatformSettings().require("neo4j_uri", "kafka_bootstrap"), GraphSettings()
     outbox_relay = Relay(
         Neo4jStore(platform.neo4j_uri or "", settings.outbox_label, database=settings.database,

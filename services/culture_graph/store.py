@@ -330,6 +330,11 @@ MATCH (u:User {user_id: $user_id})-[r:RATED]->(:Work)-[:IN_GENRE]->(g:Genre)
 RETURN g.slug AS genre, r.rating AS rating, r.at AS at
 """
 
+USER_INTERESTS = """
+MATCH (:User {user_id: $user_id})-[:INTERESTED_IN]->(g:Genre)
+RETURN g.slug AS slug
+"""
+
 INTERESTS_REPLACE = """
 MATCH (u:User {user_id: $user_id})
 OPTIONAL MATCH (u)-[old:INTERESTED_IN]->(:Genre)
@@ -352,6 +357,7 @@ class GraphStore:
         self.outbox = Neo4jOutbox(outbox_label, database)
         self.created_topic = topic(topic_of(graph_events_pb2.FollowCreated))
         self.removed_topic = topic(topic_of(graph_events_pb2.FollowRemoved))
+        self.interests_topic = topic(topic_of(graph_events_pb2.InterestsGained))
         self.driver: AsyncDriver | None = None
 
     async def connect(self) -> None:
@@ -507,13 +513,23 @@ class GraphStore:
 
         return await self._write(body)
 
-    @staticmethod
-    async def _recompute_interests(tx: AsyncManagedTransaction, user_id: str) -> None:
+    async def _recompute_interests(self, tx: AsyncManagedTransaction, user_id: str) -> list[str]:
+        """The user's INTERESTED_IN edges from their ratings; the genres newly gained are published
+        (InterestsGained, in this transaction's outbox) so the feed copies what fan-outs that asked the
+        graph before this change left out. The genres gained, sorted."""
+        before = {r["slug"] async for r in await tx.run(USER_INTERESTS, user_id=user_id)}
         result = await tx.run(USER_RATINGS_BY_GENRE, user_id=user_id)
         rows = [(r["genre"], int(r["rating"]), int(r["at"])) async for r in result]
         weights = model.interest_weights(rows)
         await _consume(tx, INTERESTS_REPLACE, user_id=user_id,
                        weights=[{"slug": g, "weight": w} for g, w in weights.items()])
+        gained = sorted(set(weights) - before)
+        if gained:
+            event = graph_events_pb2.InterestsGained(user_id=user_id, genre_slugs=gained,
+                                                     change_time=model.to_timestamp(model.now_us()))
+            outbox = self.outbox.publisher(_raw(tx))
+            await outbox.publish(self.interests_topic, encode(event, key=key_of(event)))
+        return gained
 
     async def user_exists(self, user_id: str) -> bool:
         return bool((await self.read(USER_EXISTS, user_id=user_id))[0]["n"])

@@ -24,6 +24,7 @@ ARCHITECTURE_TOPICS = {
     "graph.follow-created": "FollowCreated",
     "graph.follow-removed": "FollowRemoved",
     "graph.user-node-created": "UserNodeCreated",
+    "graph.interests-gained": "InterestsGained",
     "feed.feed-created": "FeedCreated",
     "feed.creation-failed": "FeedCreationFailed",
     "chat.message-sent": "MessageSent",

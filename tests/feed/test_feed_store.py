@@ -1,7 +1,8 @@
 """The feed's fan-out, reads, updates and follows on the stack's Cassandra (the graph replaced by a
 fixed list of interested followers): redelivery writes no duplicates, pages cross bucket boundaries
 exactly once in order, a celebrity's reviews are merged in at read time, updates and deletions reach
-the copies, a follow backfills recent reviews, a user with a feed but no items gets an empty page."""
+the copies, a follow backfills recent reviews, an interest gained later brings in the followed
+authors' reviews in those genres, a user with a feed but no items gets an empty page."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from culture_events.codec import encode
 from culture_feed import model
 from culture_feed.service import FeedReader
 from culture_feed.store import Authored, FeedStore
-from culture_feed.worker import FollowMirror, ReviewChanges, ReviewFanOut
+from culture_feed.worker import FollowMirror, InterestBackfill, ReviewChanges, ReviewFanOut
 from culture_grpc.errors import InvalidArgument, NotFound
 
 pytestmark = pytest.mark.integration
@@ -216,6 +217,46 @@ async def test_a_follow_backfills_recent_reviews_and_an_unfollow_stops_the_merge
     await removed(encode(gone, key="k"))
     await follow(created.copy())  # a late redelivery of the follow does not resurrect it
     assert await feed_store.following(ann) == set()
+
+
+async def test_an_interest_that_reaches_the_graph_after_the_fan_out_brings_the_review_in(
+        feed_store: FeedStore, unique: str) -> None:
+    """The fan-out asks the graph who is interested at that moment: ann follows the author but her own
+    rating (her interest) reached the graph only after the review's fan-out (a Kafka outage delays one
+    consumer group more than the other). Her InterestsGained copies the author's reviews in the
+    gained genres, not the others; a redelivery adds nothing; a celebrity's reviews are not copied
+    (merged at read time)."""
+    author, star, ann = ids(unique, "author", "star", "ann")
+    followers = Followers()  # nobody interested yet
+    fan_out = ReviewFanOut(feed_store, followers, feed_store.settings)
+    follow = FollowMirror(feed_store, feed_store.settings.model_copy(update={"backfill_items": 0}),
+                          graph_events_pb2.FollowCreated)
+    for followee in (author, star):
+        await follow(encode(graph_events_pb2.FollowCreated(follower_user_id=ann, followee_user_id=followee,
+                                                           create_time=ts(T0)), key="k"))
+    await fan_out(encode(review(author, f"{unique}-sf", T0 + dt.timedelta(minutes=1)), key="k"))
+    poem = review(author, f"{unique}-poem", T0 + dt.timedelta(minutes=2))
+    poem.ClearField("genre_slugs")
+    poem.genre_slugs.append("poetry")
+    await fan_out(encode(poem, key="k"))
+    await fan_out(encode(review(star, f"{unique}-star", T0 + dt.timedelta(minutes=3)), key="k"))
+    await feed_store.mark_celebrity(star)
+    reader = Reader(feed_store)
+    # before: only the celebrity's review, merged in at read time (ann follows a celebrity)
+    assert [i.review.review_id for i in await reader.all(ann, 10)] == [f"{unique}-star"]
+
+    gained = encode(graph_events_pb2.InterestsGained(user_id=ann, genre_slugs=["fiction", "fiction/sf"],
+                                                     change_time=ts(T0 + dt.timedelta(minutes=5))), key="k")
+    interests = InterestBackfill(feed_store, feed_store.settings)
+    await interests(gained)
+    await interests(gained.copy())
+    assert [i.review.review_id for i in await reader.all(ann, 10)] == [f"{unique}-star", f"{unique}-sf"]
+    assert [i.review_id for i in await feed_store.timeline(ann, model.bound_id((1 << 60) - 1), 10)] \
+        == [f"{unique}-sf"]
+    # the copy is a recorded recipient: a later deletion of the review reaches it
+    deleted = catalog_events_pb2.ReviewDeleted(review_id=f"{unique}-sf", author_user_id=author, version=3)
+    await ReviewChanges(feed_store, catalog_events_pb2.ReviewDeleted)(encode(deleted, key="k"))
+    assert [i.review.review_id for i in await reader.all(ann, 10)] == [f"{unique}-star"]
 
 
 async def test_restart_migrates_idempotently_and_refuses_another_bucket_span(feed_store: FeedStore) -> None:

@@ -275,6 +275,45 @@ async def test_interests_follow_the_reviews_and_replays_change_nothing(store: Gr
     assert [(r["w"], r["rating"]) for r in rated] == [(g.id("w1"), 2)]
 
 
+async def test_interests_gained_are_published_with_the_rating_and_only_when_new(store: GraphStore,
+                                                                                  unique: str) -> None:
+    """A rating that makes the user interested in genres they were not interested in commits an
+    InterestsGained of exactly those genres in the same transaction's outbox (the feed copies what
+    earlier fan-outs left out); a rating that only changes weights, a replay and a loss of interest
+    publish nothing; interest lost and then gained again is published again."""
+    from culture.events.v1 import graph_events_pb2
+
+    g = Graph(store, unique)
+    await store.upsert_user(g.id("u"), BASE)
+    await store.upsert_work(g.id("w1"), 1, "book", "W1", [g.genre("scifi")])
+    await store.upsert_work(g.id("w2"), 1, "book", "W2", [g.genre("scifi")])
+    await store.upsert_work(g.id("w3"), 1, "book", "W3", [g.genre("classic")])
+
+    async def gained() -> list[list[str]]:
+        rows = await store.read(f"MATCH (e:`{store.outbox.label}`) WHERE e.topic = 'graph.interests-gained' "
+                                "RETURN e.key AS k, e.payload AS p ORDER BY e.at, e.seq")
+        out = []
+        for r in rows:
+            event = graph_events_pb2.InterestsGained.FromString(bytes(r["p"]))
+            assert r["k"] == event.user_id == g.id("u")
+            out.append(list(event.genre_slugs))
+        return out
+
+    assert await g.rate("u", "w1", 2, at=BASE)  # 2 stars: no interest
+    assert await gained() == []
+    assert await g.rate("u", "w2", 5, at=BASE + DAY)  # scifi (and fiction, its parent) become interests
+    assert await gained() == [[g.genre("fiction"), g.genre("scifi")]]
+    assert not await g.rate("u", "w2", 5, at=BASE + DAY)  # a replay
+    assert await g.rate("u", "w3", 4, at=BASE + 2 * DAY)  # classic is new; scifi's weight changes
+    assert await g.rate("u", "w2", 4, at=BASE + 3 * DAY, version=2)
+    assert await gained() == [[g.genre("fiction"), g.genre("scifi")], [g.genre("classic")]]
+    assert await store.remove_rating(review_id=g.id("r-u-w3"), user_id=g.id("u"), work_id=g.id("w3"),
+                                     version=2)
+    assert len(await gained()) == 2
+    assert await g.rate("u", "w3", 5, at=BASE + 4 * DAY, version=3, review="r-u-w3-again")
+    assert (await gained())[-1] == [g.genre("classic")]
+
+
 async def test_work_events_apply_by_version_and_build_the_genre_hierarchy(store: GraphStore,
                                                                           unique: str) -> None:
     g = Graph(store, unique)

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.integration
 
 FEED_CONSUMES = [topic_of(c) for c in (identity_events_pb2.UserRegistered, catalog_events_pb2.ReviewCreated,
                                        catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDeleted,
-                                       graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved)]
+                                       graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved,
+                                       graph_events_pb2.InterestsGained)]
 
 
 class StubGraph(graph_pb2_grpc.GraphServiceServicer):

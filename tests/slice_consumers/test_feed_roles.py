@@ -41,7 +41,8 @@ GRAPH_CONSUMES = [topic_of(c) for c in (identity_events_pb2.UserRegistered, cata
                                         catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDeleted)]
 FEED_CONSUMES = [topic_of(c) for c in (identity_events_pb2.UserRegistered, catalog_events_pb2.ReviewCreated,
                                        catalog_events_pb2.ReviewUpdated, catalog_events_pb2.ReviewDeleted,
-                                       graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved)]
+                                       graph_events_pb2.FollowCreated, graph_events_pb2.FollowRemoved,
+                                       graph_events_pb2.InterestsGained)]
 REVIEW_CREATED = topic_of(catalog_events_pb2.ReviewCreated)
 FEED_CREATED = topic_of(feed_events_pb2.FeedCreated)
 CREATION_FAILED = topic_of(feed_events_pb2.FeedCreationFailed)
@@ -197,6 +198,12 @@ async def test_a_review_reaches_interested_followers_only_once_and_stops_after_u
     await publish_event(review("b", "rb1", "dune", sf, 1_700_000_200), job_id="j", event_id=first.id)
     await consumed_up_to_now(p.feed_env["CULTURE_FEED_CONSUMER_GROUP"], ns(REVIEW_CREATED))
     assert await p.feed_of("a") == [p.id("rb1")]
+
+    # c comes to like science fiction after b's review was fanned out (c's rating reaches the graph
+    # later): the graph's InterestsGained brings b's recent science fiction review into c's feed
+    await publish_event(review("c", "rc2", "dune", sf, 1_700_000_250), job_id="j")
+    await wait_until(lambda: _equal(lambda: p.feed_of("c"), [p.id("rb1")]), 60,
+                     "b's science fiction review in c's feed once c is interested", interval=0.2)
 
     # unfollow: b's next review does not reach a (the existing item stays)
     await p.graph_w.Unfollow(graph_pb2.UnfollowRequest(follower_user_id=p.id("a"),

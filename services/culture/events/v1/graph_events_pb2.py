@@ -26,7 +26,7 @@ from culture.events.v1 import options_pb2 as culture_dot_events_dot_v1_dot_optio
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$culture/events/v1/graph_events.proto\x12\x11\x63ulture.events.v1\x1a\x1f\x63ulture/events/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\rFollowCreated\x12(\n\x10\x66ollower_user_id\x18\x01 \x01(\tR\x0e\x66ollowerUserId\x12(\n\x10\x66ollowee_user_id\x18\x02 \x01(\tR\x0e\x66olloweeUserId\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime:,\xe2\xe0\x18(\n\x14graph.follow-created\x12\x10\x66ollower_user_id\"\xce\x01\n\rFollowRemoved\x12(\n\x10\x66ollower_user_id\x18\x01 \x01(\tR\x0e\x66ollowerUserId\x12(\n\x10\x66ollowee_user_id\x18\x02 \x01(\tR\x0e\x66olloweeUserId\x12;\n\x0bremove_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nremoveTime:,\xe2\xe0\x18(\n\x14graph.follow-removed\x12\x10\x66ollower_user_id\"\x8f\x01\n\x0fUserNodeCreated\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime:&\xe2\xe0\x18\"\n\x17graph.user-node-created\x12\x07user_idB\x8f\x01\n\x15\x63om.culture.events.v1B\x10GraphEventsProtoP\x01\xa2\x02\x03\x43\x45X\xaa\x02\x11\x43ulture.Events.V1\xca\x02\x11\x43ulture\\Events\\V1\xe2\x02\x1d\x43ulture\\Events\\V1\\GPBMetadata\xea\x02\x13\x43ulture::Events::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$culture/events/v1/graph_events.proto\x12\x11\x63ulture.events.v1\x1a\x1f\x63ulture/events/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\rFollowCreated\x12(\n\x10\x66ollower_user_id\x18\x01 \x01(\tR\x0e\x66ollowerUserId\x12(\n\x10\x66ollowee_user_id\x18\x02 \x01(\tR\x0e\x66olloweeUserId\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime:,\xe2\xe0\x18(\n\x14graph.follow-created\x12\x10\x66ollower_user_id\"\xce\x01\n\rFollowRemoved\x12(\n\x10\x66ollower_user_id\x18\x01 \x01(\tR\x0e\x66ollowerUserId\x12(\n\x10\x66ollowee_user_id\x18\x02 \x01(\tR\x0e\x66olloweeUserId\x12;\n\x0bremove_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nremoveTime:,\xe2\xe0\x18(\n\x14graph.follow-removed\x12\x10\x66ollower_user_id\"\x8f\x01\n\x0fUserNodeCreated\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime:&\xe2\xe0\x18\"\n\x17graph.user-node-created\x12\x07user_id\"\xaf\x01\n\x0fInterestsGained\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n\x0bgenre_slugs\x18\x02 \x03(\tR\ngenreSlugs\x12;\n\x0b\x63hange_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nchangeTime:%\xe2\xe0\x18!\n\x16graph.interests-gained\x12\x07user_idB\x8f\x01\n\x15\x63om.culture.events.v1B\x10GraphEventsProtoP\x01\xa2\x02\x03\x43\x45X\xaa\x02\x11\x43ulture.Events.V1\xca\x02\x11\x43ulture\\Events\\V1\xe2\x02\x1d\x43ulture\\Events\\V1\\GPBMetadata\xea\x02\x13\x43ulture::Events::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,10 +40,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FOLLOWREMOVED']._serialized_options = b'\342\340\030(\n\024graph.follow-removed\022\020follower_user_id'
   _globals['_USERNODECREATED']._loaded_options = None
   _globals['_USERNODECREATED']._serialized_options = b'\342\340\030\"\n\027graph.user-node-created\022\007user_id'
+  _globals['_INTERESTSGAINED']._loaded_options = None
+  _globals['_INTERESTSGAINED']._serialized_options = b'\342\340\030!\n\026graph.interests-gained\022\007user_id'
   _globals['_FOLLOWCREATED']._serialized_start=126
   _globals['_FOLLOWCREATED']._serialized_end=332
   _globals['_FOLLOWREMOVED']._serialized_start=335
   _globals['_FOLLOWREMOVED']._serialized_end=541
   _globals['_USERNODECREATED']._serialized_start=544
   _globals['_USERNODECREATED']._serialized_end=687
+  _globals['_INTERESTSGAINED']._serialized_start=690
+  _globals['_INTERESTSGAINED']._serialized_end=865
 # @@protoc_insertion_point(module_scope)
