@@ -144,7 +144,7 @@ class KeyspaceStore:
             s, self.service)
         self.session.default_fetch_size = None  # every read here is bounded by a LIMIT or a partition
         self._migrate()
-        self._when_created(self._prepare)
+        self._retry_startup(self._prepare)
 
     def _migrate(self) -> None:
         s = self.settings
@@ -167,19 +167,19 @@ class KeyspaceStore:
         select = f"SELECT value FROM {self.ks}.meta WHERE name = %s"
         insert = f"INSERT INTO {self.ks}.meta (name, value) VALUES (%s, %s) IF NOT EXISTS"
         for name, value in self._layout().items():
-            row = self._when_created(functools.partial(self.session.execute, select, (name,))).one()
+            row = self._retry_startup(functools.partial(self.session.execute, select, (name,))).one()
             if row is None:
                 # the first role to get here records the layout; roles started at the same moment
                 # contend on this lightweight transaction, and a timed-out one is simply tried again
                 # (IF NOT EXISTS makes the retry harmless); the SELECT after it sees the winner's value
-                self._when_created(functools.partial(self.session.execute, insert, (name, str(value))))
-                row = self._when_created(functools.partial(self.session.execute, select, (name,))).one()
+                self._retry_startup(functools.partial(self.session.execute, insert, (name, str(value))))
+                row = self._retry_startup(functools.partial(self.session.execute, select, (name,))).one()
             if row is not None and row.value != str(value):
                 raise SystemExit(f"{self.service}: keyspace {self.ks} was created with {name}={row.value}, "
                                  f"{prefix}{name.upper()} says {value}; they must agree")
 
     @staticmethod
-    def _when_created(call: Callable[[], Any], within: float = 60.0) -> Any:
+    def _retry_startup(call: Callable[[], Any], within: float = 60.0) -> Any:
         """`call()` at start-up, while other roles started at the same time create the same tables
         and record the same layout: Cassandra lists a new table in system_schema a little before it
         accepts statements on it ("table ... does not exist", "unconfigured table"), and concurrent

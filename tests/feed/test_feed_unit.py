@@ -268,9 +268,9 @@ def test_start_up_statements_contending_on_the_layout_row_are_tried_again(
             raise answer
         return answer
 
-    assert cassandra.KeyspaceStore._when_created(call) == "row" and not answers
+    assert cassandra.KeyspaceStore._retry_startup(call) == "row" and not answers
     with pytest.raises(InvalidRequest):
-        cassandra.KeyspaceStore._when_created(lambda: (_ for _ in ()).throw(InvalidRequest("syntax error")))
+        cassandra.KeyspaceStore._retry_startup(lambda: (_ for _ in ()).throw(InvalidRequest("syntax error")))
     with pytest.raises(WriteTimeout):
-        cassandra.KeyspaceStore._when_created(
+        cassandra.KeyspaceStore._retry_startup(
             lambda: (_ for _ in ()).throw(WriteTimeout("CAS operation timed out", write_type=5)), within=-1)
