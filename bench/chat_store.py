@@ -49,7 +49,7 @@ async def run(args: argparse.Namespace) -> None:
 
     times: dict[str, list[float]] = {"claim": [], "store": [], "bare insert": [], "bare unlogged": []}
     ids = model.MessageIds()
-    prepared = store._prepared  # noqa: SLF001 - the bare baselines use the store's own statements
+    prepared = store._prepared  # the bare baselines use the store's own statements
 
     async def timed(name: str, work: object) -> None:
         t0 = time.perf_counter()
@@ -96,7 +96,8 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--senders", type=int, default=50, help="concurrent senders (conversations)")
     parser.add_argument("--messages", type=int, default=40, help="messages per sender")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between a sender's messages")

@@ -66,7 +66,8 @@ async def api() -> None:
                             timeout_graceful_shutdown=10, ws_max_size=64 * 1024,
                             # a socket that died silently is closed in time for its presence to lapse
                             ws_ping_interval=settings.ws_ping_interval_seconds,
-                            ws_ping_timeout=settings.ws_ping_timeout_seconds)
+                            ws_ping_timeout=settings.ws_ping_timeout_seconds,
+                            ws_per_message_deflate=settings.ws_per_message_deflate)
     await _DrainingServer(config, gateway, settings.drain_seconds).serve()
 
 

@@ -55,6 +55,9 @@ class GatewaySettings(BaseSettings):
     ws_ping_interval_seconds: float = Field(10.0, gt=0, le=300, description="WebSocket ping interval")
     ws_ping_timeout_seconds: float = Field(10.0, gt=0, le=300,
                                            description="a WebSocket whose pong is this late is closed")
+    ws_per_message_deflate: bool = Field(False, description="offer the permessage-deflate extension to "
+                                         "WebSocket clients; off: chat frames are small, and compressing "
+                                         "each costs CPU on the send path and a zlib context per socket")
 
     @field_validator("required_upstreams")
     @classmethod

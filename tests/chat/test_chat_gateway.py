@@ -55,6 +55,9 @@ async def test_messages_both_ways_live_in_order_and_history_after_reconnect(chat
     conv = await _direct(gw1, x, y)
     assert conv == await _direct(gw2, y, x)  # the same conversation from either side
     async with Socket(gw1, x) as sx, Socket(gw2, y) as sy:
+        # the client offered permessage-deflate (websockets does by default); the gateway declines it
+        # (CULTURE_GATEWAY_WS_PER_MESSAGE_DEFLATE, off: small frames, CPU and a zlib context per socket)
+        assert "Sec-WebSocket-Extensions" not in sx.ws.response.headers
         sent: list[str] = []
         for i in range(15):
             sender = sx if i % 3 else sy
