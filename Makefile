@@ -79,7 +79,8 @@ unit: venv
 # One pytest run per layer, so each layer's time is its own; exit status 5 (no test in the layer) is
 # not a failure. The integration layer runs on two pytest-xdist workers, a test folder to a worker
 # (tests/conftest.py: xdist_group), the e2e layer on two, a test file to a worker (each test has its
-# own namespace): their tests mostly wait on servers, processes and pods, not on the CPU.
+# own namespace): their tests mostly wait on servers, processes and pods, not on the CPU. Both print
+# their 15 slowest tests (set-ups included), which is where a slow run's time went.
 # Every phase is timed by stack/culture_stack/phases.py (standard library only: it runs before the
 # venv exists), which prints a table of the phases (and the builds inside them) at the end,
 # also when one failed. The test layers keep going after a failure, the other phases stop the run.
@@ -92,6 +93,6 @@ test:
 	  "lint/contracts=$(MAKE) --no-print-directory lint $(CHECKS)" \
 	  "unit=$(call PYTEST_LAYER,unit)" \
 	  "stack=$(MAKE) --no-print-directory stack-up" \
-	  "integration=$(call PYTEST_LAYER,integration,-n 2 --dist loadgroup)" \
+	  "integration=$(call PYTEST_LAYER,integration,-n 2 --dist loadgroup --durations=15)" \
 	  "e2e builds=$(BIN)/culture cluster up --images && $(BIN)/culture cluster skaffold version" \
-	  "e2e=$(call PYTEST_LAYER,e2e,-n 2 --dist loadfile)"
+	  "e2e=$(call PYTEST_LAYER,e2e,-n 2 --dist loadfile --durations=15)"
