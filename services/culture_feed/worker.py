@@ -262,9 +262,10 @@ async def backfill(store: FeedStore, settings: FeedSettings, reader: str, author
         return 0
     newest = model.bound_id((1 << 60) - 1)
     copies = []
-    for author in authors:
-        recent = await store.authored_items(author, newest, k)
-        copies += [a for a in recent if genres is None or genres.intersection(a.item.genre_slugs)]
+    for start in range(0, len(authors), 32):  # the authors' reads 32 at a time (a reader may follow many)
+        for recent in await asyncio.gather(*(store.authored_items(author, newest, k)
+                                             for author in authors[start:start + 32])):
+            copies += [a for a in recent if genres is None or genres.intersection(a.item.genre_slugs)]
     if copies:
         await store.copy_many([(a, [reader]) for a in copies], 1)
         if on_copied is not None:
