@@ -259,6 +259,37 @@ class ChaosRun:
         assert self.supervisor is not None
         self.supervisor._start_one(self.supervisor.child(service, role))
 
+    @staticmethod
+    def stop_server(server: str, *, hard: bool) -> None:
+        """Stop the local stack's own `server` process: SIGKILL when `hard` (no clean shutdown, as a
+        crash), else its normal stop. Every user of the stack loses it: bench/chaos.py only, never the
+        tests (they share the servers)."""
+        from culture_stack import process, registry, stack
+        from culture_stack.server import Context
+
+        ctx = Context.default()
+        (srv,) = registry.select([server])
+        if not hard:
+            stack.down(ctx, [srv])
+            return
+        pid = srv.pid(ctx)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the server's process group, as the stack starts it
+            except (ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            if not process.stop(pid, timeout=30.0):
+                raise RuntimeError(f"{server} (pid {pid}) still runs after SIGKILL")
+        ctx.pidfile(server).unlink(missing_ok=True)
+
+    @staticmethod
+    def start_server(server: str) -> None:
+        """Start the local stack's `server` again and wait until it is healthy."""
+        from culture_stack import registry, stack
+        from culture_stack.server import Context
+
+        stack.up(Context.default(), registry.select([server]))
+
     # -- checking -----------------------------------------------------------------------------------
 
     async def check(self, prefix: str, *, within: float, models: tuple[str, ...] = consistency.MODELS,
@@ -269,7 +300,13 @@ class ChaosRun:
         started = time.monotonic()
         sources = self.sources(keyspace, graph_prefix)
         while True:
-            write, read = await gather(sources, Scope(username_prefix=prefix), models)
+            try:
+                write, read = await gather(sources, Scope(username_prefix=prefix), models)
+            except Exception:  # a store of the stack restarting (SERVER_RESTARTS): ask again
+                if time.monotonic() - started > within:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
             differences = consistency.compare(write, read)
             waited = time.monotonic() - started
             if not differences or waited > within:
@@ -460,6 +497,13 @@ async def poisoned(bootstrap: str, run: ChaosRun) -> dict[str, int]:
 #: the bounded matrix (tests): each fault once; bench/chaos.py also kills each worker and relay alone
 FAULTS = ("kafka", "relays", "workers", "postgres", "mongo", "cassandra", "neo4j", "redis", "smtp")
 
+#: bench/chaos.py only (they stop the shared servers): fault -> (server, SIGKILL?). Kafka is killed
+#: with SIGKILL and started again; the stores are restarted (stopped, then started after the outage)
+SERVER_RESTARTS: dict[str, tuple[str, bool]] = {
+    "kafka-kill9": ("kafka", True),
+    **{f"{store}-restart": (store, False) for store in ("postgres", "mongo", "cassandra", "neo4j", "redis")},
+}
+
 
 def roles_of_fault(fault: str) -> list[tuple[str, str]]:
     """The roles a kill fault kills: 'relays', 'workers', or one 'service-role' (e.g. 'mailer-worker')."""
@@ -500,11 +544,14 @@ class FaultResult:
 async def run_fault(run: ChaosRun, fault: str, *, users: int = 4, outage: float = 5.0,
                     converge_within: float = 90.0, at_requests: int = 4) -> FaultResult:
     """A fresh workload of `users`; once it made `at_requests` requests, the fault: a server cut for
-    `outage` seconds, or roles killed and restarted after `outage` seconds; then the checker, until it
-    agrees or `converge_within` seconds passed after the end of the fault."""
+    `outage` seconds, a server of the stack stopped (SERVER_RESTARTS) and started again after `outage`
+    seconds, or roles killed and restarted after `outage` seconds; then the checker, until it agrees or
+    `converge_within` seconds passed after the end of the fault (the end: the server or roles healthy
+    again)."""
     prefix = f"{fault.replace('-', '')[:6]}{uuid.uuid4().hex[:6]}"
     workload = Workload(run.gateway, prefix, users=users)
-    kills = [] if fault in STORES or fault == "kafka" else roles_of_fault(fault)
+    restart = SERVER_RESTARTS.get(fault)
+    kills = [] if fault in STORES or fault == "kafka" or restart else roles_of_fault(fault)
     span: list[float] = []
 
     async def attempts_or_time(start: int, t0: float) -> None:
@@ -516,7 +563,14 @@ async def run_fault(run: ChaosRun, fault: str, *, users: int = 4, outage: float 
         await wait_until(lambda: workload.ops >= at_requests, 120, f"{at_requests} requests of the workload",
                          interval=0.05)
         t0, start = time.monotonic(), workload.ops + workload.retries
-        if kills:
+        if restart is not None:
+            server, hard = restart
+            await asyncio.to_thread(run.stop_server, server, hard=hard)
+            try:
+                await attempts_or_time(start, t0)
+            finally:
+                await asyncio.to_thread(run.start_server, server)
+        elif kills:
             for service, role in kills:
                 await asyncio.to_thread(run.kill, service, role)
             await attempts_or_time(start, t0)
@@ -531,7 +585,8 @@ async def run_fault(run: ChaosRun, fault: str, *, users: int = 4, outage: float 
 
     async def settle(phase: str) -> None:
         if phase == "rated":  # best effort: the final check says what was lost
-            await run.check(prefix, within=min(30.0, converge_within), models=("graph",))
+            with contextlib.suppress(Exception):  # e.g. a store still restarting after 30 s
+                await run.check(prefix, within=min(30.0, converge_within), models=("graph",))
 
     bootstrap = run.platform.kafka_bootstrap or ""
     poison_before = await poisoned(bootstrap, run)
