@@ -70,6 +70,19 @@ SERVICE_DATABASES: dict[str, tuple[str, ...]] = {
 
 DATABASES: tuple[str, ...] = ("postgres", "mongo", "cassandra", "neo4j", "redis")
 
+#: database -> the keys of its connection Secret the services read (an external database's Secret
+#: must have them; a managed one's has them beside `username` and `password`): a URL, except for
+#: Cassandra, whose driver takes contact points and a port
+CONNECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "postgres": ("url",), "mongo": ("url",), "cassandra": ("contactPoints", "port"), "neo4j": ("url",),
+    "redis": ("url",),
+}
+
+
+def connection_keys_text(db: str) -> str:
+    """How the CRD describes a database's connection Secret keys."""
+    return " and ".join(f"`{k}`" for k in CONNECTION_KEYS[db])
+
 
 class Upstream(NamedTuple):
     """A gRPC service one service's roles call (the gateway's upstreams aside: it is the edge)."""
@@ -525,13 +538,15 @@ class DatabaseSpec(_Model):
         "managed",
         description=(
             "managed: a StatefulSet, a headless Service and a Secret with generated credentials; "
-            "external: an existing server whose connection Secret (key `url`) is named by secretRef."
+            "external: an existing server whose connection Secret is named by secretRef (its keys: see "
+            "the database's own description)."
         ),
     )
     storage: str = Field("1Gi", pattern=QUANTITY, description="Size of the data volume (managed).")
     image: str | None = Field(None, description="Container image of the database (managed); a sane default.")
     secretRef: SecretRef | None = Field(
-        None, description="The connection Secret of an external database; its key `url` is the DSN."
+        None, description="The connection Secret of an external database (keys: `url`, the DSN; for "
+        "cassandra `contactPoints` and `port`)."
     )
     resources: Resources = Field(default_factory=Resources, description="Resources of the database pod.")
 
@@ -547,7 +562,9 @@ Databases: type[_Model] = create_model(  # type: ignore[call-overload]
     __base__=_Model,
     __doc__="The databases; only those an enabled service uses are deployed or checked.",
     **{
-        d: (DatabaseSpec, Field(default_factory=DatabaseSpec, description=f"The {d} database."))
+        d: (DatabaseSpec, Field(default_factory=DatabaseSpec,
+                                description=f"The {d} database; its connection Secret's keys: "
+                                f"{connection_keys_text(d)}."))
         for d in DATABASES
     },
 )

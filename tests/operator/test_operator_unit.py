@@ -191,6 +191,30 @@ def test_external_modes() -> None:
         parse_spec({"kafka": {"topicPrefix": "no-dot"}})
 
 
+def test_each_database_has_one_set_of_connection_keys_in_the_crd_the_secrets_and_the_services() -> None:
+    """The keys the services' pods read from a database's Secret (DATABASE_ENV) are the keys the
+    CRD's description of that database names and the keys the managed Secret holds beside the
+    credentials: an external Secret made after the description works, and no key is read that the
+    operator does not write."""
+    import base64
+
+    from culture_operator.spec import CONNECTION_KEYS, DATABASES
+
+    props = crd.build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"]["databases"]["properties"]
+    for db in DATABASES:
+        read = {key for key, _ in b.DATABASE_ENV[db]}
+        assert read == set(CONNECTION_KEYS[db]), db
+        secret = b.build_database_secret(OWNER, db, "pw")
+        assert set(secret["data"]) == {"username", "password", *CONNECTION_KEYS[db]}, db
+        for key in CONNECTION_KEYS[db]:
+            assert f"`{key}`" in props[db]["description"], db
+    cassandra = b.build_database_secret(OWNER, "cassandra", "pw")["data"]
+    assert base64.b64decode(cassandra["contactPoints"]).decode() == "demo-cassandra.ns1.svc"
+    assert base64.b64decode(cassandra["port"]).decode() == "9042"
+    assert "url" not in cassandra
+
+
 def test_topics_that_feed_read_models_keep_their_events() -> None:
     """The sources of `culture replay` keep every event (infinite retention, not compaction: keyed by
     aggregate, compaction would drop all but a follower's newest follow); others keep the defaults;

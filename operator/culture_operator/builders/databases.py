@@ -43,13 +43,13 @@ DATABASE_IMAGES: dict[str, DatabaseImage] = {
 
 
 def database_url(owner: Owner, db: str, password: str) -> str:
-    """The connection URL of a managed database, as the services read it from the Secret's `url`."""
+    """The connection URL of a managed database (not Cassandra: contact points and a port), as the
+    services read it from the Secret's `url`."""
     img = DATABASE_IMAGES[db]
     host = f"{database_name(owner, db)}.{owner.namespace}.svc:{img.port}"
     return {
         "postgres": f"postgresql://{img.username}:{password}@{host}/culture",
         "mongo": f"mongodb://{img.username}:{password}@{host}/?authSource=admin",
-        "cassandra": f"cassandra://{img.username}:{password}@{host}",
         "neo4j": f"bolt://{img.username}:{password}@{host}",
         "redis": f"redis://:{password}@{host}/0",
     }[db]
@@ -66,15 +66,14 @@ def build_database_secret(owner: Owner, db: str, password: str) -> dict[str, Any
         "data": {
             "username": _b64(img.username),
             "password": _b64(password),
-            "url": _b64(database_url(owner, db, password)),
-            # what the services read for Cassandra (see DATABASE_ENV)
+            # the connection keys the services read (spec.CONNECTION_KEYS, the same as an external one's)
             **(
                 {
                     "contactPoints": _b64(f"{database_name(owner, db)}.{owner.namespace}.svc"),
                     "port": _b64(str(img.port)),
                 }
                 if db == "cassandra"
-                else {}
+                else {"url": _b64(database_url(owner, db, password))}
             ),
         },
     }
