@@ -63,14 +63,21 @@ def _label(m: Mapping[str, Any]) -> str:
     return f"{m['kind']}/{m['metadata']['name']}"
 
 
+def _credentials_keys(spec: CulturePlatformSpec, owner: b.Owner) -> set[tuple[str, str, str]]:
+    """The credentials Secrets of this platform's managed databases (named by platform and database)."""
+    return {("v1", "Secret", f"{owner.name}-{db}-credentials") for db in b.managed_databases(spec)}
+
+
 def _passwords(
-    spec: CulturePlatformSpec, owner: b.Owner, live: Mapping[tuple[str, str, str], Any]
+    kube: Kube, spec: CulturePlatformSpec, owner: b.Owner, live: Mapping[tuple[str, str, str], Any]
 ) -> dict[str, str]:
-    """Keep each managed database's existing password; generate one for a new database."""
+    """Keep each managed database's existing password (also one a deleted CulturePlatform of this name
+    left behind with its data volume, see deleteClaim); generate one for a new database."""
     out = {}
     for db in b.managed_databases(spec):
-        secret = live.get(("v1", "Secret", f"{owner.name}-{db}-credentials"))
-        encoded = ((secret or {}).get("data") or {}).get("password")
+        name = f"{owner.name}-{db}-credentials"
+        data = (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
+        encoded = (data or {}).get("password")
         out[db] = base64.b64decode(encoded).decode() if encoded else secrets.token_urlsafe(24)
     return out
 
@@ -139,14 +146,18 @@ def sync_children(kube: Kube, owner: b.Owner, spec: CulturePlatformSpec) -> Chil
     listed = pool.map(
         lambda kind: context.copy().run(kube.list_children, kind, owner.namespace, owner.name), CHILD_KINDS
     )
+    # credentials kept without an owner (deleteClaim false) belong to whichever platform has their name
+    credentials = _credentials_keys(spec, owner)
     for kind, items in zip(CHILD_KINDS, listed, strict=True):
         served[(kind.api_version, kind.kind)] = items is not None
         for item in items or []:
             refs = item["metadata"].get("ownerReferences") or []
-            if any(r.get("uid") == owner.uid for r in refs):  # labels can be copied; the owner uid cannot
+            # labels can be copied; the owner uid cannot
+            ours = any(r.get("uid") == owner.uid for r in refs)
+            if ours or (not refs and b.child_key(item) in credentials):
                 live[b.child_key(item)] = item
     desired = b.build_children(
-        owner, spec, _passwords(spec, owner, live), _signing_key(kube, spec, owner, live),
+        owner, spec, _passwords(kube, spec, owner, live), _signing_key(kube, spec, owner, live),
         _client_address_key(kube, spec, owner, live),
     )
     result = ChildSync(live=live, desired=desired)

@@ -543,7 +543,22 @@ class DatabaseSpec(_Model):
         ),
     )
     storage: str = Field("1Gi", pattern=QUANTITY, description="Size of the data volume (managed).")
-    image: str | None = Field(None, description="Container image of the database (managed); a sane default.")
+    image: str | None = Field(
+        None,
+        description=(
+            "Container image of the database (managed). Default: the official image (postgres:17-alpine, "
+            "mongo:8.0, cassandra:5.0, neo4j:5-community, redis:7-alpine); the local node's values name "
+            "the image `culture cluster images` builds (127.0.0.1:5000/culture/databases)."
+        ),
+    )
+    deleteClaim: bool = Field(
+        False,
+        description=(
+            "managed: what deleting the CulturePlatform does to the data. false (default): the data volume "
+            "and the generated credentials Secret stay, so a CulturePlatform re-created under the same "
+            "name finds its data and its password; true: both are deleted with it."
+        ),
+    )
     secretRef: SecretRef | None = Field(
         None, description="The connection Secret of an external database (keys: `url`, the DSN; for "
         "cassandra `contactPoints` and `port`)."

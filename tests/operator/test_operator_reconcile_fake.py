@@ -50,7 +50,14 @@ class FakeKube:
         self.objects.pop(child_key(manifest))
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        return {"url": "x"} if name == "pg" else None
+        stored = self.objects.get(("v1", "Secret", name))
+        return copy.deepcopy(stored["data"]) if stored else ({"url": "x"} if name == "pg" else None)
+
+    def collect_garbage(self, owner_uid: str) -> None:
+        """What the API server's garbage collector does when the owner is deleted."""
+        for key in [k for k, o in self.objects.items()
+                    if any(r["uid"] == owner_uid for r in o["metadata"].get("ownerReferences") or [])]:
+            del self.objects[key]
 
     def post_event(self, owner: Any, event_type: str, reason: str, message: str) -> None:
         self.writes += 1
@@ -61,9 +68,10 @@ class FakeKube:
         self.status.update(status)
 
 
-def body(spec: dict[str, Any], generation: int = 1, status: dict | None = None) -> dict[str, Any]:
+def body(spec: dict[str, Any], generation: int = 1, status: dict | None = None, uid: str = "cp-uid"
+         ) -> dict[str, Any]:
     return {
-        "metadata": {"name": "demo", "namespace": "ns", "uid": "cp-uid", "generation": generation},
+        "metadata": {"name": "demo", "namespace": "ns", "uid": uid, "generation": generation},
         "spec": spec,
         "status": status or {},
     }
@@ -126,3 +134,23 @@ async def test_strimzi_missing_and_topic_shrink() -> None:
     assert kafka["reason"] == "PartitionShrinkRefused"
     topic = kube.objects[("kafka.strimzi.io/v1", "KafkaTopic", "demo-feed.feed-created")]
     assert topic["spec"]["partitions"] == 6
+
+
+@pytest.mark.parametrize("delete_claim", [False, True])
+async def test_a_recreated_platform_finds_the_credentials_its_kept_volumes_need(delete_claim: bool) -> None:
+    """Delete a CulturePlatform (the garbage collector takes what it owns) and create it again under
+    the same name: with deleteClaim false the credentials stayed with the data volume, and the new
+    platform adopts them and keeps the password; with deleteClaim true they went and a new one is made."""
+    kube = FakeKube()
+    spec = {"databases": {"postgres": {"mode": "managed", "deleteClaim": delete_claim}}}
+    await rc.reconcile(kube, body(spec))  # type: ignore[arg-type]
+    key = ("v1", "Secret", "demo-postgres-credentials")
+    before = copy.deepcopy(kube.objects[key]["data"])
+    kube.collect_garbage("cp-uid")
+    assert (key in kube.objects) is not delete_claim
+    await rc.reconcile(kube, body(spec, uid="cp-uid-2"))  # type: ignore[arg-type]
+    assert (kube.objects[key]["data"]["password"] == before["password"]) is not delete_claim
+    assert ("apps/v1", "StatefulSet", "demo-postgres") in kube.objects
+    writes = kube.writes
+    await rc.reconcile(kube, body(spec, status=kube.status, uid="cp-uid-2"))  # type: ignore[arg-type]
+    assert kube.writes == writes, "the adopted credentials are rewritten on every reconcile"

@@ -94,7 +94,9 @@ def test_crd_files_are_current_and_structural() -> None:
 def test_children_have_owner_labels_and_hardening() -> None:
     items = children()
     for m in items:
-        assert m["metadata"]["ownerReferences"] == [OWNER.reference()]
+        # the credentials of managed databases outlive the platform by default (deleteClaim false)
+        kept = m["kind"] == "Secret" and m["metadata"]["name"].endswith("-credentials")
+        assert m["metadata"].get("ownerReferences") == (None if kept else [OWNER.reference()])
         assert m["metadata"]["labels"][b.LABEL_INSTANCE] == "demo"
         assert m["metadata"]["labels"][b.LABEL_MANAGED_BY] == b.MANAGER
     deployments = by_name(items, "Deployment")
@@ -206,7 +208,8 @@ def test_each_database_has_one_set_of_connection_keys_in_the_crd_the_secrets_and
         read = {key for key, _ in b.DATABASE_ENV[db]}
         assert read == set(CONNECTION_KEYS[db]), db
         secret = b.build_database_secret(OWNER, db, "pw")
-        assert set(secret["data"]) == {"username", "password", *CONNECTION_KEYS[db]}, db
+        internal = {"keyfile"} if db == "mongo" else set()  # the replica set's key, read by mongod only
+        assert set(secret["data"]) == {"username", "password", *internal, *CONNECTION_KEYS[db]}, db
         for key in CONNECTION_KEYS[db]:
             assert f"`{key}`" in props[db]["description"], db
     cassandra = b.build_database_secret(OWNER, "cassandra", "pw")["data"]
@@ -372,3 +375,49 @@ def test_the_command_line_scopes_kopf_as_it_expects(
     assert main(argv) == 0
     assert seen["namespaces"] == namespaces and seen["clusterwide"] is clusterwide
     references.select_specific_namespaces(seen["namespaces"])  # what kopf does first with them
+
+
+def test_managed_databases_answer_queries_fit_a_laptop_and_keep_their_data_as_deleteclaim_says() -> None:
+    """The managed databases' pods: readiness is a query (the image's own client, or `culture-db ready`
+    where the local image has it), JVM heaps are small, MongoDB is the one member of a replica set
+    with its key copied for mongod; deleteClaim false keeps the volume and the credentials (no owner),
+    true deletes both with the platform."""
+    import base64
+
+    items = children({"databases": {db: {"mode": "managed"} for db in ("postgres", "mongo", "cassandra",
+                                                                      "neo4j", "redis")}})
+    sets = by_name(items, "StatefulSet")
+    for db in ("postgres", "mongo", "cassandra", "neo4j", "redis"):
+        sts = sets[f"demo-{db}"]
+        c = sts["spec"]["template"]["spec"]["containers"][0]
+        probe = c["readinessProbe"]["exec"]["command"]
+        assert probe[:2] == ["sh", "-c"] and "culture-db ready" in probe[2], db
+        assert b.DATABASE_IMAGES[db].ready and probe[2].endswith(b.DATABASE_IMAGES[db].ready), db
+        assert {"name": "CULTURE_DATABASE", "value": db} in c["env"], db
+        assert c["startupProbe"]["tcpSocket"] == {"port": db}, db
+        assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain", db
+        secret = by_name(items, "Secret")[f"demo-{db}-credentials"]
+        assert "ownerReferences" not in secret["metadata"], db
+
+    def env_of(db: str) -> dict[str, str | None]:
+        container = sets[f"demo-{db}"]["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    env = env_of("cassandra")
+    assert (env["MAX_HEAP_SIZE"], env["HEAP_NEWSIZE"]) == ("512M", "128M")
+    env = env_of("neo4j")
+    assert env["NEO4J_server_memory_heap_max__size"] == "512m"
+    mongo = sets["demo-mongo"]["spec"]["template"]["spec"]
+    args = mongo["containers"][0]["args"]
+    assert args[args.index("--replSet") + 1] == "rs0" and "--keyFile" in args
+    assert mongo["initContainers"][0]["name"] == "keyfile"
+    url = base64.b64decode(by_name(items, "Secret")["demo-mongo-credentials"]["data"]["url"]).decode()
+    assert url.endswith("?authSource=admin&directConnection=true")
+    assert b.mongo_keyfile("pw") == b.mongo_keyfile("pw") != b.mongo_keyfile("other")
+
+    gone = children({"databases": {"postgres": {"mode": "managed", "deleteClaim": True}}})
+    assert by_name(gone, "StatefulSet")["demo-postgres"]["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete", "whenScaled": "Retain"}
+    secret = by_name(gone, "Secret")["demo-postgres-credentials"]
+    assert secret["metadata"]["ownerReferences"] == [OWNER.reference()]
+    assert secret["metadata"]["annotations"][b.DELETE_WITH_PLATFORM] == "true"

@@ -17,11 +17,13 @@ from typing import Any
 
 from culture_operator.builders.databases import (
     DATABASE_IMAGES,
+    DELETE_WITH_PLATFORM,
     DatabaseImage,
     build_database_secret,
     build_database_service,
     build_database_statefulset,
     database_url,
+    mongo_keyfile,
 )
 from culture_operator.builders.environment import (
     CLIENT_ADDRESS_KEY,
@@ -133,7 +135,8 @@ def build_children(
     for db in spec.databases_in_use():
         if spec.database(db).mode != "managed":
             continue
-        children.append(build_database_secret(owner, db, passwords[db]))
+        children.append(build_database_secret(owner, db, passwords[db],
+                                              delete_with_platform=spec.database(db).deleteClaim))
         children.append(build_database_service(owner, db))
         children.append(build_database_statefulset(owner, spec, db))
     if spec.kafka.mode == "strimzi":
@@ -170,6 +173,7 @@ __all__ = [
     "CLIENT_ADDRESS_SERVICES",
     "DATABASE_ENV",
     "DATABASE_IMAGES",
+    "DELETE_WITH_PLATFORM",
     "GATEWAY_UPSTREAMS",
     "GRPC_ENV_PREFIX",
     "HTTP_PORT",
@@ -226,6 +230,7 @@ __all__ = [
     "kafka_topic_resource_name",
     "labels",
     "managed_databases",
+    "mongo_keyfile",
     "node_pool_name",
     "owner_selector",
     "plan_topics",
