@@ -131,3 +131,33 @@ def test_the_cni_plugin_is_a_copy_that_outlives_the_checkout(monkeypatch: pytest
     assert plugin.read_bytes() == Path(cni_stack_ports.__file__).read_bytes()
     assert plugin.stat().st_mode & 0o111 and plugin.read_text().startswith("#!/usr/bin/python3 -I")
     assert (out / "bridge").resolve() == system / "bridge"
+
+
+def test_the_databases_image_runs_the_stacks_recipes_at_the_images_paths() -> None:
+    """The managed-database image's Cassandra and Neo4j: the local stack's JVM options and config, with
+    the pod's address filled in at start (no heap: that comes from the pod's MAX_HEAP_SIZE), and its
+    entrypoint explains itself without any database installed."""
+    import subprocess
+    import sys
+
+    from culture_stack.cluster import images
+
+    recipe = images.databases_recipe(["jamm-0.4.0.jar", "cassandra-all-5.0.9.jar"])
+    cass = recipe["cassandra"]
+    assert "-javaagent:/opt/cassandra/lib/jamm-0.4.0.jar" in cass["jvm"]
+    assert not [o for o in cass["jvm"] if o.startswith(("-Xmx", "-Xms"))]
+    assert "-Dcassandra.config=file:///tmp/cassandra-conf/cassandra.yaml" in cass["jvm"]
+    conf = cass["config"]
+    assert (conf["listen_address"], conf["rpc_address"], conf["broadcast_rpc_address"]) == (
+        "@POD_IP@", "0.0.0.0", "@POD_IP@")
+    assert conf["seed_provider"][0]["parameters"] == [{"seeds": "@POD_IP@:7000"}]
+    assert conf["data_file_directories"] == ["/var/lib/cassandra/data"]
+    assert conf["native_transport_port"] == 9042
+    assert recipe["neo4j"]["classpath"] == "/opt/neo4j/launcher:/opt/neo4j/lib/*"
+    json.dumps(recipe)  # baked into the image as recipe.json
+    script = images.DATABASES_DIR / "culture_db.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True)
+    assert "CULTURE_DATABASE" in out.stdout and "culture-db ready" in out.stdout
+    missing = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin", "CULTURE_DATABASE": "nope"})
+    assert missing.returncode != 0

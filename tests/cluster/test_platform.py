@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import yaml
 from cluster_kube import Kube, describe, ready
@@ -176,3 +177,173 @@ def test_helm_install_of_the_platform_chart_reconciles_into_ready_pods(
         if release in cluster.helm_run("list", "--namespace", namespace, "-q").stdout.split():
             cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "2m")
         asyncio.run(_stack_sql(f'DROP DATABASE IF EXISTS "{unique}" WITH (FORCE)'))
+
+
+MANAGED = ("postgres", "redis", "mongo", "neo4j", "cassandra")
+
+
+@pytest.fixture(scope="session")
+def databases_image(cluster: Kube, cluster_ctx: Context) -> str:
+    """The managed databases' image of this node (Debian PostgreSQL and Redis, the stack's Cassandra and
+    Neo4j jars, SecantusDB), built by buildah (cached by the hash of what it is built from)."""
+    return images.build_databases_image(cluster_ctx)
+
+
+def _gateway(cluster: Kube, namespace: str, name: str) -> str:
+    """The gateway Service's address, reached from this host (the node) through kube-proxy."""
+    svc = cluster.get("service", f"{name}-gateway-api", "-n", namespace)
+    return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+
+
+def _cp_ready(cluster: Kube, namespace: str, name: str) -> bool:
+    cp = cluster.get("cp", name, "-n", namespace) or {}
+    conditions = cp.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _register(http: httpx.Client, who: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Register through the gateway; wait for every step of the registration job (account, profile,
+    welcome mail, graph node, feed); log in. Returns (user id, account, auth header)."""
+    account = {"username": who, "email": f"{who}@example.org", "password": "correct horse battery",
+               "display_name": f"Reader {who}"}
+    reply = http.post("/api/register", json=account)
+    assert reply.status_code == 201, reply.text
+    user_id, job_id = reply.json()["user"]["user_id"], reply.json()["job_id"]
+
+    def job_done() -> dict[str, Any] | None:
+        status = http.get(f"/status/{job_id}")
+        assert status.status_code in (200, 404), status.text
+        job = status.json() if status.status_code == 200 else {}
+        assert job.get("state") != "failed", job
+        return job if job.get("state") == "succeeded" else None
+
+    job = wait_until_sync(job_done, 180, f"{who}'s registration job to succeed", interval=0.5)
+    assert {s["name"]: s["state"] for s in job["steps"]} == dict.fromkeys(
+        ("account", "profile", "welcome-mail", "graph", "feed"), "succeeded"), job
+    return user_id, account, _login(http, account)
+
+
+def _login(http: httpx.Client, account: dict[str, str]) -> dict[str, str]:
+    login = http.post("/api/login", json={"login": account["username"], "password": account["password"]})
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def _feed(http: httpx.Client, auth: dict[str, str]) -> list[tuple[str, str, int]]:
+    reply = http.get("/api/feed", headers=auth)
+    assert reply.status_code == 200, reply.text
+    items = reply.json()["items"]
+    return [(i["actor_user_id"], i["review"]["work_id"], i["review"]["rating"]) for i in items]
+
+
+def _three_flows(http: httpx.Client, unique: str
+                 ) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str, int]]]:
+    """The design's three flows through the gateway: registration (profile, mail, graph node, feed), a
+    review that reaches an interested follower's feed, reading that feed. Returns ann's and ben's
+    accounts and ben's feed."""
+    ann, ann_account, ann_auth = _register(http, f"ann{unique}")
+    ben, ben_account, ben_auth = _register(http, f"ben{unique}")
+    assert _feed(http, ben_auth) == []
+    assert http.put(f"/api/users/{ann}/follow", headers=ben_auth).status_code == 201
+    genre = f"fiction/managed-{unique}"
+    created = http.post("/api/works", headers=ann_auth, json={
+        "kind": "book", "title": f"Solaris {unique}", "authors": ["Stanisław Lem"], "genre_paths": [genre]})
+    assert created.status_code == 201, created.text
+    work_id = created.json()["work"]["work_id"]
+    # ben's own high rating makes him interested in the genre (the graph learns it from the event)
+    assert http.post(f"/api/works/{work_id}/reviews", json={"rating": 5}, headers=ben_auth).status_code == 201
+    assert http.put(f"/api/users/{ben}/follow", headers=ann_auth).status_code == 201
+
+    def rated() -> bool:
+        reply = http.get(f"/api/works/{work_id}/friends-who-liked", headers=ann_auth)
+        return reply.status_code == 200 and bool(reply.json()["ratings"])
+
+    wait_until_sync(rated, 120, "ben's rating in the graph", interval=0.5)
+    review = http.post(f"/api/works/{work_id}/reviews", json={"rating": 4, "body": "A sea that thinks."},
+                       headers=ann_auth)
+    assert review.status_code == 201, review.text
+    feed = wait_until_sync(lambda: _feed(http, ben_auth) or None, 120, "ann's review in ben's feed",
+                           interval=0.5)
+    assert feed == [(ann, work_id, 4)]
+    return ann_account, ben_account, feed
+
+
+def test_a_platform_on_managed_databases_serves_the_three_flows_and_survives_delete_and_recreate(
+        cluster: Kube, namespace: str, unique: str, project_images: dict[str, str], databases_image: str,
+        tmp_path: Path) -> None:
+    """`helm install` of the platform chart with every database managed (the databases image built
+    here) and every built service: Ready from the databases' real readiness (each answers a query);
+    through the gateway Service the three flows work. Then the CulturePlatform is deleted and created
+    again under the same name: the data volumes and credentials stayed (deleteClaim false, the
+    default), so the services reconnect, ann logs in with her password and ben's feed still has the
+    review."""
+    operator_ref = project_images["culture/operator"]
+    repo, _, tag = operator_ref.rpartition(":")
+    release, name = f"op-{unique}", "cp"
+    cluster.run("apply", "--server-side", "--force-conflicts", "-f",
+                str(paths.repo_root() / "charts" / "culture-operator" / "crds"))
+    spec = platform(name, namespace, project_images["culture/services"], f"{unique}.")["spec"]
+    spec["databases"] = {db: {"mode": "managed", "image": databases_image} for db in MANAGED}
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "platform": {"name": name, "spec": spec},
+        "culture-operator": {"image": {"repository": repo, "tag": tag}, "watchNamespaces": [namespace],
+                             "peeringName": release, "driftSeconds": 10},
+    }))
+    diagnose = lambda: describe(cluster, namespace)  # noqa: E731
+    try:
+        started = time.monotonic()
+        cluster.helm_run("install", release, str(platform_chart(cluster, tmp_path / "charts")),
+                         "--namespace", namespace, "-f", str(values), "--wait", "--timeout", "5m")
+        wait_until_sync(lambda: _cp_ready(cluster, namespace, name), 900, "the managed platform Ready",
+                        diagnose=diagnose, interval=2.0)
+        say(f"  managed platform: Ready after {time.monotonic() - started:.0f}s")
+        dbs = cluster.pods(namespace, f"{INSTANCE}={name},{COMPONENT}=database")
+        assert sorted(p["metadata"]["labels"][NAME] for p in dbs) == sorted(MANAGED)
+        assert all(c["image"] == databases_image for p in dbs for c in p["spec"]["containers"])
+        with httpx.Client(base_url=_gateway(cluster, namespace, name), timeout=30) as http:
+            ann_account, ben_account, feed = _three_flows(http, unique)
+
+        # delete and create again: the operator's finalizer goes, the garbage collector takes the
+        # StatefulSets; the volumes and the credentials stay
+        cp = cluster.get("cp", name, "-n", namespace)
+        passwords = {db: _secret(cluster, namespace, f"{name}-{db}-credentials")["password"]
+                     for db in MANAGED}
+        cluster.run("delete", "cp", name, "-n", namespace, "--wait=true", "--timeout=180s")
+        wait_until_sync(lambda: not cluster.pods(namespace, f"{INSTANCE}={name}"), 300,
+                        "the deleted platform's pods to go", diagnose=diagnose, interval=1.0)
+        claims = cluster.get("pvc", "-n", namespace)["items"]
+        assert sorted(c["metadata"]["name"] for c in claims) == sorted(f"data-{name}-{db}-0"
+                                                                       for db in MANAGED)
+        started = time.monotonic()
+        cluster.apply({"apiVersion": cp["apiVersion"], "kind": cp["kind"],
+                       "metadata": {"name": name, "namespace": namespace}, "spec": cp["spec"]})
+        wait_until_sync(lambda: _cp_ready(cluster, namespace, name), 900, "the re-created platform Ready",
+                        diagnose=diagnose, interval=2.0)
+        say(f"  managed platform: Ready again after {time.monotonic() - started:.0f}s")
+        for db in MANAGED:
+            assert _secret(cluster, namespace, f"{name}-{db}-credentials")["password"] == passwords[db], db
+        with httpx.Client(base_url=_gateway(cluster, namespace, name), timeout=30) as http:
+            ann_auth = wait_until_sync(lambda: _try_login(http, ann_account), 120, "ann to log in again",
+                                       interval=1.0)
+            assert _feed(http, _login(http, ben_account)) == feed
+            assert http.get("/api/feed", headers=ann_auth).status_code == 200
+            _register(http, f"cyd{unique}")  # every step of a new registration, on the kept data
+    finally:
+        if release in cluster.helm_run("list", "--namespace", namespace, "-q").stdout.split():
+            cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "3m")
+
+
+def _try_login(http: httpx.Client, account: dict[str, str]) -> dict[str, str] | None:
+    try:
+        reply = http.post("/api/login", json={"login": account["username"], "password": account["password"]})
+    except httpx.TransportError:
+        return None
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"} if reply.status_code == 200 else None
+
+
+def _secret(cluster: Kube, namespace: str, name: str) -> dict[str, str]:
+    import base64
+
+    data = cluster.get("secret", name, "-n", namespace)["data"]
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}

@@ -18,6 +18,7 @@ from typing import Any
 from culture_operator.builders.databases import (
     DATABASE_IMAGES,
     DELETE_WITH_PLATFORM,
+    DRIVER_READY,
     DatabaseImage,
     build_database_secret,
     build_database_service,
@@ -174,6 +175,7 @@ __all__ = [
     "DATABASE_ENV",
     "DATABASE_IMAGES",
     "DELETE_WITH_PLATFORM",
+    "DRIVER_READY",
     "GATEWAY_UPSTREAMS",
     "GRPC_ENV_PREFIX",
     "HTTP_PORT",

@@ -85,10 +85,17 @@ DATABASE_ENV = "CULTURE_DATABASE"
 DELETE_WITH_PLATFORM = "platform.culture.dev/delete-with-platform"
 
 
+#: the databases whose official client is a JVM or Node.js shell: the local image answers with its
+#: Python drivers instead (`culture-db ready`)
+DRIVER_READY = ("cassandra", "neo4j", "mongo")
+
+
 def readiness_command(db: str) -> list[str]:
-    """The readiness probe: `culture-db ready` where the image has it, else the official client."""
-    return ["sh", "-c", "if command -v culture-db >/dev/null 2>&1; then exec culture-db ready; fi; "
-            + DATABASE_IMAGES[db].ready]
+    """The readiness probe: `culture-db ready` where the image has it (and the database is one of
+    DRIVER_READY), else the official client (psql and redis-cli are in both kinds of image)."""
+    own = "if command -v culture-db >/dev/null 2>&1; then exec culture-db ready; fi; "
+    own = own if db in DRIVER_READY else ""
+    return ["sh", "-c", own + DATABASE_IMAGES[db].ready]
 
 
 def mongo_keyfile(password: str) -> str:

@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser("up", help="start the control plane (if needed) and the node; wait until Ready")
     up.add_argument("--images", action="store_true",
-                    help="also build and push the project's images (operator, services) and generate "
-                    "Strimzi's CRDs for the e2e tests (everything the e2e layer needs built)")
+                    help="also build and push the project's images (operator, services, databases) and "
+                    "generate Strimzi's CRDs for the e2e tests (everything the e2e layer needs built)")
     up.set_defaults(func=_up)
     down = verbs.add_parser("down", help="stop the node, remove pods, interfaces and iptables rules")
     down.add_argument("--clean", action="store_true", help="also wipe the node's data (kubelet, containerd)")
@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     st = verbs.add_parser("status", help="per component: pid, health, self-reported version")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_status)
-    img = verbs.add_parser("images", help="build the pause, base and project images into the local registry")
+    img = verbs.add_parser("images", help="build the pause, base, project and managed-database images into "
+                           "the local registry")
     img.add_argument("--force", action="store_true", help="rebuild even when the registry has them")
     img.set_defaults(func=_images)
     one = verbs.add_parser("build-image", help="build one Dockerfile with buildah on the local base "
@@ -96,6 +97,7 @@ def _build_images(ctx: Context, *, force: bool) -> None:
     tag = images.image_tag()
     for name in images.PROJECT_IMAGES:
         print(images.build_project_image(ctx, name, tag=tag, force=force))
+    print(images.build_databases_image(ctx, force=force))
 
 
 def _images(args: argparse.Namespace) -> int:

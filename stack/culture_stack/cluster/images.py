@@ -229,3 +229,88 @@ def build_project_image(ctx: Context, name: str, *, tag: str | None = None, forc
         say(f"  cluster: {ref} is already in the local registry")
         return ref
     return build_dockerfile(ctx, Path(PROJECT_IMAGES[name]), ref)
+
+
+# -- the managed databases' image ---------------------------------------------------------------------------
+
+DATABASES_DIR = Path(__file__).resolve().parent / "databases"
+DATABASES_IMAGE = "culture/databases"
+#: where the image keeps what culture_db.py runs (written into its recipe.json)
+_CASSANDRA_LIB = Path("/opt/cassandra/lib")
+_NEO4J = Path("/opt/neo4j")
+
+
+def databases_recipe(cassandra_jars: list[str]) -> dict[str, object]:
+    """What culture_db.py runs Cassandra and Neo4j with: the local stack's recipes, with the image's
+    paths (pure: the Cassandra jar names in, a JSON-able dict out)."""
+    from culture_stack.servers import cassandra, neo4j
+
+    jamm = next((_CASSANDRA_LIB / j for j in sorted(cassandra_jars) if j.startswith("jamm-")), None)
+    conf, data = Path("/tmp/cassandra-conf"), Path("/var/lib/cassandra")
+    return {
+        "cassandra": {
+            "jvm": cassandra.daemon_options(conf, data, Path("/tmp/cassandra-logs"), jamm),
+            "classpath": f"{_CASSANDRA_LIB}/*",
+            "main": "org.apache.cassandra.service.CassandraDaemon",
+            "conf": str(conf),
+            "logs": "/tmp/cassandra-logs",
+            "config": cassandra.node_config(data, "@POD_IP@", 7000, 9042, rpc_address="0.0.0.0"),
+            "logback": cassandra.LOGBACK_XML,
+        },
+        "neo4j": {
+            "jvm": list(neo4j.JVM_FLAGS),
+            "classpath": f"{_NEO4J / 'launcher'}:{_NEO4J / 'lib'}/*",
+            "main": neo4j.LAUNCHER_CLASS,
+        },
+    }
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """dst holds hard links to src's files (the build context costs no copy)."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file():
+            os.link(f, dst / f.name)
+
+
+def build_databases_image(ctx: Context, *, force: bool = False) -> str:
+    """The managed databases' image of the local node (stack/culture_stack/cluster/databases): Debian's
+    PostgreSQL and Redis, the stack's Cassandra and Neo4j jars, SecantusDB; pushed as
+    127.0.0.1:5000/culture/databases:TAG, TAG a hash of everything it is built from."""
+    import json
+
+    from culture_stack.servers import cassandra, neo4j
+
+    stack_cassandra, stack_neo4j = cassandra.Cassandra(), neo4j.Neo4j()
+    stack_cassandra.install(ctx)  # the jars (cached by the local stack; resolved here if it never ran)
+    stack_neo4j.install(ctx)
+    cassandra_lib = ctx.tool("cassandra", "lib")
+    recipe = json.dumps(databases_recipe([f.name for f in cassandra_lib.iterdir()]), indent=1)
+    h = hashlib.sha256(recipe.encode())
+    for f in sorted(DATABASES_DIR.iterdir()):
+        h.update(f.name.encode() + f.read_bytes())
+    for lib in (cassandra_lib, stack_neo4j._lib(ctx), stack_neo4j._launcher_dir(ctx)):
+        h.update(" ".join(sorted(f.name for f in lib.iterdir())).encode())
+    ref = f"{config.REGISTRY}/{DATABASES_IMAGE}:dev-{h.hexdigest()[:12]}"
+    if not force and image_exists(ref):
+        return ref
+    work = ctx.tool("cluster", "databases-image")
+    work.mkdir(parents=True, exist_ok=True)
+    for f in DATABASES_DIR.iterdir():
+        shutil.copyfile(f, work / f.name)
+    (work / "recipe.json").write_text(recipe)
+    _link_tree(cassandra_lib, work / "cassandra-lib")
+    _link_tree(stack_neo4j._lib(ctx), work / "neo4j-lib")
+    _link_tree(stack_neo4j._launcher_dir(ctx), work / "neo4j-launcher")
+    base = build_base(ctx)
+    say(f"  cluster: building {ref} (Debian PostgreSQL, Redis and a JRE, the Cassandra and Neo4j jars, "
+        f"SecantusDB; log {ctx.tool('cluster', 'images.log')})")
+    t0 = time.monotonic()
+    with phases.step(f"image {DATABASES_IMAGE}"):
+        _buildah(ctx, "bud", "--isolation", "chroot", "--network", "host", "--layers",
+                 "--build-arg", f"BASE_IMAGE={base}", "-t", ref, str(work), what=f"buildah bud {ref}")
+        push(ctx, ref)
+    say(f"  cluster: {ref} built and pushed in {time.monotonic() - t0:.0f}s")
+    return ref

@@ -102,20 +102,24 @@ FAST_START_OPTIONS = [
 
 def jvm_options(ctx: Context, lib: Path) -> list[str]:
     """Every JVM option of the daemon (pure: paths in, list out)."""
-    conf = ctx.conf("cassandra")
-    data = ctx.data("cassandra")
     jamm = sorted(lib.glob("jamm-*.jar"))
+    return [*HEAP_OPTIONS, *daemon_options(ctx.conf("cassandra"), ctx.data("cassandra"), ctx.state / "logs",
+                                           jamm[0] if jamm else None)]
+
+
+def daemon_options(conf: Path, data: Path, logdir: Path, jamm: Path | None) -> list[str]:
+    """The JVM options but the heap's, for a node whose config, data and logs are where these say (the
+    local stack's, or the managed-database image's, see culture_stack.cluster.images)."""
     return [
-        *HEAP_OPTIONS,
         *GC_AND_GENERAL_OPTIONS,
         *JPMS_OPTIONS,
         *FAST_START_OPTIONS,
         # cassandra.in.sh loads jamm as an agent so memtable sizes are measured, not guessed
-        *([f"-javaagent:{jamm[0]}"] if jamm else []),
+        *([f"-javaagent:{jamm}"] if jamm else []),
         "-Dcassandra-foreground=yes",  # otherwise the daemon closes stdout/stderr
         f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
         f"-Dlogback.configurationFile={conf / 'logback.xml'}",
-        f"-Dcassandra.logdir={ctx.state / 'logs'}",
+        f"-Dcassandra.logdir={logdir}",
         f"-Dcassandra.storagedir={data}",
         # no JMX: neither cassandra.jmx.local.port nor .remote.port is set, so no extra port is bound
     ]
@@ -123,7 +127,13 @@ def jvm_options(ctx: Context, lib: Path) -> list[str]:
 
 def render_config(ctx: Context) -> dict[str, Any]:
     """cassandra.yaml for one local node, small caches, fast start (pure: paths in, dict out)."""
-    data = ctx.data("cassandra")
+    return node_config(ctx.data("cassandra"), HOST, CASSANDRA_STORAGE, CASSANDRA)
+
+
+def node_config(data: Path, address: str, storage_port: int, native_port: int, *,
+                rpc_address: str | None = None) -> dict[str, Any]:
+    """cassandra.yaml of a one-node cluster that listens on `address` and is its own seed; rpc_address
+    (e.g. 0.0.0.0 in a pod) serves clients on more addresses than the one it advertises."""
     return {
         "cluster_name": CLUSTER_NAME,
         "num_tokens": 1,  # one node: vnodes only add token allocation work and scan ranges
@@ -132,13 +142,14 @@ def render_config(ctx: Context) -> dict[str, Any]:
         "storage_compatibility_mode": "NONE",  # a fresh cluster never ran 4.x: use 5.0's formats
         "seed_provider": [{
             "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-            "parameters": [{"seeds": f"{HOST}:{CASSANDRA_STORAGE}"}],
+            "parameters": [{"seeds": f"{address}:{storage_port}"}],
         }],
-        "listen_address": HOST,
-        "storage_port": CASSANDRA_STORAGE,
-        "rpc_address": HOST,
+        "listen_address": address,
+        "storage_port": storage_port,
+        "rpc_address": rpc_address or address,
+        **({"broadcast_rpc_address": address} if rpc_address else {}),
         "start_native_transport": True,
-        "native_transport_port": CASSANDRA,
+        "native_transport_port": native_port,
         "endpoint_snitch": "SimpleSnitch",
         "authenticator": "AllowAllAuthenticator",
         "authorizer": "AllowAllAuthorizer",
