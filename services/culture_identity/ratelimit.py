@@ -20,6 +20,8 @@ import hashlib
 
 import redis.asyncio as aioredis
 
+from culture_runtime.startup import ping_redis
+
 _KEY_PREFIX = "culture:identity:"
 
 # KEYS[1]: the counter; ARGV[1]: the window in seconds. Returns {count in this window, seconds left}.
@@ -95,7 +97,8 @@ class _RedisLimiter:
         return limiter_key(kind, *parts, prefix=self._prefix)
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        """Reach Redis at start-up (tried again while it does not answer, see culture_runtime.startup)."""
+        await ping_redis(self._redis, "identity rate limiter: Redis")
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -12,6 +12,7 @@ from culture.events.v1 import identity_events_pb2
 from culture_contracts.topics import key_of, topic_of
 from culture_events import codec
 from culture_identity.migrations import migrate, outbox_of
+from culture_runtime.startup import until_reachable
 
 _USER_COLUMNS = "user_id, username, email, display_name, password_hash, created_at"
 
@@ -66,11 +67,14 @@ class IdentityStore:
     async def connect(self) -> None:
         """Open the pool and apply pending migrations."""
         try:
-            self._pool = await asyncpg.create_pool(
+            # a PostgreSQL that is starting (or a busy node) is waited for; one that stays away is not
+            self._pool = await until_reachable("identity: PostgreSQL", lambda: asyncpg.create_pool(
                 self.dsn, min_size=self._min, max_size=self._max, timeout=10,
-                server_settings={"search_path": self.schema, "application_name": "culture-identity"})
+                server_settings={"search_path": self.schema, "application_name": "culture-identity"}),
+                transient=(OSError, TimeoutError, asyncpg.CannotConnectNowError,
+                           asyncpg.TooManyConnectionsError))
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise RuntimeError(f"cannot connect to PostgreSQL ({exc}); check CULTURE_POSTGRES_DSN "
+            raise RuntimeError(f"cannot connect to PostgreSQL ({exc!r}); check CULTURE_POSTGRES_DSN "
                                "(locally: `culture stack up postgres`)") from exc
         async with self.pool.acquire() as conn:
             await migrate(conn, self.schema)

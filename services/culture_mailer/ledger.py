@@ -13,6 +13,8 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from culture_runtime.startup import ping_redis
+
 SENDING, SENT, FAILED = "sending", "sent", "failed"
 
 
@@ -50,8 +52,8 @@ class Ledger:
         return f"{self.prefix}welcome:{user_id}"
 
     async def ping(self) -> None:
-        """Fail early when Redis is unreachable."""
-        await self.redis.ping()
+        """Reach Redis at start-up (tried again for a while, then fail: see culture_runtime.startup)."""
+        await ping_redis(self.redis, "mailer ledger: Redis")
 
     async def get(self, user_id: str) -> Record | None:
         """The user's record, if any."""

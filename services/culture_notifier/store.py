@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from culture_notifier.jobs import ALLOWED_FROM, snapshot
+from culture_runtime.startup import ping_redis
 
 PREFIX = "notifier:"
 
@@ -89,8 +90,8 @@ class JobStore:
         self._record = self.redis.register_script(_RECORD)
 
     async def ping(self) -> None:
-        """Fail early when Redis is unreachable."""
-        await self.redis.ping()
+        """Reach Redis at start-up (tried again for a while, then fail: see culture_runtime.startup)."""
+        await ping_redis(self.redis, "notifier jobs: Redis")
 
     async def record(self, job_id: str, user_id: str, step: str, state: str, message: str = "", *,
                      steps: Sequence[str]) -> dict[str, Any] | None:

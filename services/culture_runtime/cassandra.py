@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from culture_runtime.startup import until_reachable_blocking
+
 
 class CassandraSettings(BaseSettings):
     """The keyspace's replication and the driver's knobs, under the service's own env prefix (its
@@ -48,22 +50,17 @@ def open_session(make_cluster: Callable[[], Any], settings: CassandraSettings,
     call it from a thread."""
     from cassandra.cluster import NoHostAvailable
 
-    log = logging.getLogger(f"culture_{service}")
-    deadline = time.monotonic() + settings.start_timeout_seconds
-    delay = 0.5
-    while True:
+    def attempt() -> tuple[Any, Any]:
         cluster = make_cluster()
         try:
             return cluster, cluster.connect()
-        except NoHostAvailable as exc:
-            cluster.shutdown()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise
-            log.warning("%s: Cassandra not reachable yet (%s); trying again for %.0f s more",
-                        service, exc, left)
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 5.0)
+        except NoHostAvailable:
+            cluster.shutdown()  # a failed connect leaves the driver's cluster unusable: a new one next
+            raise
+
+    return until_reachable_blocking(f"{service}: Cassandra", attempt, transient=(NoHostAvailable,),
+                                    within=settings.start_timeout_seconds,
+                                    logger=logging.getLogger(f"culture_{service}"))
 
 
 def bridge(future: Any) -> asyncio.Future[Any]:

@@ -243,7 +243,7 @@ def test_a_role_keeps_trying_to_reach_cassandra_at_start_until_its_deadline(
 
     cluster, session = cassandra.open_session(make, settings, "feed")
     assert session == "session" and cluster is made[-1] and len(made) == 4  # a new cluster each try
-    assert slept == [0.5, 1.0, 2.0]  # backing off
+    assert slept == [0.2, 0.4, 0.8]  # backing off (culture_runtime.startup)
     with pytest.raises(NoHostAvailable):  # 0: one try, the error as it came
         cassandra.open_session(lambda: _Cluster([1]), FeedSettings(start_timeout_seconds=0), "feed")
 
@@ -274,3 +274,35 @@ def test_start_up_statements_contending_on_the_layout_row_are_tried_again(
     with pytest.raises(WriteTimeout):
         cassandra.KeyspaceStore._retry_startup(
             lambda: (_ for _ in ()).throw(WriteTimeout("CAS operation timed out", write_type=5)), within=-1)
+
+
+async def test_a_first_contact_is_tried_again_while_transient_and_given_up_at_the_deadline() -> None:
+    """culture_runtime.startup: transient errors are retried (logged), others raised at once, and the
+    last transient one is raised when the time is up."""
+    from culture_runtime.startup import until_reachable
+
+    calls: list[int] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TimeoutError("no answer yet")
+        return "pong"
+
+    assert await until_reachable("test server", flaky, transient=(TimeoutError,), within=30) == "pong"
+    assert len(calls) == 3
+
+    async def wrong() -> None:
+        calls.append(1)
+        raise ValueError("a configuration error is not waited out")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        await until_reachable("test server", wrong, transient=(TimeoutError,), within=30)
+    assert len(calls) == 1
+
+    async def away() -> None:
+        raise ConnectionRefusedError("nobody listens")
+
+    with pytest.raises(ConnectionRefusedError):
+        await until_reachable("test server", away, transient=(OSError,), within=0.5)
