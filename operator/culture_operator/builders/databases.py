@@ -168,6 +168,10 @@ def build_database_service(owner: Owner, db: str) -> dict[str, Any]:
     }
 
 
+#: the pod's address (the local image's Cassandra and Neo4j advertise it to clients)
+_POD_IP = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+
+
 def _member(owner: Owner, db: str) -> str:
     """host:port of the StatefulSet's one pod, by its stable name under the headless Service."""
     name = database_name(owner, db)
@@ -204,6 +208,7 @@ def _server_env(owner: Owner, db: str) -> list[dict[str, Any]]:
             {"name": "NEO4J_server_memory_heap_initial__size", "value": NEO4J_HEAP},
             {"name": "NEO4J_server_memory_heap_max__size", "value": NEO4J_HEAP},
             {"name": "NEO4J_server_memory_pagecache_size", "value": NEO4J_PAGECACHE},
+            _POD_IP,
         ]
     if db == "redis":
         return [{"name": "REDIS_PASSWORD", "valueFrom": ref("password")}]
@@ -211,7 +216,7 @@ def _server_env(owner: Owner, db: str) -> list[dict[str, Any]]:
         {"name": "CASSANDRA_CLUSTER_NAME", "value": owner.name},
         {"name": "MAX_HEAP_SIZE", "value": CASSANDRA_HEAP[0]},
         {"name": "HEAP_NEWSIZE", "value": CASSANDRA_HEAP[1]},
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        _POD_IP,
     ]
 
 

@@ -13,7 +13,7 @@ It reads what the official images read, so the operator's StatefulSets run eithe
              server runs with --auth); SecantusDB is always the primary of a one-member replica set,
              so mongod's --replSet / --keyFile arguments need nothing more here
   cassandra  MAX_HEAP_SIZE, HEAP_NEWSIZE, CASSANDRA_CLUSTER_NAME, POD_IP (listen and broadcast address)
-  neo4j      NEO4J_PASSWORD (set on the first start of a new store),
+  neo4j      NEO4J_PASSWORD (set on the first start of a new store), POD_IP (advertised address),
              NEO4J_server_memory_heap_max__size, NEO4J_server_memory_pagecache_size
 The JVM options and Cassandra's configuration come from the local stack's recipes
 (/opt/culture-db/recipe.json, written when the image is built).
@@ -142,7 +142,8 @@ def neo4j(recipe: dict[str, Any]) -> NoReturn:
     pagecache = env("NEO4J_server_memory_pagecache_size", "128m")
     env("NEO4J_PASSWORD")  # the launcher sets it on the first start of a new store
     exec_(["java", f"-Xms{heap}", f"-Xmx{heap}", *recipe["jvm"], "-cp", recipe["classpath"], recipe["main"],
-           "--home=/data", "--bolt=0.0.0.0:7687", f"--pagecache={pagecache}"])
+           "--home=/data", "--bolt=0.0.0.0:7687", f"--advertised={pod_ip()}:7687",
+           f"--pagecache={pagecache}"])
 
 
 # -- readiness -------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
  * Neo4j server. Compiled by the stack's install step (javac) into the cache; never committed compiled.
  *
  * Usage: java -cp <this dir>:<neo4j jars>/* Launcher --home=DIR --bolt=HOST:PORT [--pagecache=256m]
+ *        [--advertised=HOST:PORT]  (the address clients are told; default: --bolt, which must then not
+ *        be 0.0.0.0: a pod listens on every address and advertises its own)
  * The password of the built-in user "neo4j" comes from the environment variable NEO4J_PASSWORD; when it
  * is empty, authentication is disabled.
  */
@@ -39,6 +41,7 @@ public final class Launcher {
     private static void run(Map<String, String> opts) throws InterruptedException {
         Path home = Path.of(require(opts, "home")).toAbsolutePath();
         SocketAddress bolt = parseAddress(require(opts, "bolt"));
+        SocketAddress advertised = parseAddress(opts.getOrDefault("advertised", require(opts, "bolt")));
         long pagecache = parseBytes(opts.getOrDefault("pagecache", "256m"));
         String password = System.getenv().getOrDefault("NEO4J_PASSWORD", "");
         boolean auth = !password.isEmpty();
@@ -47,7 +50,7 @@ public final class Launcher {
         DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, bolt)
-                .setConfig(BoltConnector.advertised_address, bolt)
+                .setConfig(BoltConnector.advertised_address, advertised)
                 .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
                 .setConfig(GraphDatabaseSettings.pagecache_memory, pagecache)
                 .setConfig(GraphDatabaseSettings.auth_enabled, auth)
@@ -147,7 +150,7 @@ public final class Launcher {
 
     private static void usage(String problem) {
         System.err.println("neo4j launcher: " + problem);
-        System.err.println("usage: Launcher --home=DIR --bolt=HOST:PORT [--pagecache=256m]"
+        System.err.println("usage: Launcher --home=DIR --bolt=HOST:PORT [--pagecache=256m] [--advertised=HOST:PORT]"
                 + " (password of user neo4j from $NEO4J_PASSWORD; empty disables auth)");
         System.exit(2);
     }
