@@ -1,23 +1,22 @@
 """The platform chart on the real node: one `helm install` of charts/culture-platform (the operator
 chart as its dependency) runs the operator as a pod, which reconciles the chart's CulturePlatform into
-pods that get Ready.
+pods that get Ready, and the platform serves the design's three flows through its gateway Service.
 
-Kafka, PostgreSQL, Redis, MongoDB and SMTP are the local stack's (mode `external`); pods use the same
-addresses as host processes (127.0.0.1:19092, 127.0.0.1:15432, ...), redirected to the host by the
-node's pod network. The platform enables every service this build has (`culture serve` knows its
-roles); a role the architecture names but the build lacks runs 0 replicas, and
-services the build lacks are disabled (every one has roles now, chat included).
+Every database is `managed`: StatefulSets of the databases image built here (Debian PostgreSQL and
+Redis, the stack's Cassandra and Neo4j jars, SecantusDB), on local-path-provisioner's volumes. Kafka
+and SMTP are the local stack's (mode external; pods reach 127.0.0.1:19092 and :12525, redirected to
+the host by the node's pod network). The platform enables every service this build has (`culture
+serve` knows its roles). A platform on external databases (the stack's) is `skaffold run -p local`'s,
+tested in test_skaffold.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import yaml
@@ -28,8 +27,7 @@ from culture_operator.spec import SERVICE_ROLES
 from culture_runtime.serve import roles_of
 from culture_stack import paths
 from culture_stack.cluster import images
-from culture_stack.endpoints import platform_env
-from culture_stack.ports import CASSANDRA, HOST, KAFKA, MONGO, POSTGRES, REDIS, SMTP
+from culture_stack.ports import HOST, KAFKA, SMTP
 from culture_stack.server import Context, say
 
 pytestmark = pytest.mark.e2e
@@ -50,15 +48,6 @@ def project_images(cluster: Kube, cluster_ctx: Context) -> dict[str, str]:
     """The operator and services images, built by buildah from their Dockerfiles (cached by tag)."""
     tag = images.image_tag()
     return {name: images.build_project_image(cluster_ctx, name, tag=tag) for name in images.PROJECT_IMAGES}
-
-
-async def _stack_sql(statement: str) -> None:
-    """Run one statement on the stack's PostgreSQL (database `culture`)."""
-    conn = await asyncpg.connect(f"postgresql://culture:culture@{HOST}:{POSTGRES}/culture")
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def platform(name: str, namespace: str, image: str, prefix: str) -> dict[str, Any]:
@@ -84,99 +73,6 @@ def platform_chart(cluster: Kube, into: Path) -> Path:
         shutil.copytree(paths.repo_root() / "charts" / chart, into / chart)
     cluster.helm_run("dependency", "build", str(into / "culture-platform"))
     return into / "culture-platform"
-
-
-def test_helm_install_of_the_platform_chart_reconciles_into_ready_pods(
-        cluster: Kube, namespace: str, unique: str, project_images: dict[str, str], tmp_path: Path) -> None:
-    operator_ref = project_images["culture/operator"]
-    repo, _, tag = operator_ref.rpartition(":")
-    release = f"op-{unique}"
-    name = "cp"
-    # helm installs a chart's crds/ only when they are missing and never upgrades them: apply the current
-    # ones first (as an upgrade of the chart has to), or a CRD left by an older install refuses new fields
-    cluster.run("apply", "--server-side", "--force-conflicts", "-f",
-                str(paths.repo_root() / "charts" / "culture-operator" / "crds"))
-    try:
-        # external databases at the addresses host processes use too: a PostgreSQL database of its own
-        asyncio.run(_stack_sql(f'CREATE DATABASE "{unique}"'))
-        urls = {"postgres": f"postgresql://culture:culture@{HOST}:{POSTGRES}/{unique}",
-                "redis": f"redis://{HOST}:{REDIS}/0",
-                "mongo": f"mongodb://{HOST}:{MONGO}/?directConnection=true",
-                "neo4j": platform_env()["CULTURE_NEO4J_URI"]}
-        for db, url in urls.items():
-            cluster.run("create", "secret", "generic", db, "-n", namespace, f"--from-literal=url={url}")
-        cluster.run("create", "secret", "generic", "cassandra", "-n", namespace,
-                    f"--from-literal=contactPoints={HOST}", f"--from-literal=port={CASSANDRA}")
-
-        # one helm install: the operator (its chart makes the namespaced KopfPeering kopf waits for when
-        # it watches only this namespace) and the CulturePlatform, its spec from the values
-        values = tmp_path / "values.yaml"
-        spec = platform(name, namespace, project_images["culture/services"], f"{unique}.")["spec"]
-        values.write_text(yaml.safe_dump({
-            "platform": {"name": name, "spec": spec},
-            "culture-operator": {"image": {"repository": repo, "tag": tag}, "watchNamespaces": [namespace],
-                                 "peeringName": release, "driftSeconds": 10},
-        }))
-        expected = sum(len(r) for r in BUILT.values())
-        started = time.monotonic()
-        installed = cluster.helm_run("install", release, str(platform_chart(cluster, tmp_path / "charts")),
-                                     "--namespace", namespace, "-f", str(values), "--wait", "--timeout", "5m")
-        assert f"kubectl wait cp/{name} -n {namespace} --for=condition=Ready" in installed.stdout  # NOTES
-        assert cluster.get("kopfpeering", release, "-n", namespace)
-        op = cluster.pods(namespace, "app.kubernetes.io/name=culture-operator")
-        assert op and all(ready(p) for p in op), describe(cluster, namespace)
-
-        def all_ready() -> bool:
-            pods = cluster.pods(namespace, f"{INSTANCE}={name}")
-            return len(pods) == expected and all(ready(p) for p in pods)
-
-        wait_until_sync(all_ready, 600, f"all {expected} pods of {BUILT} Ready",
-                        diagnose=lambda: describe(cluster, namespace), interval=1.0)
-        pods_ready = time.monotonic() - started
-
-        def cp_ready() -> bool:
-            cp = cluster.get("cp", name, "-n", namespace)
-            conds = cp.get("status", {}).get("conditions", [])
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-        wait_until_sync(cp_ready, 120, "kubectl get cp: Ready=True",
-                        diagnose=lambda: describe(cluster, namespace), interval=1.0)
-        say(f"  platform: {expected} pods Ready after {pods_ready:.0f}s, "
-            f"cp Ready=True after {time.monotonic() - started:.0f}s")
-        printed = cluster.run("get", "cp", name, "-n", namespace).stdout
-        assert "True" in printed.splitlines()[1], printed
-
-        # scaling the read side of one service changes that role's pods only
-        roles = [(s, r) for s, rs in BUILT.items() for r in rs]
-        before = {sr: {p["metadata"]["uid"] for p in _role_pods(cluster, namespace, name, *sr)}
-                  for sr in roles}
-        service, role = SCALED
-        cluster.run("patch", "cp", name, "-n", namespace, "--type=merge",
-                    "-p", f'{{"spec":{{"services":{{"{service}":{{"{role}":{{"replicas":2}}}}}}}}}}')
-        wait_until_sync(
-            lambda: len(pods := _role_pods(cluster, namespace, name, *SCALED)) == 2
-            and all(ready(p) for p in pods),
-            300, f"two Ready {service} {role} pods", diagnose=lambda: describe(cluster, namespace),
-            interval=1.0)
-        for sr in roles:
-            if sr == SCALED:
-                continue
-            after = {p["metadata"]["uid"] for p in _role_pods(cluster, namespace, name, *sr)}
-            assert after == before[sr], f"{sr} pods changed when only {SCALED} was scaled"
-
-        # `helm uninstall` removes the platform (its pre-delete hook deletes it while the operator still
-        # runs, so the operator's finalizer goes), then the operator; the platform's pods go with it
-        removed = cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait",
-                                   "--timeout", "5m")
-        assert "uninstalled" in removed.stdout, removed.stdout
-        assert cluster.get("cp", name, "-n", namespace) is None  # gone, not stuck on a finalizer
-        wait_until_sync(lambda: not cluster.pods(namespace, f"{INSTANCE}={name}"), 180,
-                        "the platform's pods to go", diagnose=lambda: describe(cluster, namespace),
-                        interval=1.0)
-    finally:
-        if release in cluster.helm_run("list", "--namespace", namespace, "-q").stdout.split():
-            cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "2m")
-        asyncio.run(_stack_sql(f'DROP DATABASE IF EXISTS "{unique}" WITH (FORCE)'))
 
 
 MANAGED = ("postgres", "redis", "mongo", "neo4j", "cassandra")
@@ -268,18 +164,21 @@ def _three_flows(http: httpx.Client, unique: str
     return ann_account, ben_account, feed
 
 
-def test_a_platform_on_managed_databases_serves_the_three_flows_and_survives_delete_and_recreate(
+def test_helm_install_on_managed_databases_serves_the_three_flows_scales_and_survives_delete_and_recreate(
         cluster: Kube, namespace: str, unique: str, project_images: dict[str, str], databases_image: str,
         tmp_path: Path) -> None:
-    """`helm install` of the platform chart with every database managed (the databases image built
-    here) and every built service: Ready from the databases' real readiness (each answers a query);
-    through the gateway Service the three flows work. Then the CulturePlatform is deleted and created
-    again under the same name: the data volumes and credentials stayed (deleteClaim false, the
-    default), so the services reconnect, ann logs in with her password and ben's feed still has the
-    review."""
+    """One `helm install` of the platform chart (the operator and the CulturePlatform from values), every
+    database managed and every built service enabled: Ready from the databases' real readiness (each
+    answers a query); through the gateway Service the three flows work; scaling one read role changes
+    that role's pods only. Then the CulturePlatform is deleted and created again under the same name:
+    the data volumes and credentials stayed (deleteClaim false, the default), so the services
+    reconnect, ann logs in with her password and ben's feed still has the review. `helm uninstall`
+    removes the platform and the operator, and leaves the volumes and credentials (documented)."""
     operator_ref = project_images["culture/operator"]
     repo, _, tag = operator_ref.rpartition(":")
     release, name = f"op-{unique}", "cp"
+    # helm installs a chart's crds/ only when they are missing and never upgrades them: apply the current
+    # ones first (as an upgrade of the chart has to), or a CRD left by an older install refuses new fields
     cluster.run("apply", "--server-side", "--force-conflicts", "-f",
                 str(paths.repo_root() / "charts" / "culture-operator" / "crds"))
     spec = platform(name, namespace, project_images["culture/services"], f"{unique}.")["spec"]
@@ -291,18 +190,42 @@ def test_a_platform_on_managed_databases_serves_the_three_flows_and_survives_del
                              "peeringName": release, "driftSeconds": 10},
     }))
     diagnose = lambda: describe(cluster, namespace)  # noqa: E731
+    expected = sum(len(r) for r in BUILT.values()) + len(MANAGED)
     try:
         started = time.monotonic()
-        cluster.helm_run("install", release, str(platform_chart(cluster, tmp_path / "charts")),
-                         "--namespace", namespace, "-f", str(values), "--wait", "--timeout", "5m")
+        installed = cluster.helm_run("install", release, str(platform_chart(cluster, tmp_path / "charts")),
+                                     "--namespace", namespace, "-f", str(values), "--wait", "--timeout", "5m")
+        assert f"kubectl wait cp/{name} -n {namespace} --for=condition=Ready" in installed.stdout  # NOTES
+        assert cluster.get("kopfpeering", release, "-n", namespace)
+        op = cluster.pods(namespace, "app.kubernetes.io/name=culture-operator")
+        assert op and all(ready(p) for p in op), diagnose()
         wait_until_sync(lambda: _cp_ready(cluster, namespace, name), 900, "the managed platform Ready",
                         diagnose=diagnose, interval=2.0)
-        say(f"  managed platform: Ready after {time.monotonic() - started:.0f}s")
+        pods = cluster.pods(namespace, f"{INSTANCE}={name}")
+        assert len(pods) == expected and all(ready(p) for p in pods), diagnose()
+        say(f"  platform: {expected} pods Ready, cp Ready=True after {time.monotonic() - started:.0f}s")
+        assert "True" in cluster.run("get", "cp", name, "-n", namespace).stdout.splitlines()[1]
         dbs = cluster.pods(namespace, f"{INSTANCE}={name},{COMPONENT}=database")
         assert sorted(p["metadata"]["labels"][NAME] for p in dbs) == sorted(MANAGED)
         assert all(c["image"] == databases_image for p in dbs for c in p["spec"]["containers"])
         with httpx.Client(base_url=_gateway(cluster, namespace, name), timeout=30) as http:
             ann_account, ben_account, feed = _three_flows(http, unique)
+
+        # scaling the read side of one service changes that role's pods only
+        roles = [(s, r) for s, rs in BUILT.items() for r in rs]
+        before = {sr: {p["metadata"]["uid"] for p in _role_pods(cluster, namespace, name, *sr)}
+                  for sr in roles}
+        service, role = SCALED
+        cluster.run("patch", "cp", name, "-n", namespace, "--type=merge",
+                    "-p", f'{{"spec":{{"services":{{"{service}":{{"{role}":{{"replicas":2}}}}}}}}}}')
+        wait_until_sync(
+            lambda: len(pods := _role_pods(cluster, namespace, name, *SCALED)) == 2
+            and all(ready(p) for p in pods),
+            300, f"two Ready {service} {role} pods", diagnose=diagnose, interval=1.0)
+        for sr in roles:
+            if sr != SCALED:
+                after = {p["metadata"]["uid"] for p in _role_pods(cluster, namespace, name, *sr)}
+                assert after == before[sr], f"{sr} pods changed when only {SCALED} was scaled"
 
         # delete and create again: the operator's finalizer goes, the garbage collector takes the
         # StatefulSets; the volumes and the credentials stay
@@ -312,15 +235,14 @@ def test_a_platform_on_managed_databases_serves_the_three_flows_and_survives_del
         cluster.run("delete", "cp", name, "-n", namespace, "--wait=true", "--timeout=180s")
         wait_until_sync(lambda: not cluster.pods(namespace, f"{INSTANCE}={name}"), 300,
                         "the deleted platform's pods to go", diagnose=diagnose, interval=1.0)
-        claims = cluster.get("pvc", "-n", namespace)["items"]
-        assert sorted(c["metadata"]["name"] for c in claims) == sorted(f"data-{name}-{db}-0"
-                                                                       for db in MANAGED)
+        claims = sorted(c["metadata"]["name"] for c in cluster.get("pvc", "-n", namespace)["items"])
+        assert claims == sorted(f"data-{name}-{db}-0" for db in MANAGED)
         started = time.monotonic()
         cluster.apply({"apiVersion": cp["apiVersion"], "kind": cp["kind"],
                        "metadata": {"name": name, "namespace": namespace}, "spec": cp["spec"]})
         wait_until_sync(lambda: _cp_ready(cluster, namespace, name), 900, "the re-created platform Ready",
                         diagnose=diagnose, interval=2.0)
-        say(f"  managed platform: Ready again after {time.monotonic() - started:.0f}s")
+        say(f"  platform: Ready again after {time.monotonic() - started:.0f}s")
         for db in MANAGED:
             assert _secret(cluster, namespace, f"{name}-{db}-credentials")["password"] == passwords[db], db
         with httpx.Client(base_url=_gateway(cluster, namespace, name), timeout=30) as http:
@@ -329,6 +251,17 @@ def test_a_platform_on_managed_databases_serves_the_three_flows_and_survives_del
             assert _feed(http, _login(http, ben_account)) == feed
             assert http.get("/api/feed", headers=ann_auth).status_code == 200
             _register(http, f"cyd{unique}")  # every step of a new registration, on the kept data
+
+        # `helm uninstall` removes the platform (its pre-delete hook deletes it while the operator still
+        # runs, so the operator's finalizer goes), then the operator; the platform's pods go with it
+        removed = cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait",
+                                   "--timeout", "5m")
+        assert "uninstalled" in removed.stdout, removed.stdout
+        assert cluster.get("cp", name, "-n", namespace) is None  # gone, not stuck on a finalizer
+        wait_until_sync(lambda: not cluster.pods(namespace, f"{INSTANCE}={name}"), 180,
+                        "the platform's pods to go", diagnose=diagnose, interval=1.0)
+        kept = _secret(cluster, namespace, f"{name}-postgres-credentials")  # with the volumes (deleteClaim)
+        assert kept["password"] == passwords["postgres"]
     finally:
         if release in cluster.helm_run("list", "--namespace", namespace, "-q").stdout.split():
             cluster.helm_run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "3m")
