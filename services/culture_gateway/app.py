@@ -26,6 +26,7 @@ from culture.identity.v1 import identity_pb2
 from culture_contracts import client_address
 from culture_events import correlation
 from culture_gateway import jobs
+from culture_gateway.docs import docs_routes
 from culture_gateway.errors import HttpError, error_body, grpc_error_response, single_params
 from culture_gateway.openapi import openapi_spec
 from culture_gateway.push import Push, PushSubscribe, check_job_id
@@ -351,6 +352,7 @@ def build_app(gateway: Gateway, lifespan: Any = None) -> ASGIApp:
         Route("/ws", _websocket_over_http, methods=["GET"]),
         Route("/healthz", gateway.healthz, methods=["GET"]),
         Route("/openapi.json", gateway.openapi, methods=["GET"]),
+        *docs_routes(),
         *CatalogRoutes(gateway).routes(),
         *GraphRoutes(gateway).routes(),
         *FeedRoutes(gateway).routes(),

@@ -386,8 +386,9 @@ def _up(args: argparse.Namespace) -> int:
         if not supervisor.stop_requested:
             gateway = next((c for c in children if c.is_http), None)
             if gateway is not None:
-                say(f"==> the slice is up: gateway http://127.0.0.1:{gateway.port} "
-                    f"(OpenAPI http://127.0.0.1:{gateway.port}/openapi.json); Ctrl-C stops it")
+                say(f"==> the platform is up: gateway http://127.0.0.1:{gateway.port}, "
+                    f"UI (API explorer) http://127.0.0.1:{gateway.port}/docs, "
+                    f"OpenAPI http://127.0.0.1:{gateway.port}/openapi.json; Ctrl-C stops it")
                 if any(c.service == "catalog" and c.role == "api-write" for c in children):
                     if args.seed:
                         _seed_if_empty(f"http://127.0.0.1:{gateway.port}")

@@ -87,6 +87,7 @@ def test_the_notes_name_the_next_commands(k: Kubectl, chart: Path, namespace: st
     proc = k.helm_run("install", "rel", str(chart), "-n", namespace, "--dry-run=client")
     assert f"kubectl wait cp/rel -n {namespace} --for=condition=Ready" in proc.stdout
     assert f"kubectl port-forward -n {namespace} svc/rel-gateway-api 8080:8080" in proc.stdout
+    assert "http://127.0.0.1:8080/docs" in proc.stdout and "http://127.0.0.1:8080/openapi.json" in proc.stdout
 
 
 def test_the_local_profile_values_create_the_database_secrets_the_spec_names(

@@ -234,3 +234,26 @@ async def test_concurrent_migrations_apply_once(slice_run: SliceRun) -> None:
         await conns[0].execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         for c in conns:
             await c.close()
+
+
+async def test_the_api_explorer_is_served_from_the_gateway_itself(slice_run: SliceRun,
+                                                                  http: httpx.AsyncClient) -> None:
+    """GET /docs: Swagger UI on the gateway's own /openapi.json, every file it loads served by the
+    gateway (nothing from elsewhere, a strict Content-Security-Policy); no path leaves its directory."""
+    import re
+
+    page = await http.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/docs/static/") for a in assets), assets
+    for asset in assets:
+        got = await http.get(asset)
+        assert got.status_code == 200 and got.content, asset
+    script = (await http.get("/docs/static/explorer.js")).text
+    assert 'url: "/openapi.json"' in script
+    bundle = await http.get("/docs/static/swagger-ui-bundle.js")
+    assert "SwaggerUIBundle" in bundle.text and bundle.headers["content-type"].startswith("text/javascript")
+    for bad in ("/docs/static/../../../../etc/passwd", "/docs/static/%2e%2e/%2e%2e/__init__.py",
+                "/docs/static/nope.js"):
+        assert (await http.get(bad)).status_code == 404, bad
