@@ -203,18 +203,20 @@ def image_tag(repo: Path | None = None) -> str:
     return "dev-" + h.hexdigest()[:12]
 
 
-def build_dockerfile(ctx: Context, dockerfile: Path, ref: str, *, push_image: bool = True) -> str:
-    """buildah-build a Dockerfile of the repository with the local base image, push it to ref."""
+def build_dockerfile(ctx: Context, dockerfile: Path, ref: str, *, context: Path | None = None,
+                     push_image: bool = True) -> str:
+    """buildah-build a Dockerfile with the local base image (its context: the repository, or `context`),
+    push it to ref."""
     repo = paths.repo_root()
     dockerfile = dockerfile if dockerfile.is_absolute() else repo / dockerfile
+    shown = dockerfile.relative_to(repo) if dockerfile.is_relative_to(repo) else dockerfile
     base = build_base(ctx)
-    say(f"  cluster: building {ref} from {dockerfile.relative_to(repo)} "
-        f"(log {ctx.tool('cluster', 'images.log')})")
+    say(f"  cluster: building {ref} from {shown} (log {ctx.tool('cluster', 'images.log')})")
     t0 = time.monotonic()
     with phases.step(f"image {ref.split('/', 1)[-1]}"):
         _buildah(ctx, "bud", "--isolation", "chroot", "--network", "host", "--tls-verify=false",
-                 "--layers", "--build-arg", f"BASE_IMAGE={base}", "-f", str(dockerfile), "-t", ref, str(repo),
-                 what=f"buildah bud -f {dockerfile.relative_to(repo)} -t {ref}")
+                 "--layers", "--build-arg", f"BASE_IMAGE={base}", "-f", str(dockerfile), "-t", ref,
+                 str(context or repo), what=f"buildah bud -f {shown} -t {ref}")
         if push_image:
             push(ctx, ref)
     say(f"  cluster: {ref} built{' and pushed' if push_image else ''} in {time.monotonic() - t0:.0f}s")
@@ -304,13 +306,6 @@ def build_databases_image(ctx: Context, *, force: bool = False) -> str:
     _link_tree(cassandra_lib, work / "cassandra-lib")
     _link_tree(stack_neo4j._lib(ctx), work / "neo4j-lib")
     _link_tree(stack_neo4j._launcher_dir(ctx), work / "neo4j-launcher")
-    base = build_base(ctx)
-    say(f"  cluster: building {ref} (Debian PostgreSQL, Redis and a JRE, the Cassandra and Neo4j jars, "
-        f"SecantusDB; log {ctx.tool('cluster', 'images.log')})")
-    t0 = time.monotonic()
-    with phases.step(f"image {DATABASES_IMAGE}"):
-        _buildah(ctx, "bud", "--isolation", "chroot", "--network", "host", "--layers",
-                 "--build-arg", f"BASE_IMAGE={base}", "-t", ref, str(work), what=f"buildah bud {ref}")
-        push(ctx, ref)
-    say(f"  cluster: {ref} built and pushed in {time.monotonic() - t0:.0f}s")
-    return ref
+    say("  cluster: the databases image: Debian's PostgreSQL, Redis and a JRE, the stack's Cassandra and "
+        "Neo4j jars, SecantusDB")
+    return build_dockerfile(ctx, work / "Dockerfile", ref, context=work)
