@@ -161,3 +161,16 @@ def test_the_databases_image_runs_the_stacks_recipes_at_the_images_paths() -> No
     missing = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                              env={"PATH": "/usr/bin:/bin", "CULTURE_DATABASE": "nope"})
     assert missing.returncode != 0
+
+
+def test_make_up_runs_every_role_of_every_built_service() -> None:
+    """`make up` (`culture dev up`) runs dev.SLICE: exactly the roles `culture serve` has, of every
+    service the operator knows (the same set the cluster's platform deploys)."""
+    from culture_operator.spec import SERVICE_ROLES
+    from culture_runtime.serve import roles_of
+    from culture_stack.dev import DEV_PORTS, SLICE
+
+    built = {(service, role) for service in SERVICE_ROLES for role in roles_of(service)}
+    assert set(SLICE) == built and len(SLICE) == len(built)
+    assert set(DEV_PORTS) == built  # each a port of its own
+    assert SLICE[-1] == ("gateway", "api")  # the edge last, once its upstreams serve
