@@ -108,3 +108,35 @@ async def test_a_failed_kafka_commit_is_retried_by_the_next_one() -> None:
     await sub.commit()
     await sub.commit()
     assert sub.consumer.calls == [{tp: 5}, {tp: 5}]  # type: ignore[attr-defined]
+
+
+async def test_a_kafka_subscription_waits_for_its_topic_to_reach_the_brokers_metadata(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member that joins its group while the broker does not list the topic yet (created a moment
+    ago) is assigned nothing until a metadata refresh minutes later: the subscription looks for the
+    topic first, and gives up waiting (subscribing anyway) after topic_wait_seconds."""
+    import asyncio
+
+    from culture_events.backends import kafka
+
+    class Consumer:
+        def __init__(self, known_after: int) -> None:
+            self.calls, self.known_after = 0, known_after
+
+        async def topics(self) -> set[str]:
+            self.calls += 1
+            return {"t"} if self.calls > self.known_after else {"other"}
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(kafka.asyncio, "sleep", lambda _s: real_sleep(0))
+    sub = kafka._Subscription(kafka.KafkaSubscriber("127.0.0.1:1", "g"), "t")
+    sub.consumer = Consumer(known_after=3)  # type: ignore[assignment]
+    await sub._wait_for_topic()
+    assert sub.consumer.calls == 4  # type: ignore[attr-defined]
+
+    owner = kafka.KafkaSubscriber("127.0.0.1:1", "g")
+    owner.topic_wait_seconds = 0.0
+    never = kafka._Subscription(owner, "t")
+    never.consumer = Consumer(known_after=10**6)  # type: ignore[assignment]
+    await never._wait_for_topic()  # returns: the topic may be created later
+    assert never.consumer.calls == 1  # type: ignore[attr-defined]

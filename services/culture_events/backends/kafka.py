@@ -481,6 +481,24 @@ class _Subscription(ConsumerRebalanceListener):
             return {}
         return fetch.result()
 
+    async def _wait_for_topic(self) -> None:
+        """Until the broker lists the topic (see KafkaSubscriber.topic_wait_seconds), or the time is up,
+        or the subscriber closes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.owner.topic_wait_seconds
+        while not self.owner._closing.is_set():
+            try:
+                if self.topic in await asyncio.wait_for(self.consumer.topics(), 10):
+                    return
+            except (KafkaError, TimeoutError):
+                return  # the broker is away: the group join waits for it as usual
+            if loop.time() >= deadline:
+                log.warning("kafka subscriber: topic %r is not known to the broker after %.0fs; subscribing "
+                            "anyway (it is picked up at a later metadata refresh)", self.topic,
+                            self.owner.topic_wait_seconds)
+                return
+            await asyncio.sleep(0.2)
+
     async def messages(self) -> AsyncIterator[Message]:
         """The subscription's messages: the one async generator between the consumer and the caller
         (a generator wrapped in another costs a resumption per message)."""
@@ -497,6 +515,7 @@ class _Subscription(ConsumerRebalanceListener):
             await self.consumer.start()
         except KafkaConnectionError as exc:
             raise _unreachable(self.owner.bootstrap_servers, exc) from exc
+        await self._wait_for_topic()
         self.consumer.subscribe([self.topic], listener=self)
         closing = self.owner._closing
         try:
@@ -559,6 +578,12 @@ class _Subscription(ConsumerRebalanceListener):
 
 class KafkaSubscriber:
     """A member of consumer group `group`; each `subscribe(topic)` runs its own consumer."""
+
+    #: how long a subscription waits for its topic to reach the broker's metadata before it joins the
+    #: group: a member that joins while the topic is unknown is assigned nothing and learns of the topic
+    #: only at its next metadata refresh, minutes later (CI: a contract test's two members got nothing
+    #: after a create_topic on a busy broker). A topic nobody created yet is subscribed to after it.
+    topic_wait_seconds = 10.0
 
     def __init__(self, bootstrap_servers: str, group: str = "culture", *,
                  client_id: str = "culture-events", auto_offset_reset: str = "earliest",
