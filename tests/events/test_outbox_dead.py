@@ -68,7 +68,11 @@ async def _check_dead(store: Store, relay: Relay, bootstrap: str, topic: str,
     dead = await store.dead()
     assert {d["message_id"] for d in dead} == {"a1-too-large", "c1-no-topic"}
     assert all(d["attempts"] == 2 for d in dead)
-    assert REGISTRY.get_sample_value("culture_outbox_dead_entries", {"outbox": store.describe}) == 2
+    # the gauge is the store's count as of the relay's last refresh (after a refusal, and every
+    # report_every seconds): it may be a refresh behind the store for a moment
+    await wait_until(lambda: REGISTRY.get_sample_value("culture_outbox_dead_entries",
+                                                       {"outbox": store.describe}) == 2, 10,
+                     "the dead-entries gauge to show the 2 dead entries", interval=0.1)
     out = await status()
     assert "dead 2" in out and "a1-too-large" in out and "c1-no-topic" in out and "does not exist" in out
 
