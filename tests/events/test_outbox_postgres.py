@@ -127,11 +127,16 @@ async def test_three_relays_publish_each_row_exactly_once_in_key_order(
     keys = [f"user-{k}" for k in range(12)]
     per_key = 50  # 600 rows
     # rows written while the relays run, in small batches so their claims interleave
+    started: list[list[str]] = [[], [], []]
     relays = [Relay(PostgresStore(postgres_dsn, outbox), lambda: KafkaPublisher(bootstrap),
-                    batch_size=16, poll_interval=0.5) for _ in range(3)]
+                    batch_size=16, poll_interval=0.5, report=lines.append) for lines in started]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
+        # all three watching before the first row (on a busy machine one could start after the other
+        # two drained everything, and the sharing asserted below would not be tested)
+        await wait_until(lambda: all(any("watching" in line for line in lines) for lines in started), 60,
+                         "the three relays to watch the outbox", interval=0.05)
         ids = await _write(postgres_dsn, outbox, topic, keys, per_key)
         await wait_until(lambda: _empty(conn, outbox), 120, "the relays to drain the outbox", interval=0.05)
     finally:
