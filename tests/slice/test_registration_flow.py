@@ -159,7 +159,8 @@ async def test_status_and_sse_show_every_step_in_order(slice_run: SliceRun, http
     steps = [data for event, data in events if event == "step"]
     done_order = [s["step"] for s in steps if s["state"] == "succeeded"]
     assert sorted(done_order) == sorted(STEPS), events  # each step reported done exactly once
-    assert done_order[0] == "account", events  # identity's step is done at once, before the others
+    # no "account first": the notifier reads each step's topic with its own consumer, so a feed-created
+    # can be recorded before the user-registered that caused it (seen in warm CI on a busy machine)
     times = [s["updated_at"] for s in steps if s["state"] == "succeeded"]
     assert times == sorted(times), events  # in the order they happened
     assert events[-1][0] == "done" and events[-1][1]["job_state"] == "succeeded"
