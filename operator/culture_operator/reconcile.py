@@ -65,7 +65,7 @@ def _label(m: Mapping[str, Any]) -> str:
 
 def _credentials_keys(spec: CulturePlatformSpec, owner: b.Owner) -> set[tuple[str, str, str]]:
     """The credentials Secrets of this platform's managed databases (named by platform and database)."""
-    return {("v1", "Secret", f"{owner.name}-{db}-credentials") for db in b.managed_databases(spec)}
+    return {("v1", "Secret", b.credentials_secret_name(owner, db)) for db in b.managed_databases(spec)}
 
 
 def _passwords(
@@ -75,7 +75,7 @@ def _passwords(
     left behind with its data volume, see deleteClaim); generate one for a new database."""
     out = {}
     for db in b.managed_databases(spec):
-        name = f"{owner.name}-{db}-credentials"
+        name = b.credentials_secret_name(owner, db)
         data = (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
         encoded = (data or {}).get("password")
         out[db] = base64.b64decode(encoded).decode() if encoded else secrets.token_urlsafe(24)

@@ -14,7 +14,15 @@ import dataclasses
 import hashlib
 from typing import Any
 
-from culture_operator.builders.names import Owner, _b64, _meta, database_name, labels, selector_labels
+from culture_operator.builders.names import (
+    Owner,
+    _b64,
+    _meta,
+    credentials_secret_name,
+    database_name,
+    labels,
+    selector_labels,
+)
 from culture_operator.builders.pods import _container_security, _placement, _pod_security, _resources
 from culture_operator.spec import CulturePlatformSpec
 
@@ -126,7 +134,7 @@ def build_database_secret(owner: Owner, db: str, password: str, *, delete_with_p
     CulturePlatform like the data volume it opens, and a CulturePlatform re-created under the same
     name takes its password again."""
     img = DATABASE_IMAGES[db]
-    meta = _meta(owner, f"{owner.name}-{db}-credentials", db, "database",
+    meta = _meta(owner, credentials_secret_name(owner, db), db, "database",
                  annotations={DELETE_WITH_PLATFORM: str(delete_with_platform).lower()})
     if not delete_with_platform:
         del meta["ownerReferences"]
@@ -183,7 +191,7 @@ def _database_env(owner: Owner, db: str) -> list[dict[str, Any]]:
 
 
 def _server_env(owner: Owner, db: str) -> list[dict[str, Any]]:
-    secret = f"{owner.name}-{db}-credentials"
+    secret = credentials_secret_name(owner, db)
 
     def ref(key: str) -> dict[str, Any]:
         return {"secretKeyRef": {"name": secret, "key": key}}
@@ -276,7 +284,7 @@ def build_database_statefulset(owner: Owner, spec: CulturePlatformSpec, db: str)
         container["resources"] = resources
     init: list[dict[str, Any]] = []
     if db == "mongo":
-        volumes.append({"name": "credentials", "secret": {"secretName": f"{owner.name}-{db}-credentials",
+        volumes.append({"name": "credentials", "secret": {"secretName": credentials_secret_name(owner, db),
                                                           "items": [{"key": "keyfile", "path": "keyfile"}]}})
         init.append(_keyfile_init(image, img))
     return {

@@ -113,12 +113,17 @@ def database_name(owner: Owner, db: str) -> str:
     return f"{owner.name}-{db}"
 
 
+def credentials_secret_name(owner: Owner, db: str) -> str:
+    """The generated credentials (and connection keys) of a managed database."""
+    return f"{owner.name}-{db}-credentials"
+
+
 def database_secret_name(owner: Owner, spec: CulturePlatformSpec, db: str) -> str:
     """The Secret holding a database's connection `url` (generated for managed, the user's for external)."""
     dbspec = spec.database(db)
     if dbspec.mode == "external" and dbspec.secretRef is not None:
         return dbspec.secretRef.name
-    return f"{owner.name}-{db}-credentials"
+    return credentials_secret_name(owner, db)
 
 
 def kafka_cluster_name(owner: Owner) -> str:
