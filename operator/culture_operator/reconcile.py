@@ -68,6 +68,13 @@ def _credentials_keys(spec: CulturePlatformSpec, owner: b.Owner) -> set[tuple[st
     return {("v1", "Secret", b.credentials_secret_name(owner, db)) for db in b.managed_databases(spec)}
 
 
+def _kept_secret_data(kube: Kube, owner: b.Owner, live: Mapping[tuple[str, str, str], Any],
+                      name: str) -> dict[str, str] | None:
+    """The data of a Secret the operator keeps across reconciles: from the live listing, else read (the
+    listing may carry a Secret without its data, or not list it: one left by a deleted platform)."""
+    return (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
+
+
 def _passwords(
     kube: Kube, spec: CulturePlatformSpec, owner: b.Owner, live: Mapping[tuple[str, str, str], Any]
 ) -> dict[str, str]:
@@ -76,7 +83,7 @@ def _passwords(
     out = {}
     for db in b.managed_databases(spec):
         name = b.credentials_secret_name(owner, db)
-        data = (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
+        data = _kept_secret_data(kube, owner, live, name)
         encoded = (data or {}).get("password")
         out[db] = base64.b64decode(encoded).decode() if encoded else secrets.token_urlsafe(24)
     return out
@@ -91,7 +98,7 @@ def _signing_key(
     name = b.signing_key_secret_name(owner)
     # the live listing may carry a Secret without its data: then read it, never mint a new key
     # (a new key on every reconcile would rotate the signing key and rewrite the Secret each time)
-    data = (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
+    data = _kept_secret_data(kube, owner, live, name)
     return b.SigningKey.from_secret_data(data) or b.SigningKey.from_seed(secrets.token_bytes(32))
 
 
@@ -102,7 +109,7 @@ def _client_address_key(
     if not any(spec.service_enabled(s) for s in b.CLIENT_ADDRESS_SERVICES):
         return None
     name = b.client_address_secret_name(owner)
-    data = (live.get(("v1", "Secret", name)) or {}).get("data") or kube.secret_data(owner.namespace, name)
+    data = _kept_secret_data(kube, owner, live, name)
     encoded = (data or {}).get(b.CLIENT_ADDRESS_KEY)
     return base64.b64decode(encoded).decode() if encoded else secrets.token_urlsafe(32)
 
