@@ -27,7 +27,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -125,11 +124,9 @@ def cassandra(recipe: dict[str, Any]) -> NoReturn:
     Path(recipe["logs"]).mkdir(parents=True, exist_ok=True)
     config = json.loads(json.dumps(recipe["config"]).replace(POD_IP_PLACEHOLDER, ip))
     config["cluster_name"] = env("CASSANDRA_CLUSTER_NAME", config["cluster_name"])
-    for key in ("data_file_directories",):
-        for path in config[key]:
-            Path(path).mkdir(parents=True, exist_ok=True)
-    for key in ("commitlog_directory", "saved_caches_directory", "hints_directory", "cdc_raw_directory"):
-        Path(config[key]).mkdir(parents=True, exist_ok=True)
+    for path in [*config["data_file_directories"], config["commitlog_directory"],
+                 config["saved_caches_directory"], config["hints_directory"], config["cdc_raw_directory"]]:
+        Path(path).mkdir(parents=True, exist_ok=True)
     # JSON is YAML: cassandra.yaml needs no YAML writer
     (conf / "cassandra.yaml").write_text(json.dumps(config, indent=1))
     (conf / "logback.xml").write_text(recipe["logback"])
@@ -196,7 +193,6 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"culture-db: no program {argv[0]!r} in this image; see culture-db --help")
         exec_(argv)
     recipe = json.loads(RECIPE.read_text())
-    started = time.monotonic()
     say(f"starting {db or '(CULTURE_DATABASE is not set)'}")
     if db == "postgres":
         postgres()
@@ -205,7 +201,7 @@ def main(argv: list[str]) -> None:
     if db == "neo4j":
         neo4j(recipe["neo4j"])
     raise SystemExit(f"culture-db: CULTURE_DATABASE must be one of postgres, redis, mongo, cassandra, neo4j "
-                     f"(got {db!r} after {time.monotonic() - started:.0f}s); see culture-db --help")
+                     f"(got {db!r}); see culture-db --help")
 
 
 if __name__ == "__main__":
