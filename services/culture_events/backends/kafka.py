@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -207,21 +207,18 @@ class KafkaPublisher:
         a send would wait `request_timeout_ms` for it, then fail), also after `topic_grace_seconds`.
         Unknown (no answer): go on."""
         assert self._producer is not None
-        deadline = asyncio.get_running_loop().time() + self.topic_grace_seconds
-        while True:
-            try:
-                cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 10)
-            except (KafkaError, TimeoutError):
-                return  # the send waits for the broker as usual
-            if topic in cluster.topics():
-                self._known_topics.add(topic)
-                return
-            if not cluster.brokers():
-                return
-            if asyncio.get_running_loop().time() >= deadline:
-                raise PublishRejected(f"Kafka topic {topic!r} does not exist (and topics are not created "
-                                      "on first use)", all_refused=True)
-            await asyncio.sleep(0.2)
+        client = self._producer.client
+
+        async def topics() -> set[str] | None:
+            cluster = await client.fetch_all_metadata()
+            return set(cluster.topics()) if cluster.brokers() else None
+
+        listed = await _wait_until_listed(topics, topic, self.topic_grace_seconds)
+        if listed:
+            self._known_topics.add(topic)
+        elif listed is False:
+            raise PublishRejected(f"Kafka topic {topic!r} does not exist (and topics are not created "
+                                  "on first use)", all_refused=True)
 
     async def create_topic(self, topic: str, partitions: int = 1, replication_factor: int = 1) -> None:
         """Create the topic through the admin client; a topic that already exists is fine."""
@@ -300,6 +297,28 @@ def relay_publisher(bootstrap_servers: str, client_id: str) -> KafkaPublisher:
     """The publisher an outbox relay uses: no linger. A relay hands the producer a whole claimed
     batch at once, so waiting for more messages would only add latency to every event."""
     return KafkaPublisher(bootstrap_servers, client_id=client_id, linger_ms=0)
+
+
+async def _wait_until_listed(topics: Callable[[], Awaitable[set[str] | None]], topic: str, within: float,
+                             stop: asyncio.Event | None = None) -> bool | None:
+    """Ask `topics()` every 0.2 s until it lists `topic` (True) or `within` seconds have passed (False);
+    None when the broker gives no answer (an error, 10 s without a reply, or `topics()` says None), or
+    `stop` is set: the caller goes on as it would without asking."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while stop is None or not stop.is_set():
+        try:
+            listed = await asyncio.wait_for(topics(), 10)
+        except (KafkaError, TimeoutError):
+            return None
+        if listed is None:
+            return None
+        if topic in listed:
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return None
 
 
 class _Subscription(ConsumerRebalanceListener):
@@ -484,20 +503,12 @@ class _Subscription(ConsumerRebalanceListener):
     async def _wait_for_topic(self) -> None:
         """Until the broker lists the topic (see KafkaSubscriber.topic_wait_seconds), or the time is up,
         or the subscriber closes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.owner.topic_wait_seconds
-        while not self.owner._closing.is_set():
-            try:
-                if self.topic in await asyncio.wait_for(self.consumer.topics(), 10):
-                    return
-            except (KafkaError, TimeoutError):
-                return  # the broker is away: the group join waits for it as usual
-            if loop.time() >= deadline:
-                log.warning("kafka subscriber: topic %r is not known to the broker after %.0fs; subscribing "
-                            "anyway (it is picked up at a later metadata refresh)", self.topic,
-                            self.owner.topic_wait_seconds)
-                return
-            await asyncio.sleep(0.2)
+        listed = await _wait_until_listed(self.consumer.topics, self.topic, self.owner.topic_wait_seconds,
+                                          self.owner._closing)
+        if listed is False:
+            log.warning("kafka subscriber: topic %r is not known to the broker after %.0fs; subscribing "
+                        "anyway (it is picked up at a later metadata refresh)", self.topic,
+                        self.owner.topic_wait_seconds)
 
     async def messages(self) -> AsyncIterator[Message]:
         """The subscription's messages: the one async generator between the consumer and the caller
