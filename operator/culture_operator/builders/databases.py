@@ -88,7 +88,7 @@ NEO4J_HEAP = "512m"
 NEO4J_PAGECACHE = "128m"
 #: set on every managed database container: the local image's entrypoint runs this database
 #: (the official images ignore it)
-DATABASE_ENV = "CULTURE_DATABASE"
+DATABASE_CHOICE_ENV = "CULTURE_DATABASE"
 #: an annotation of the credentials Secret: whether it goes with the CulturePlatform (deleteClaim)
 DELETE_WITH_PLATFORM = "platform.culture.dev/delete-with-platform"
 
@@ -187,7 +187,7 @@ def _member(owner: Owner, db: str) -> str:
 
 
 def _database_env(owner: Owner, db: str) -> list[dict[str, Any]]:
-    return [{"name": DATABASE_ENV, "value": db}, *_server_env(owner, db)]
+    return [{"name": DATABASE_CHOICE_ENV, "value": db}, *_server_env(owner, db)]
 
 
 def _server_env(owner: Owner, db: str) -> list[dict[str, Any]]:
