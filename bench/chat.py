@@ -6,6 +6,10 @@ Started as subprocesses: `culture serve chat --role api-write`, `--role api-read
 are checked by a stub IdentityService in this process (ValidateToken: the token is the user id):
 identity's own cost is not what this measures.
 
+0. Warm-up: --warmup seconds at the slowest pace, not counted: each conversation's first send (the
+   api-write caches its members), the new keyspace's first statements and the JIT of Cassandra's
+   request paths are not what a running chat pays per message (the first seconds of a cold run had
+   p99s two to four times the rest's).
 1. Paced, at each pace of --interval (a sweep, slowest first): every client sends a message every
    INTERVAL seconds (with jitter) over its socket (`chat.send`) for about --seconds. Send-to-delivered
    = from writing the frame to the recipient's socket receiving the `chat.message`, p50/p99 (target
@@ -20,8 +24,8 @@ identity's own cost is not what this measures.
    conversation, and a page behind a page token; p50/p99 over --queries calls.
 Baseline in the same run: Redis PUBLISH -> subscriber receipt p50/p99 with the bare client.
 
-    .venv/bin/python bench/chat.py [--clients 200] [--interval 5,3,2] [--seconds 40] [--burst-seconds 10]
-                                   [--queries 300] [--keep]
+    .venv/bin/python bench/chat.py [--clients 200] [--interval 5,3,2] [--seconds 40] [--warmup 10]
+                                   [--burst-seconds 10] [--queries 300] [--keep]
 """
 
 from __future__ import annotations
@@ -178,7 +182,7 @@ async def settle(sent_at: dict[str, tuple[Client, float]], within: float = 30.0)
 
 
 async def paced(pairs: list[tuple[Client, Client]], messages: int, interval: float,
-                tag: str) -> tuple[float, float, float]:
+                tag: str, *, quiet: bool = False) -> tuple[float, float, float]:
     """One pace; (messages/s delivered, p50, p99)."""
     senders = [c for pair in pairs for c in pair]
     sent_at: dict[str, tuple[Client, float]] = {}
@@ -197,9 +201,12 @@ async def paced(pairs: list[tuple[Client, Client]], messages: int, interval: flo
     elapsed = max(peer.received.get(cid, 0) for cid, (peer, _) in sent_at.items()) - started
     latencies = [(peer.received[cid] - t0) * 1000 for cid, (peer, t0) in sent_at.items()
                  if cid in peer.received]
+    lost = len(sent_at) - len(latencies)
+    if quiet:
+        say(f"warm-up: {len(latencies)} messages delivered{f', {lost} NOT' if lost else ''} (not counted)")
+        return 0.0, 0.0, 0.0
     say(f"paced: {len(senders)} clients x {messages} messages, one per ~{interval}s each")
     report("send -> delivered", latencies)
-    lost = len(sent_at) - len(latencies)
     say(f"  {len(latencies)} delivered in {elapsed:.1f}s = {len(latencies) / elapsed:.0f} messages/s"
         f"{f'; {lost} NOT delivered' if lost else ''}")
     if not latencies:
@@ -257,6 +264,8 @@ async def main() -> None:
     parser.add_argument("--interval", default="5,3,2",
                         help="seconds between a client's paced sends; a comma list is a sweep (5,3,2)")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of each paced run (40)")
+    parser.add_argument("--warmup", type=float, default=10.0,
+                        help="seconds at the slowest pace before measuring, not counted (10; 0: none)")
     parser.add_argument("--burst-seconds", type=float, default=10.0, help="saturated phase length (10)")
     parser.add_argument("--queries", type=int, default=300, help="History calls (default 300)")
     parser.add_argument("--keep", action="store_true", help="keep the keyspace")
@@ -298,6 +307,9 @@ async def main() -> None:
             await asyncio.gather(*(c.open() for pair in pairs for c in pair))
             say(f"{2 * n} sockets open across two gateways in {time.monotonic() - t0:.1f}s")
             try:
+                if args.warmup > 0:
+                    warm = max(1, round(args.warmup / intervals[0]))
+                    await paced(pairs, warm, intervals[0], "w", quiet=True)
                 paces = []
                 for k, interval in enumerate(intervals):
                     messages = max(3, round(args.seconds / interval))

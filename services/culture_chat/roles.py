@@ -6,6 +6,7 @@ import logging
 
 from culture.chat.v1 import chat_pb2, chat_pb2_grpc
 from culture.events.v1 import chat_events_pb2
+from culture_chat.claims import ClientIdClaims
 from culture_chat.live import LivePublisher, Presence, redis_client
 from culture_chat.service import ChatReader, ChatWriter
 from culture_chat.settings import ChatSettings
@@ -46,7 +47,13 @@ async def api_write() -> None:
     store = _store(platform, settings)
     live = LivePublisher(platform.redis_url or "", settings.redis_prefix)
     redis = redis_client(platform.redis_url or "")
-    writer = ChatWriter(store, live, Presence(redis, settings.redis_prefix), settings, platform.topic(TOPIC))
+    claims = ClientIdClaims(redis, settings.redis_prefix, settings.client_id_ttl_seconds)
+    writer = ChatWriter(store, live, Presence(redis, settings.redis_prefix), settings, platform.topic(TOPIC),
+                        claims)
+
+    async def start() -> None:
+        await store.connect()
+        await claims.start()
 
     async def stop() -> None:
         await live.close()
@@ -55,7 +62,7 @@ async def api_write() -> None:
 
     await run_grpc_service(
         "chat api-write", [(_SERVICE, writer, chat_pb2_grpc.add_ChatServiceServicer_to_server)],
-        on_start=store.connect, on_stop=stop)
+        on_start=start, on_stop=stop)
 
 
 async def relay() -> None:

@@ -23,6 +23,7 @@ from google.protobuf import timestamp_pb2
 from culture.chat.v1 import chat_pb2, chat_pb2_grpc
 from culture.events.v1 import chat_events_pb2
 from culture_chat import model
+from culture_chat.claims import ClientIdClaims
 from culture_chat.live import LivePublisher, Presence, UserSubscription, message_json
 from culture_chat.settings import ChatSettings
 from culture_chat.store import ChatStore, Conversation, StoredMessage
@@ -34,6 +35,10 @@ log = logging.getLogger("culture_chat")
 
 DIRECT, GROUP = chat_pb2.CONVERSATION_KIND_DIRECT, chat_pb2.CONVERSATION_KIND_GROUP
 _NOT_A_MEMBER = "not a member of this conversation (or it does not exist)"
+
+
+def _millis(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)
 
 
 def _ts(when: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -105,8 +110,9 @@ class ChatWriter(chat_pb2_grpc.ChatServiceServicer):
     """The command side."""
 
     def __init__(self, store: ChatStore, live: LivePublisher, presence: Presence | None,
-                 settings: ChatSettings, topic: str) -> None:
+                 settings: ChatSettings, topic: str, claims: ClientIdClaims | None = None) -> None:
         self.store, self.live, self.presence, self.settings = store, live, presence, settings
+        self.claims = claims  # None: every client message id is claimed through Cassandra
         self.topic = topic  # chat.message-sent, in the platform's namespace
         self.ids = model.MessageIds()
         self._locks: dict[str, list] = {}  # conversation -> [lock, holders and waiters]
@@ -189,9 +195,16 @@ class ChatWriter(chat_pb2_grpc.ChatServiceServicer):
                     conv: Conversation) -> chat_pb2.SendMessageResponse:
         sender = request.sender_user_id
         message_id = self.ids.next()
+        record_client_id = False  # claimed in Redis: the durable row goes in the message's batch
         if request.client_message_id:
-            claimed = await self.store.claim_client_id(conv.conversation_id, sender,
-                                                       request.client_message_id, message_id)
+            claimed = None
+            if self.claims is not None:
+                claimed = await self.claims.claim(conv.conversation_id, _millis(conv.create_time), sender,
+                                                  request.client_message_id, message_id)
+                record_client_id = claimed == message_id
+            if claimed is None:
+                claimed = await self.store.claim_client_id(conv.conversation_id, sender,
+                                                           request.client_message_id, message_id)
             if claimed != message_id:
                 existing = await self.store.message(conv.conversation_id, claimed)
                 if existing is not None:  # a retry: the first send's message, nothing written again
@@ -205,7 +218,8 @@ class ChatWriter(chat_pb2_grpc.ChatServiceServicer):
             recipient_user_id=proto.recipient_user_id, body=request.body, send_time=proto.send_time,
             recipient_user_ids=[m for m in conv.members if m != sender])
         await self.store.store_message(stored, self.topic,
-                                       encode(event, key=key_of(event), event_id=proto.message_id))
+                                       encode(event, key=key_of(event), event_id=proto.message_id),
+                                       record_client_id=record_client_id)
         await self.live.publish(conv.members, live_frame(proto))
         return chat_pb2.SendMessageResponse(message=proto)
 

@@ -27,6 +27,9 @@ class ChatSettings(CassandraSettings):
     outbox_grace_seconds: float = Field(3.0, ge=0.5, le=60, description="the relay publishes an entry once "
                                         "it is this old (a slower write would be passed by the cursor; "
                                         "the outbox write's own timeout stays below it)")
+    client_id_ttl_seconds: int = Field(86400, ge=60, le=30 * 86400,
+                                       description="how long a client message id is claimed in Redis: a "
+                                       "retried send within it is always a no-op (culture_chat.claims)")
     relay_poll_seconds: float = Field(0.5, gt=0, le=60, description="how often the relay looks for entries")
     relay_batch_size: int = Field(500, ge=1, le=5000, description="entries per relay round")
     relay_lease_seconds: int = Field(30, ge=5, le=600, description="how long a relay holds an outbox shard "

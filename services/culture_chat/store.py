@@ -138,6 +138,8 @@ class ChatStore(KeyspaceStore):
                              "AND message_id > ? LIMIT ?",
             "client_claim": f"INSERT INTO {ks}.client_ids (conversation_id, sender, client_message_id, "
                             "message_id) VALUES (?, ?, ?, ?) IF NOT EXISTS",
+            "client_record": f"INSERT INTO {ks}.client_ids (conversation_id, sender, client_message_id, "
+                             "message_id) VALUES (?, ?, ?, ?)",
             "mark_set": f"INSERT INTO {ks}.read_marks (user_id, conversation_id, message_id) "
                         "VALUES (?, ?, ?) "
                         "USING TIMESTAMP ?",
@@ -201,9 +203,11 @@ class ChatStore(KeyspaceStore):
         rows = await self._run("msg_get", (conversation_id, self.bucket(message_id), message_id))
         return _message(rows[0], conversation_id) if rows else None
 
-    async def store_message(self, msg: StoredMessage, event_topic: str, event: Message) -> None:
-        """The message, its conversation's last-message cells and its outbox entry: one logged batch.
-        Its timeout stays below the outbox grace (see culture_events.outbox.cassandra)."""
+    async def store_message(self, msg: StoredMessage, event_topic: str, event: Message, *,
+                            record_client_id: bool = False) -> None:
+        """The message, its conversation's last-message cells and its outbox entry: one logged batch
+        (with `record_client_id`, also its `client_ids` row: the claim was made in Redis, see
+        culture_chat.claims). Its timeout stays below the outbox grace (culture_events.outbox.cassandra)."""
         from cassandra.query import BatchStatement, BatchType
 
         batch = BatchStatement(batch_type=BatchType.LOGGED)
@@ -212,6 +216,9 @@ class ChatStore(KeyspaceStore):
         batch.add(self._prepared["conv_last"], (_micros(msg.message_id), msg.message_id, msg.sender,
                                                 msg.body[:200], msg.client_message_id, msg.conversation_id))
         batch.add(self._prepared["outbox_insert"], self.outbox.insert_params(event_topic, event))
+        if record_client_id:
+            batch.add(self._prepared["client_record"],
+                      (msg.conversation_id, msg.sender, msg.client_message_id, msg.message_id))
         batch.is_idempotent = False  # a retried batch would add a second outbox entry
         s = self.settings
         timeout = max(0.5, min(s.request_timeout_seconds, s.outbox_grace_seconds - 0.5))

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +23,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from culture_runtime.startup import until_reachable_blocking
+
+#: the driver leaves Nagle's algorithm on: a request written while the connection's previous one is
+#: unacknowledged waits for that ACK (up to the peer's delayed-ACK timer, tens of ms). Off, as every
+#: other client here (grpc, redis-py, asyncpg) has it.
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 class CassandraSettings(BaseSettings):
@@ -137,7 +143,7 @@ class KeyspaceStore:
                             connect_timeout=s.connect_timeout_seconds,
                             # back within seconds of Cassandra's return (the default waits up to 10 min)
                             reconnection_policy=ExponentialReconnectionPolicy(0.5, 10.0),
-                            execution_profiles=profiles),
+                            execution_profiles=profiles, sockopts=NODELAY),
             s, self.service)
         self.session.default_fetch_size = None  # every read here is bounded by a LIMIT or a partition
         self._migrate()

@@ -141,3 +141,19 @@ def test_status_reports_the_running_version(cassandra_settings: dict[str, Any]) 
     assert out.returncode == 0, out.stdout + out.stderr
     line = next(line for line in out.stdout.splitlines() if line.startswith("cassandra "))
     assert "healthy" in line and "Cassandra 5.0." in line, out.stdout
+
+
+@pytest.mark.integration
+def test_every_thread_of_the_running_node_has_the_coarser_timer_slack(
+        cassandra_settings: dict[str, Any]) -> None:
+    """The node runs under culture_stack.slack: its request threads' idle spinning parks 0.5 ms at a
+    time, not 10 µs (the CPU that spinning took on 2 cores: culture_stack.slack)."""
+    culture = Path(sys.executable).with_name("culture")
+    out = subprocess.run([str(culture), "stack", "status", "cassandra"],
+                         capture_output=True, text=True, timeout=60)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("cassandra "))
+    pid = int(line.split()[3])
+    threads = list(Path(f"/proc/{pid}/task").iterdir())
+    assert len(threads) > 20, threads  # the JVM's threads, not only the launcher's
+    slacks = {int(Path(f"/proc/{t.name}/timerslack_ns").read_text()) for t in threads}
+    assert slacks == {cassandra_recipe.TIMER_SLACK_NS}
