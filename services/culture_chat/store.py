@@ -8,7 +8,8 @@ Tables (keyspace from the settings):
 - user_conversations (user_id, conversation_id) -> the conversations a user is a member of;
 - messages ((conversation_id, bucket), message_id DESC) -> sender, body, client message id;
 - client_ids ((conversation_id, sender_user_id, client_message_id)) -> the message id a client
-  message id got (a lightweight transaction: the first send wins, a retry finds it);
+  message id got: written in the message's batch after a claim in Redis (culture_chat.claims), or
+  claimed here with a lightweight transaction when Redis cannot tell (the first send wins);
 - read_marks (user_id, conversation_id) -> the newest message read (USING TIMESTAMP <its time>, so
   the mark never moves back);
 - outbox, outbox_lease: culture_events.outbox.cassandra (MessageSent, in the message's batch).
