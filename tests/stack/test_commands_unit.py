@@ -33,6 +33,7 @@ IMAGE_CONTENT = ("cluster/databases/",)
 DYNAMIC: dict[tuple[str, str], str] = {
     # generic runners: their callers are checked where they build the argv
     ("process.py", "list(argv)"): "process.spawn/run: callers pass the argv",
+    ("slack.py", "program[0]"): "culture_stack.slack execs its argv: callers build it (servers/cassandra.py)",
     ("cluster/network.py", "argv"): "_run: _ip/_iptables/_remove_pod_chains pass debian.need() paths",
     ("stack.py", "launch.argv"): "a server's Launch, checked where each server builds it",
     # the JDK (a README requirement; java_home_exact installs Debian's JDK 17 when it is missing)
@@ -47,6 +48,8 @@ DYNAMIC: dict[tuple[str, str], str] = {
     ("servers/smtp.py", "sys.executable"): "the project's Python: the SMTP sink module",
     ("cluster/components.py", "sys.executable"): "the project's Python: pod gateway, cluster DNS modules",
     ("dev.py", "sys.executable"): "the project's Python: `culture serve` children of the dev runner",
+    ("servers/cassandra.py", "slack.prefix(TIMER_SLACK_NS)"): "the project's Python: culture_stack.slack, "
+                                                              "which execs the rest of the argv",
     # built from Go modules by tools.go_build (go is a README requirement)
     ("servers/kube.py", "str(bin_dir(ctx) / 'kube-apiserver')"): "built by kube.install_binaries",
     ("servers/kube.py", "str(bin_dir(ctx) / 'kube-controller-manager')"): "built by kube.install_binaries",
