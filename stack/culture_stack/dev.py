@@ -29,27 +29,30 @@ from typing import Any
 
 from culture_stack.endpoints import with_platform_env
 
-#: the local ports of the slice's roles (also the gateway's default upstream addresses)
+#: the local ports of the slice's roles (also the gateway's default upstream addresses). Below 32768:
+#: ports in Linux's ephemeral range (ip_local_port_range, 32768-60999 by default) are handed to
+#: outgoing connections, and a long-lived one of a server started before (kube-apiserver -> etcd held
+#: 127.0.0.1:50094 here) makes a role's listen fail for as long as the connection lives.
 DEV_PORTS: dict[tuple[str, str], int] = {
-    ("identity", "api-write"): 50051,
-    ("identity", "api-read"): 50052,
-    ("identity", "relay"): 50053,
-    ("notifier", "api-read"): 50061,
-    ("notifier", "worker"): 50062,
-    ("catalog", "worker"): 50071,
-    ("catalog", "relay"): 50072,
-    ("catalog", "api-write"): 50073,
-    ("catalog", "api-read"): 50074,
-    ("mailer", "worker"): 50081,
-    ("graph", "worker"): 50091,
-    ("graph", "relay"): 50092,
-    ("graph", "api-write"): 50093,
-    ("graph", "api-read"): 50094,
-    ("feed", "worker"): 50101,
-    ("feed", "api-read"): 50102,
-    ("chat", "api-write"): 50111,
-    ("chat", "api-read"): 50112,
-    ("chat", "relay"): 50113,
+    ("identity", "api-write"): 25051,
+    ("identity", "api-read"): 25052,
+    ("identity", "relay"): 25053,
+    ("notifier", "api-read"): 25061,
+    ("notifier", "worker"): 25062,
+    ("catalog", "worker"): 25071,
+    ("catalog", "relay"): 25072,
+    ("catalog", "api-write"): 25073,
+    ("catalog", "api-read"): 25074,
+    ("mailer", "worker"): 25081,
+    ("graph", "worker"): 25091,
+    ("graph", "relay"): 25092,
+    ("graph", "api-write"): 25093,
+    ("graph", "api-read"): 25094,
+    ("feed", "worker"): 25101,
+    ("feed", "api-read"): 25102,
+    ("chat", "api-write"): 25111,
+    ("chat", "api-read"): 25112,
+    ("chat", "relay"): 25113,
     ("gateway", "api"): 8080,
 }
 

@@ -174,3 +174,17 @@ def test_make_up_runs_every_role_of_every_built_service() -> None:
     assert set(SLICE) == built and len(SLICE) == len(built)
     assert set(DEV_PORTS) == built  # each a port of its own
     assert SLICE[-1] == ("gateway", "api")  # the edge last, once its upstreams serve
+
+
+def test_make_up_ports_lie_below_the_ephemeral_range() -> None:
+    """A fixed port inside the range the kernel hands to outgoing connections is taken whenever a
+    client socket of a server already running got it (kube-apiserver -> etcd held 50094 once, and
+    `make up` failed on graph api-read every time until the stack restarted)."""
+    from pathlib import Path
+
+    from culture_stack.dev import DEV_PORTS
+
+    range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(range_file.read_text().split()[0]) if range_file.exists() else 32768
+    inside = {role: port for role, port in DEV_PORTS.items() if port >= min(low, 32768)}
+    assert not inside, f"ports in the ephemeral range ({low}-): {inside}"
