@@ -27,7 +27,13 @@ from culture_contracts import client_address
 from culture_events import correlation
 from culture_gateway import jobs
 from culture_gateway.docs import docs_routes
-from culture_gateway.errors import HttpError, error_body, grpc_error_response, single_params
+from culture_gateway.errors import (
+    HttpError,
+    error_body,
+    grpc_error_response,
+    json_depth_exceeds,
+    single_params,
+)
 from culture_gateway.openapi import openapi_spec
 from culture_gateway.push import Push, PushSubscribe, check_job_id
 from culture_gateway.routes_catalog import CatalogRoutes
@@ -56,33 +62,6 @@ def _tokens_json(pair: identity_pb2.TokenPair) -> dict[str, Any]:
             "access_token_expires_at": pair.access_token_expire_time.ToDatetime().isoformat() + "Z",
             "refresh_token": pair.refresh_token,
             "refresh_token_expires_at": pair.refresh_token_expire_time.ToDatetime().isoformat() + "Z"}
-
-
-_OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
-
-
-def json_depth_exceeds(body: bytes, limit: int) -> bool:
-    """Whether a JSON text nests arrays/objects more than `limit` deep (brackets in strings don't
-    count). One pass over the bytes, no recursion: the guard runs before json.loads, whose parser
-    recurses per level and fails with RecursionError (a 500) on a body of a few kilobytes."""
-    depth, in_string, escaped = 0, False, False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == _BACKSLASH:
-                escaped = True
-            elif byte == _QUOTE:
-                in_string = False
-        elif byte == _QUOTE:
-            in_string = True
-        elif byte in _OPEN:
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in _CLOSE:
-            depth -= 1
-    return False
 
 
 class CorrelationMiddleware:

@@ -37,7 +37,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from culture.chat.v1 import chat_pb2
 from culture_chat import model
 from culture_chat.live import LivePublisher, Presence, decode_frame, redis_client, user_channel
-from culture_gateway.errors import http_status_of
+from culture_gateway.errors import http_status_of, json_depth_exceeds
 from culture_gateway.routes_chat import chat_message_json
 from culture_gateway.settings import GatewaySettings
 from culture_gateway.upstreams import Upstreams
@@ -438,8 +438,15 @@ class ChatSession:
                     message = await self.ws.receive()
                     if message["type"] == "websocket.disconnect":
                         return
+                    raw = message.get("text") or message.get("bytes") or b""
+                    depth = self.hub.settings.max_json_depth
+                    if json_depth_exceeds(raw.encode() if isinstance(raw, str) else raw, depth):
+                        # json.loads would raise RecursionError, ending the socket without a word
+                        nested = f"a frame must not nest arrays/objects deeper than {depth} levels"
+                        self._put(self._error("INVALID_ARGUMENT", nested))
+                        continue
                     try:
-                        frame = json.loads(message.get("text") or message.get("bytes") or b"")
+                        frame = json.loads(raw)
                     except (ValueError, UnicodeDecodeError):
                         self._put(self._error("INVALID_ARGUMENT", "a frame must be JSON"))
                         continue

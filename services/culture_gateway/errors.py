@@ -86,3 +86,30 @@ def single_params(request: HTTPConnection, *names: str) -> None:
     repeated = {n: "give it once" for n in names if len(request.query_params.getlist(n)) > 1}
     if repeated:
         raise HttpError(422, "INVALID_ARGUMENT", "repeated query parameters", repeated)
+
+
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether a JSON text nests arrays/objects more than `limit` deep (brackets in strings don't
+    count). One pass over the bytes, no recursion: the guard runs before json.loads, whose parser
+    recurses per level and fails with RecursionError (a 500) on a body of a few kilobytes."""
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSE:
+            depth -= 1
+    return False

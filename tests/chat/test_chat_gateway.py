@@ -154,6 +154,9 @@ async def test_bad_input_is_4xx_naming_the_field(chat_run: ChatRun) -> None:
         assert err["status"] == "INVALID_ARGUMENT" and "body" in err["fields"]
         await sx.ws.send("not json")
         await sx.wait_for(lambda f: f["type"] == "chat.error" and "JSON" in f["message"], "the JSON error")
+        await sx.ws.send("[" * 50_000)  # json.loads alone raises RecursionError on this
+        await sx.wait_for(lambda f: f["type"] == "chat.error" and "deeper" in f["message"], "the nesting error")
+        assert (await send_over(sx, conv, "still here"))["body"] == "still here"  # the socket lives on
 
 
 async def test_groups_unread_counts_and_read_marks(chat_run: ChatRun) -> None:
