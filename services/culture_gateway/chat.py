@@ -210,7 +210,8 @@ class ChatSession:
         #: the lower bound of conversations nothing was delivered in (connect time, or a resume)
         self.floor: str = str(model.lowest_id(model.MessageIds().next().time))
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._senders: collections.OrderedDict[str, str] = collections.OrderedDict()
+        #: message id -> (sender, conversation) of the messages delivered here, for their acks
+        self._senders: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         self._held: list[dict[str, Any]] | None = None  # live frames waiting for a catch-up
         self._catch_up_task: asyncio.Task[None] | None = None
         self._pending_catch_up = False
@@ -243,7 +244,7 @@ class ChatSession:
                 self._seen.popitem(last=False)
             if _order(mid) > _order(self.last_by_conv.get(conv, "")):
                 self.last_by_conv[conv] = mid
-            self._senders[mid] = str(msg.get("sender_user_id", ""))
+            self._senders[mid] = (str(msg.get("sender_user_id", "")), conv)
             if len(self._senders) > ACK_LIMIT:
                 self._senders.popitem(last=False)
         self._put(frame)
@@ -388,10 +389,11 @@ class ChatSession:
             self._schedule_catch_up()
             return
         if kind == "chat.ack":
+            # an ack names a message delivered here, else it is dropped; the conversation is the
+            # message's own, not what the frame says
             mid = str(frame.get("message_id", ""))
-            sender = self._senders.pop(mid, None)
+            sender, conv = self._senders.pop(mid, ("", ""))
             if sender and sender != self.user_id:
-                conv = str(frame.get("conversation_id", ""))
                 await self.hub.publisher.publish([sender], {"type": "chat.delivered", "message_id": mid,
                                                             "conversation_id": conv, "user_id": self.user_id})
             return

@@ -69,11 +69,13 @@ async def test_messages_both_ways_live_in_order_and_history_after_reconnect(chat
             assert s.bodies(conv) == sent
         # the recipient acknowledges: the sender hears it was delivered
         last = sy.of("chat.message")[-1]["message"]
-        await sy.send({"type": "chat.ack", "message_id": last["message_id"], "conversation_id": conv})
+        # (the frame's conversation is not believed: the acknowledgement names the message's own)
+        await sy.send({"type": "chat.ack", "message_id": last["message_id"], "conversation_id": "d-forged"})
         if last["sender_user_id"] == x.user_id:
-            await sx.wait_for(
+            delivered = await sx.wait_for(
                 lambda f: f["type"] == "chat.delivered" and f["message_id"] == last["message_id"],
                 "the delivery acknowledgement")
+            assert delivered["conversation_id"] == conv and delivered["user_id"] == y.user_id
     history = await _history(gw2, y, conv)
     assert [m["body"] for m in history] == sent
     ids = [m["message_id"] for m in history]
@@ -155,7 +157,7 @@ async def test_bad_input_is_4xx_naming_the_field(chat_run: ChatRun) -> None:
         await sx.ws.send("not json")
         await sx.wait_for(lambda f: f["type"] == "chat.error" and "JSON" in f["message"], "the JSON error")
         await sx.ws.send("[" * 50_000)  # json.loads alone raises RecursionError on this
-        await sx.wait_for(lambda f: f["type"] == "chat.error" and "deeper" in f["message"], "the nesting error")
+        await sx.wait_for(lambda f: f["type"] == "chat.error" and "deeper" in f["message"], "the depth error")
         assert (await send_over(sx, conv, "still here"))["body"] == "still here"  # the socket lives on
 
 
