@@ -176,15 +176,20 @@ def test_make_up_runs_every_role_of_every_built_service() -> None:
     assert SLICE[-1] == ("gateway", "api")  # the edge last, once its upstreams serve
 
 
-def test_make_up_ports_lie_below_the_ephemeral_range() -> None:
-    """A fixed port inside the range the kernel hands to outgoing connections is taken whenever a
-    client socket of a server already running got it (kube-apiserver -> etcd held 50094 once, and
-    `make up` failed on graph api-read every time until the stack restarted)."""
+def test_fixed_listen_ports_lie_below_the_ephemeral_range() -> None:
+    """The stack's servers and `make up`'s roles listen on fixed ports. One inside the range the
+    kernel hands to outgoing connections is taken whenever a client socket of a server already
+    running got it (kube-apiserver -> etcd held 50094 once, and `make up` failed on graph api-read
+    every time until the stack restarted)."""
     from pathlib import Path
 
+    from culture_stack import ports
     from culture_stack.dev import DEV_PORTS
 
     range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
-    low = int(range_file.read_text().split()[0]) if range_file.exists() else 32768
-    inside = {role: port for role, port in DEV_PORTS.items() if port >= min(low, 32768)}
+    low = min(int(range_file.read_text().split()[0]) if range_file.exists() else 32768, 32768)
+    stack = {name: value for name, value in vars(ports).items() if name.isupper() and isinstance(value, int)}
+    fixed = {**{" ".join(role): port for role, port in DEV_PORTS.items()}, **stack}
+    assert len(fixed) > len(DEV_PORTS) + 10  # the stack's ports were found
+    inside = {name: port for name, port in fixed.items() if port >= low}
     assert not inside, f"ports in the ephemeral range ({low}-): {inside}"

@@ -156,7 +156,7 @@ def test_status_reports_the_servers_own_version(mongo_settings: dict[str, Any]) 
     out = subprocess.run([str(culture), "stack", "status", "mongo"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    pattern = rf"mongo\s+healthy\s+37017\s+\d+\s+SecantusDB {re.escape(mongo_server.SECANTUS_VERSION)} " \
+    pattern = rf"mongo\s+healthy\s+17017\s+\d+\s+SecantusDB {re.escape(mongo_server.SECANTUS_VERSION)} " \
               r"\(MongoDB wire \d+\.\d+\.\d+\)"
     assert re.search(pattern, out.stdout), out.stdout
 
