@@ -184,11 +184,31 @@ def tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+#: where free_port() looks: below the ephemeral range (32768-) and Kubernetes' NodePorts (30000-),
+#: clear of DEV_PORTS
+FREE_PORTS = tuple(sorted(set(range(20000, 30000)) - set(DEV_PORTS.values())))
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now (for tests and benchmarks)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nothing listens on right now, for a server a test or benchmark starts next.
+
+    Not bind(0): that hands out a port from the ephemeral range, where any outgoing connection may
+    take it before the server binds, and may hand a port just released out again, so two roles of one
+    run got the same port (a gateway's health check then reached a gRPC server). This one is below
+    that range and never the same twice in a process."""
+    for _ in range(2000):
+        port = secrets.choice(FREE_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port among {len(FREE_PORTS)} after 2000 tries")
 
 
 async def topic_ends(bootstrap: str, topics: Sequence[str]) -> dict[Any, int]:

@@ -193,3 +193,16 @@ def test_fixed_listen_ports_lie_below_the_ephemeral_range() -> None:
     assert len(fixed) > len(DEV_PORTS) + 10  # the stack's ports were found
     inside = {name: port for name, port in fixed.items() if port >= low}
     assert not inside, f"ports in the ephemeral range ({low}-): {inside}"
+
+
+def test_free_ports_are_distinct_below_the_ephemeral_range_and_clear_of_make_up() -> None:
+    """Tests start each role on free_port(): bind(0) gave two roles of one run the same port once."""
+    import socket
+
+    from culture_stack.dev import DEV_PORTS, free_port
+
+    picked = [free_port() for _ in range(300)]
+    assert len(set(picked)) == len(picked)
+    assert all(20000 <= port < 30000 and port not in DEV_PORTS.values() for port in picked)
+    with socket.socket() as sock:  # and free: a server can bind it
+        sock.bind(("127.0.0.1", picked[-1]))

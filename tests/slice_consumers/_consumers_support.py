@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -35,6 +34,7 @@ from culture_events.codec import encode
 from culture_events.message import Message, Meta
 from culture_events.testing import wait_until
 from culture_stack import registry, stack
+from culture_stack.dev import free_port
 from culture_stack.ports import HOST, KAFKA
 from culture_stack.server import Context
 
@@ -110,12 +110,6 @@ async def publish_event(event: Any, *, job_id: str, event_id: str | None = None)
     finally:
         await publisher.close()
     return msg
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class Role:
