@@ -4,7 +4,6 @@ start-up (naming its pid), then finds the server running; neither fails, nothing
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from culture_events.testing import wait_until
+from culture_stack.dev import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -47,14 +47,8 @@ stack.up(Context(state=root / "state", cache=root / "cache"), [Toy(port, root / 
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_ups_of_one_state_started_together_both_succeed_and_start_it_once(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     script = tmp_path / "toy_up.py"
     script.write_text(_RECIPE)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
